@@ -1,0 +1,21 @@
+//! Text sources for lmforge: which files a user means, and their text.
+//!
+//! Every stage that reads raw text (tokenizer training, `prepare`, `eval`) resolves its
+//! sources through [`resolve_sources`] and reads them with [`read_text`], so files, folders
+//! and glob patterns behave the same everywhere and errors always name the file.
+//!
+//! - [`sources`]: files, folders (recursive, text files only), globs → sorted paths.
+//! - [`read`]: UTF-8 reading with the byte offset of the first bad byte, or lossy.
+//! - [`gutenberg`]: Project Gutenberg licence header/footer stripping.
+//! - [`bundled`]: where the bundled Shakespeare corpus lives.
+
+pub mod bundled;
+pub mod error;
+pub mod gutenberg;
+pub mod read;
+pub mod sources;
+
+pub use bundled::bundled_corpus_dir;
+pub use error::{CorpusError, Result};
+pub use read::{read_text, Document};
+pub use sources::{resolve_sources, SourceFilter};

@@ -1,0 +1,210 @@
+//! Model hyper-parameters: [`ModelConfig`], presets and validation.
+//!
+//! Serialised with serde in snake_case; this is the `config.json` written beside
+//! `model.safetensors`. Missing optional fields take the nanoGPT defaults.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// How positions enter the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PosEncoding {
+    /// A learned table `transformer.wpe.weight [block_size, C]` added to token embeddings.
+    #[default]
+    Learned,
+    /// Fixed Vaswani sin/cos table added to token embeddings (no parameter).
+    Sinusoidal,
+    /// Rotary embeddings on q and k (Hugging Face Llama "rotate_half" layout); no wpe.
+    Rope,
+}
+
+/// MLP non-linearity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// Exact GELU `0.5·x·(1 + erf(x/√2))` (nanoGPT's `nn.GELU()`).
+    #[default]
+    Gelu,
+    /// Tanh approximation (`nn.GELU(approximate="tanh")`, GPT-2's original).
+    GeluTanh,
+}
+
+fn d_true() -> bool {
+    true
+}
+fn d_ratio() -> usize {
+    4
+}
+fn d_theta() -> f32 {
+    10000.0
+}
+
+/// GPT hyper-parameters (nanoGPT's `GPTConfig` plus the positional/activation choices).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub vocab_size: usize,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_embd: usize,
+    pub block_size: usize,
+    /// Biases in Linear layers and LayerNorms.
+    #[serde(default = "d_true")]
+    pub bias: bool,
+    /// Dropout probability (embedding, attention probabilities, residual branches).
+    #[serde(default)]
+    pub dropout: f32,
+    /// `lm_head.weight` shares storage with `transformer.wte.weight`.
+    #[serde(default = "d_true")]
+    pub tie_embeddings: bool,
+    #[serde(default)]
+    pub pos_encoding: PosEncoding,
+    #[serde(default)]
+    pub activation: Activation,
+    /// MLP hidden width = `mlp_ratio · n_embd`.
+    #[serde(default = "d_ratio")]
+    pub mlp_ratio: usize,
+    /// RoPE base.
+    #[serde(default = "d_theta")]
+    pub rope_theta: f32,
+}
+
+/// Names accepted by [`ModelConfig::preset`].
+pub const PRESETS: &[&str] = &["tiny", "baby", "shakespeare-char", "gpt2-124m", "bench-s", "bench-m"];
+
+impl ModelConfig {
+    /// A config with nanoGPT defaults for everything but the sizes.
+    pub fn new(vocab_size: usize, n_layer: usize, n_head: usize, n_embd: usize, block_size: usize) -> Self {
+        ModelConfig {
+            vocab_size,
+            n_layer,
+            n_head,
+            n_embd,
+            block_size,
+            bias: true,
+            dropout: 0.0,
+            tie_embeddings: true,
+            pos_encoding: PosEncoding::Learned,
+            activation: Activation::Gelu,
+            mlp_ratio: 4,
+            rope_theta: 10000.0,
+        }
+    }
+
+    /// Named presets: `tiny` (tests), `baby`, `shakespeare-char`, `gpt2-124m`, `bench-s`, `bench-m`.
+    pub fn preset(name: &str) -> Result<Self> {
+        Ok(match name {
+            "tiny" => Self::new(23, 2, 2, 16, 8),
+            "baby" | "bench-s" => Self::new(65, 4, 4, 128, 64),
+            "shakespeare-char" | "bench-m" => Self::new(65, 6, 6, 384, 256),
+            "gpt2-124m" => Self::new(50304, 12, 12, 768, 1024),
+            _ => return Err(Error::UnknownPreset(name.to_string(), PRESETS.join(", "))),
+        })
+    }
+
+    /// Head size `n_embd / n_head`.
+    pub fn head_size(&self) -> usize {
+        self.n_embd / self.n_head.max(1)
+    }
+
+    /// MLP hidden width.
+    pub fn hidden(&self) -> usize {
+        self.mlp_ratio * self.n_embd
+    }
+
+    /// Check every field; the error names the offending one.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field, msg: String| Err(Error::Config { field, msg });
+        if self.vocab_size == 0 {
+            return bad("vocab_size", "must be at least 1".into());
+        }
+        if self.vocab_size > u32::MAX as usize {
+            return bad("vocab_size", "must fit in u32".into());
+        }
+        if self.n_layer == 0 {
+            return bad("n_layer", "must be at least 1".into());
+        }
+        if self.n_head == 0 {
+            return bad("n_head", "must be at least 1".into());
+        }
+        if self.n_embd == 0 {
+            return bad("n_embd", "must be at least 1".into());
+        }
+        if self.n_embd % self.n_head != 0 {
+            return bad(
+                "n_embd",
+                format!("{} is not divisible by n_head = {}", self.n_embd, self.n_head),
+            );
+        }
+        if self.block_size == 0 {
+            return bad("block_size", "must be at least 1".into());
+        }
+        if self.mlp_ratio == 0 {
+            return bad("mlp_ratio", "must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return bad("dropout", format!("{} is not in [0, 1)", self.dropout));
+        }
+        if self.pos_encoding == PosEncoding::Rope {
+            if self.head_size() % 2 != 0 {
+                return bad(
+                    "n_head",
+                    format!("RoPE needs an even head size, got n_embd/n_head = {}", self.head_size()),
+                );
+            }
+            if !(self.rope_theta.is_finite() && self.rope_theta > 1.0) {
+                return bad("rope_theta", format!("{} must be a finite number > 1", self.rope_theta));
+            }
+        }
+        if self.pos_encoding == PosEncoding::Sinusoidal && self.n_embd % 2 != 0 {
+            return bad("n_embd", "sinusoidal positions need an even n_embd".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_validate_and_have_documented_sizes() {
+        for p in PRESETS {
+            ModelConfig::preset(p).unwrap().validate().unwrap();
+        }
+        let m = ModelConfig::preset("bench-m").unwrap();
+        assert_eq!((m.n_layer, m.n_head, m.n_embd, m.block_size, m.vocab_size), (6, 6, 384, 256, 65));
+        let g = ModelConfig::preset("gpt2-124m").unwrap();
+        assert_eq!((g.n_layer, g.n_embd, g.block_size, g.vocab_size), (12, 768, 1024, 50304));
+        assert!(ModelConfig::preset("nope").is_err());
+    }
+
+    #[test]
+    fn validate_names_the_field() {
+        let mut c = ModelConfig::preset("tiny").unwrap();
+        c.n_head = 3;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("n_embd") && e.contains("n_head"), "{e}");
+        let mut c = ModelConfig::preset("tiny").unwrap();
+        c.block_size = 0;
+        assert!(c.validate().unwrap_err().to_string().contains("block_size"));
+        let mut c = ModelConfig::new(10, 1, 2, 6, 4);
+        c.pos_encoding = PosEncoding::Rope; // head size 3
+        assert!(c.validate().unwrap_err().to_string().contains("RoPE"));
+        let c = ModelConfig::new(0, 1, 1, 4, 4);
+        assert!(c.validate().unwrap_err().to_string().contains("vocab_size"));
+    }
+
+    #[test]
+    fn json_round_trip_and_defaults() {
+        let mut c = ModelConfig::preset("tiny").unwrap();
+        c.pos_encoding = PosEncoding::Rope;
+        c.activation = Activation::GeluTanh;
+        let s = serde_json::to_string(&c).unwrap();
+        assert!(s.contains("\"rope\"") && s.contains("\"gelu_tanh\""), "{s}");
+        assert_eq!(serde_json::from_str::<ModelConfig>(&s).unwrap(), c);
+        let min = r#"{"vocab_size":5,"n_layer":1,"n_head":1,"n_embd":4,"block_size":3}"#;
+        let d: ModelConfig = serde_json::from_str(min).unwrap();
+        assert_eq!(d, ModelConfig::new(5, 1, 1, 4, 3));
+    }
+}

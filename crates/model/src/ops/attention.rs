@@ -1,0 +1,290 @@
+//! Causal multi-head self-attention, memory-efficient (flash-style, per query block).
+//!
+//! Shapes: `qkv [B,T,3C]` (q, k, v thirds; head `h` at columns `h·hs..(h+1)·hs` of each),
+//! `out [B,T,C]`, `lse [B,H,T]` = per-row log-sum-exp of the scaled scores, kept for backward.
+//!
+//! Forward, per (batch, head) and per block of `QBLOCK` query rows `i0..i1` (keys `0..i1`):
+//!   `S = Q·Kᵀ/√hs` (masked `j > i`), `P = softmax(S)`, `lse = logsumexp(S)`, `O = drop(P)·V`.
+//! Backward recomputes `P = exp(S − lse)` block by block, then with `D_i = dO_i·O_i`:
+//!   `dV += drop(P)ᵀ·dO`, `dP = drop'(dO·Vᵀ)`, `dS = P∘(dP − D)/√hs`, `dQ = dS·K`, `dK += dSᵀ·Q`.
+//! Only `lse` (`B·H·T` floats) is stored — never a `[B,H,T,T]` tensor; each worker thread needs
+//! `2·QBLOCK·T` floats of scratch. The block products go through the matmul kernel on one
+//! thread each; parallelism is over (batch, head) pairs, split statically over workers.
+//!
+//! Dropout on the probabilities uses [`Mask`] with element index `((b·H+h)·T+i)·T+j`.
+
+use crate::ops::dropout::Mask;
+use crate::ops::math::{dot, exp};
+use crate::ops::matmul::{matmul_raw, Par, SendPtr};
+use rayon::prelude::*;
+
+/// Query rows per block.
+pub const QBLOCK: usize = 64;
+
+/// Attention geometry.
+#[derive(Clone, Copy, Debug)]
+pub struct Dims {
+    pub b: usize,
+    pub t: usize,
+    pub c: usize,
+    pub nh: usize,
+}
+
+impl Dims {
+    fn hs(&self) -> usize {
+        self.c / self.nh
+    }
+}
+
+/// Scratch floats one worker needs for sequences of length `t`.
+pub fn scratch_per_worker(t: usize) -> usize {
+    2 * QBLOCK.min(t) * t
+}
+
+/// Run `f(task, scratch)` for every (batch, head) task, tasks split statically over the workers
+/// that `scratch` has room for.
+fn for_each_task(d: Dims, scratch: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync) {
+    let per = scratch_per_worker(d.t);
+    let tasks = d.b * d.nh;
+    let workers = (scratch.len() / per).clamp(1, tasks.max(1));
+    assert!(scratch.len() >= per, "attention scratch too small");
+    scratch[..workers * per].par_chunks_mut(per).enumerate().for_each(|(w, s)| {
+        for task in tasks * w / workers..tasks * (w + 1) / workers {
+            f(task, s);
+        }
+    });
+}
+
+crate::simd_fn! {
+    /// Softmax of one score row in place over `0..=i` (zeros after); returns its logsumexp.
+    fn softmax_row(row: &mut [f32], valid: usize, scale: f32) -> f32 {
+        let mut mx = f32::NEG_INFINITY;
+        for v in &row[..valid] {
+            mx = mx.max(*v);
+        }
+        let mx = mx * scale;
+        let mut s = 0.0f32;
+        for v in &mut row[..valid] {
+            let e = exp(*v * scale - mx);
+            *v = e;
+            s += e;
+        }
+        let inv = 1.0 / s;
+        for v in &mut row[..valid] {
+            *v *= inv;
+        }
+        row[valid..].fill(0.0);
+        mx + s.ln()
+    }
+}
+
+crate::simd_fn! {
+    /// `row ← exp(row·scale − lse)` over `0..valid`, zeros after.
+    fn probs_row(row: &mut [f32], valid: usize, scale: f32, lse: f32) {
+        for v in &mut row[..valid] {
+            *v = exp(*v * scale - lse);
+        }
+        row[valid..].fill(0.0);
+    }
+}
+
+crate::simd_fn! {
+    /// `ds ← p·(ds − delta)·scale`.
+    fn dscore_row(ds: &mut [f32], p: &[f32], delta: f32, scale: f32) {
+        for (d, &p) in ds.iter_mut().zip(p) {
+            *d = p * (*d - delta) * scale;
+        }
+    }
+}
+
+/// Forward: fills `out` and `lse`.
+pub fn forward(out: &mut [f32], lse: &mut [f32], qkv: &[f32], scratch: &mut [f32], d: Dims, drop: Option<Mask>) {
+    let (t, c, nh, hs) = (d.t, d.c, d.nh, d.hs());
+    assert!(qkv.len() >= d.b * t * 3 * c && out.len() >= d.b * t * c && lse.len() >= d.b * nh * t);
+    let scale = 1.0 / (hs as f32).sqrt();
+    let (op, lp) = (SendPtr(out.as_mut_ptr()), SendPtr(lse.as_mut_ptr()));
+    for_each_task(d, scratch, |task, s| {
+        let (op, lp) = (op, lp);
+        let (bi, h) = (task / nh, task % nh);
+        let q = qkv[bi * t * 3 * c + h * hs..].as_ptr();
+        // SAFETY (whole closure): all offsets stay inside the buffers asserted above; this task
+        // alone writes out rows of (bi, h) columns h·hs.. and lse[task·t..].
+        unsafe {
+            let (k, v) = (q.add(c), q.add(2 * c));
+            let o = op.0.add(bi * t * c + h * hs);
+            for i0 in (0..t).step_by(QBLOCK) {
+                let (m, nk) = ((t - i0).min(QBLOCK), (i0 + QBLOCK).min(t));
+                let sb = &mut s[..m * nk];
+                matmul_raw(m, nk, hs, q.add(i0 * 3 * c), 3 * c, 1, k, 1, 3 * c, sb.as_mut_ptr(), nk, false, Par::Single);
+                for r in 0..m {
+                    let i = i0 + r;
+                    let row = &mut sb[r * nk..(r + 1) * nk];
+                    *lp.0.add(task * t + i) = softmax_row(row, i + 1, scale);
+                    if let Some(mk) = drop {
+                        let base = ((task * t + i) * t) as u64;
+                        for (j, p) in row[..=i].iter_mut().enumerate() {
+                            *p *= mk.factor(base + j as u64);
+                        }
+                    }
+                }
+                matmul_raw(m, hs, nk, sb.as_ptr(), nk, 1, v, 3 * c, 1, o.add(i0 * c), c, false, Par::Single);
+            }
+        }
+    });
+}
+
+/// Backward: writes `dqkv` (q, k, v thirds fully overwritten for all heads).
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    dqkv: &mut [f32],
+    dout: &[f32],
+    out: &[f32],
+    lse: &[f32],
+    qkv: &[f32],
+    scratch: &mut [f32],
+    d: Dims,
+    drop: Option<Mask>,
+) {
+    let (t, c, nh, hs) = (d.t, d.c, d.nh, d.hs());
+    let n = d.b * t;
+    assert!(qkv.len() >= n * 3 * c && dqkv.len() >= n * 3 * c && dout.len() >= n * c && out.len() >= n * c);
+    assert!(lse.len() >= d.b * nh * t);
+    let scale = 1.0 / (hs as f32).sqrt();
+    let dp = SendPtr(dqkv.as_mut_ptr());
+    let per = scratch_per_worker(t);
+    for_each_task(d, scratch, |task, s| {
+        let dp = dp;
+        let (bi, h) = (task / nh, task % nh);
+        let (s0, s1) = s[..per].split_at_mut(per / 2);
+        let q = qkv[bi * t * 3 * c + h * hs..].as_ptr();
+        // SAFETY (whole closure): offsets stay inside the asserted buffers; this task alone
+        // writes the (bi, h) head columns of dqkv.
+        unsafe {
+            let (k, v) = (q.add(c), q.add(2 * c));
+            let dq = dp.0.add(bi * t * 3 * c + h * hs);
+            let (dk, dv) = (dq.add(c), dq.add(2 * c));
+            for r in 0..t {
+                std::slice::from_raw_parts_mut(dk.add(r * 3 * c), hs).fill(0.0);
+                std::slice::from_raw_parts_mut(dv.add(r * 3 * c), hs).fill(0.0);
+            }
+            let dob = dout[bi * t * c + h * hs..].as_ptr();
+            for i0 in (0..t).step_by(QBLOCK) {
+                let (m, nk) = ((t - i0).min(QBLOCK), (i0 + QBLOCK).min(t));
+                let (p, ds) = (&mut s0[..m * nk], &mut s1[..m * nk]);
+                matmul_raw(m, nk, hs, q.add(i0 * 3 * c), 3 * c, 1, k, 1, 3 * c, p.as_mut_ptr(), nk, false, Par::Single);
+                for r in 0..m {
+                    let i = i0 + r;
+                    probs_row(&mut p[r * nk..(r + 1) * nk], i + 1, scale, lse[task * t + i]);
+                }
+                let dob_blk = dob.add(i0 * c);
+                // dV += drop(P)ᵀ·dO (ds used as temporary for the dropped probabilities)
+                let pd = match drop {
+                    Some(mk) => {
+                        ds.copy_from_slice(p);
+                        for r in 0..m {
+                            let base = ((task * t + i0 + r) * t) as u64;
+                            for (j, x) in ds[r * nk..r * nk + i0 + r + 1].iter_mut().enumerate() {
+                                *x *= mk.factor(base + j as u64);
+                            }
+                        }
+                        ds.as_ptr()
+                    }
+                    None => p.as_ptr(),
+                };
+                matmul_raw(nk, hs, m, pd, 1, nk, dob_blk, c, 1, dv, 3 * c, true, Par::Single);
+                // dP = dO·Vᵀ
+                matmul_raw(m, nk, hs, dob_blk, c, 1, v, 1, 3 * c, ds.as_mut_ptr(), nk, false, Par::Single);
+                for r in 0..m {
+                    let i = i0 + r;
+                    let row = (bi * t + i) * c + h * hs;
+                    let delta = dot(&dout[row..row + hs], &out[row..row + hs]);
+                    let dsr = &mut ds[r * nk..(r + 1) * nk];
+                    if let Some(mk) = drop {
+                        let base = ((task * t + i) * t) as u64;
+                        for (j, x) in dsr[..=i].iter_mut().enumerate() {
+                            *x *= mk.factor(base + j as u64);
+                        }
+                    }
+                    dscore_row(dsr, &p[r * nk..(r + 1) * nk], delta, scale);
+                }
+                // dQ = dS·K ; dK += dSᵀ·Q
+                matmul_raw(m, hs, nk, ds.as_ptr(), nk, 1, k, 3 * c, 1, dq.add(i0 * 3 * c), 3 * c, false, Par::Single);
+                matmul_raw(nk, hs, m, ds.as_ptr(), 1, nk, q.add(i0 * 3 * c), 3 * c, 1, dk, 3 * c, true, Par::Single);
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testutil::*;
+
+    /// Direct f64 attention with the same dropout mask.
+    fn naive(qkv: &[f32], d: Dims, drop: Option<Mask>) -> Vec<f32> {
+        let (t, c, nh, hs) = (d.t, d.c, d.nh, d.hs());
+        let mut out = vec![0.0; d.b * t * c];
+        for b in 0..d.b {
+            for h in 0..nh {
+                for i in 0..t {
+                    let qi = &qkv[(b * t + i) * 3 * c + h * hs..][..hs];
+                    let sc: Vec<f64> = (0..=i)
+                        .map(|j| {
+                            let kj = &qkv[(b * t + j) * 3 * c + c + h * hs..][..hs];
+                            qi.iter().zip(kj).map(|(a, b)| (*a as f64) * (*b as f64)).sum::<f64>() / (hs as f64).sqrt()
+                        })
+                        .collect();
+                    let mx = sc.iter().cloned().fold(f64::MIN, f64::max);
+                    let z: f64 = sc.iter().map(|s| (s - mx).exp()).sum();
+                    for (j, s) in sc.iter().enumerate() {
+                        let mut p = (s - mx).exp() / z;
+                        if let Some(mk) = drop {
+                            p *= mk.factor((((b * nh + h) * t + i) * t + j) as u64) as f64;
+                        }
+                        for e in 0..hs {
+                            out[(b * t + i) * c + h * hs + e] += (p * qkv[(b * t + j) * 3 * c + 2 * c + h * hs + e] as f64) as f32;
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn run(qkv: &[f32], d: Dims, drop: Option<Mask>, workers: usize) -> (Vec<f32>, Vec<f32>) {
+        let mut out = vec![0.0; d.b * d.t * d.c];
+        let mut lse = vec![0.0; d.b * d.nh * d.t];
+        let mut s = vec![0.0; workers * scratch_per_worker(d.t)];
+        forward(&mut out, &mut lse, qkv, &mut s, d, drop);
+        (out, lse)
+    }
+
+    #[test]
+    fn forward_matches_naive_and_gradients_match_fd() {
+        // t = 70 > QBLOCK exercises the multi-block path
+        for (d, drop) in [
+            (Dims { b: 2, t: 70, c: 8, nh: 2 }, None),
+            (Dims { b: 1, t: 5, c: 6, nh: 3 }, Some(Mask { seed: 1, stream: 2, p: 0.3 })),
+        ] {
+            let n = d.b * d.t;
+            let qkv = randn(n * 3 * d.c, 1, 1.0);
+            let (out, lse) = run(&qkv, d, drop, 3);
+            let want = naive(&qkv, d, drop);
+            for (a, b) in out.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+            }
+            let g = randn(n * d.c, 2, 1.0);
+            let mut dqkv = vec![7.0; n * 3 * d.c];
+            let mut s = vec![0.0; 2 * scratch_per_worker(d.t)];
+            backward(&mut dqkv, &g, &out, &lse, &qkv, &mut s, d, drop);
+            check_grad("qkv", &qkv, &dqkv, |x| weighted_sum(&run(x, d, drop, 1).0, &g), 1e-2, 2e-3);
+        }
+    }
+
+    #[test]
+    fn worker_count_does_not_change_bits() {
+        let d = Dims { b: 3, t: 9, c: 8, nh: 2 };
+        let qkv = randn(d.b * d.t * 3 * d.c, 5, 1.0);
+        assert_eq!(run(&qkv, d, None, 1), run(&qkv, d, None, 4));
+    }
+}

@@ -1,0 +1,176 @@
+//! LayerNorm over the last dimension (eps 1e-5), optional bias.
+//!
+//! Forward:  `mean, rstd = stats(x[n,:])`, `out[n,:] = (x[n,:] - mean)·rstd·w + b`
+//!   x, out `[N,C]`; w, b `[C]`; mean, rstd `[N]` (kept for backward).
+//! Backward: with `x̂ = (x-mean)·rstd`, `g = dout·w`:
+//!   `dx += rstd·(g - mean(g) - x̂·mean(g·x̂))`, `dw += Σ_n dout·x̂`, `db += Σ_n dout`.
+
+use crate::ops::embedding::COL_CHUNK;
+use crate::ops::matmul::SendPtr;
+use rayon::prelude::*;
+
+pub const EPS: f32 = 1e-5;
+
+crate::simd_fn! {
+    fn norm_row(out: &mut [f32], x: &[f32], w: &[f32], b: Option<&[f32]>) -> (f32, f32) {
+        let c = x.len() as f32;
+        let mean = crate::ops::math::sum(x) / c;
+        let mut acc = [0.0f32; 8];
+        let ch = x.chunks_exact(8);
+        let rem = ch.remainder();
+        for v in ch {
+            for l in 0..8 {
+                let d = v[l] - mean;
+                acc[l] += d * d;
+            }
+        }
+        let mut var = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+        for v in rem {
+            var += (v - mean) * (v - mean);
+        }
+        let rstd = 1.0 / (var / c + EPS).sqrt();
+        match b {
+            Some(b) => {
+                for (((o, &x), &w), &b) in out.iter_mut().zip(x).zip(w).zip(b) {
+                    *o = (x - mean) * rstd * w + b;
+                }
+            }
+            None => {
+                for ((o, &x), &w) in out.iter_mut().zip(x).zip(w) {
+                    *o = (x - mean) * rstd * w;
+                }
+            }
+        }
+        (mean, rstd)
+    }
+}
+
+/// Normalise each of the `N` rows of `x [N,C]` into `out`, recording `mean` and `rstd`.
+pub fn forward(out: &mut [f32], mean: &mut [f32], rstd: &mut [f32], x: &[f32], w: &[f32], b: Option<&[f32]>) {
+    let c = w.len();
+    out.par_chunks_mut(c)
+        .zip(x.par_chunks(c))
+        .zip(mean.par_iter_mut().zip(rstd.par_iter_mut()))
+        .for_each(|((o, x), (m, r))| {
+            let (mm, rr) = norm_row(o, x, w, b);
+            *m = mm;
+            *r = rr;
+        });
+}
+
+crate::simd_fn! {
+    fn dx_row(dx: &mut [f32], dout: &[f32], x: &[f32], w: &[f32], mean: f32, rstd: f32, accumulate: bool) {
+        let c = x.len() as f32;
+        let (mut sg, mut sgx) = (0.0f32, 0.0f32);
+        let (mut ag, mut agx) = ([0.0f32; 8], [0.0f32; 8]);
+        let n8 = x.len() / 8 * 8;
+        for i in (0..n8).step_by(8) {
+            for l in 0..8 {
+                let g = dout[i + l] * w[i + l];
+                ag[l] += g;
+                agx[l] += g * (x[i + l] - mean) * rstd;
+            }
+        }
+        for l in 0..8 {
+            sg += ag[l];
+            sgx += agx[l];
+        }
+        for i in n8..x.len() {
+            let g = dout[i] * w[i];
+            sg += g;
+            sgx += g * (x[i] - mean) * rstd;
+        }
+        let (mg, mgx) = (sg / c, sgx / c);
+        if accumulate {
+            for i in 0..x.len() {
+                let xh = (x[i] - mean) * rstd;
+                dx[i] += rstd * (dout[i] * w[i] - mg - xh * mgx);
+            }
+        } else {
+            for i in 0..x.len() {
+                let xh = (x[i] - mean) * rstd;
+                dx[i] = rstd * (dout[i] * w[i] - mg - xh * mgx);
+            }
+        }
+    }
+}
+
+/// Backward for all rows: `dx` (+)= (accumulate selects), `dw`/`db` always +=.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    dx: &mut [f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+    dout: &[f32],
+    x: &[f32],
+    w: &[f32],
+    mean: &[f32],
+    rstd: &[f32],
+    accumulate: bool,
+) {
+    let c = w.len();
+    let n = mean.len();
+    dx.par_chunks_mut(c)
+        .zip(dout.par_chunks(c).zip(x.par_chunks(c)))
+        .zip(mean.par_iter().zip(rstd.par_iter()))
+        .for_each(|((dx, (d, x)), (&m, &r))| dx_row(dx, d, x, w, m, r, accumulate));
+    // Parameter grads: each task owns a column chunk and walks rows in order.
+    let dwp = SendPtr(dw.as_mut_ptr());
+    let dbp = db.map(|d| SendPtr(d.as_mut_ptr()));
+    (0..c.div_ceil(COL_CHUNK)).into_par_iter().for_each(|ci| {
+        let (c0, c1) = (ci * COL_CHUNK, ((ci + 1) * COL_CHUNK).min(c));
+        let (dwp, dbp) = (dwp, dbp);
+        let mut aw = [0.0f32; COL_CHUNK];
+        let mut ab = [0.0f32; COL_CHUNK];
+        for row in 0..n {
+            let (m, r) = (mean[row], rstd[row]);
+            for k in c0..c1 {
+                let d = dout[row * c + k];
+                aw[k - c0] += d * (x[row * c + k] - m) * r;
+                ab[k - c0] += d;
+            }
+        }
+        // SAFETY: columns c0..c1 belong to this task only.
+        unsafe {
+            for k in c0..c1 {
+                *dwp.0.add(k) += aw[k - c0];
+                if let Some(p) = dbp {
+                    *p.0.add(k) += ab[k - c0];
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testutil::*;
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let (n, c) = (5, 19);
+        let x = randn(n * c, 1, 2.0);
+        let w = randn(c, 2, 1.0);
+        let b = randn(c, 3, 1.0);
+        let g = randn(n * c, 4, 1.0);
+        let run = |x: &[f32], w: &[f32], b: &[f32]| {
+            let (mut o, mut m, mut r) = (vec![0.0; n * c], vec![0.0; n], vec![0.0; n]);
+            forward(&mut o, &mut m, &mut r, x, w, Some(b));
+            (o, m, r)
+        };
+        let (o, m, r) = run(&x, &w, &b);
+        // normalised rows: mean 0, variance ≈ 1 before the affine part
+        let (mut dx, mut dw, mut db) = (vec![0.5; n * c], vec![0.0; c], vec![0.0; c]);
+        backward(&mut dx, &mut dw, Some(&mut db), &g, &x, &w, &m, &r, false);
+        let f = |x: &[f32], w: &[f32], b: &[f32]| weighted_sum(&run(x, w, b).0, &g);
+        check_grad("x", &x, &dx, |v| f(v, &w, &b), 1e-2, 2e-3);
+        check_grad("w", &w, &dw, |v| f(&x, v, &b), 1e-2, 2e-3);
+        check_grad("b", &b, &db, |v| f(&x, &w, v), 1e-2, 2e-3);
+        assert!(o.iter().all(|v| v.is_finite()));
+        // accumulate mode adds
+        let mut dx2 = dx.clone();
+        backward(&mut dx2, &mut dw, None, &g, &x, &w, &m, &r, true);
+        assert!((dx2[3] - 2.0 * dx[3]).abs() < 1e-5);
+    }
+}

@@ -1,0 +1,153 @@
+//! Scalar maths written so that LLVM vectorises loops over them (no libm calls, no
+//! branches), plus the [`simd_fn!`](crate::simd_fn) macro that compiles a loop twice — baseline and
+//! AVX2+FMA — and picks at run time. Both versions perform the same operations in the same
+//! order (Rust never contracts `a*b+c` into an FMA by itself), so they give the same bits.
+
+/// Define `fn name(args) [-> ret] { body }` that runs an AVX2+FMA-compiled copy of `body` when
+/// the CPU has it, else the baseline copy.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! simd_fn {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$m])*
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn inner($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn fast($($arg: $ty),*) $(-> $ret)? { inner($($arg),*) }
+                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU supports the features `fast` was compiled for.
+                    return unsafe { fast($($arg),*) };
+                }
+            }
+            inner($($arg),*)
+        }
+    };
+}
+
+const MAGIC: f32 = 12_582_912.0; // 1.5·2^23: adding it rounds to an integer
+
+/// `e^x`, Cephes-style polynomial, ≈1 ulp on [-87, 88]; clamps outside (so `exp(-inf)` ≈
+/// 1e-38, callers that need exact zeros mask explicitly).
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    let x = x.clamp(-87.3, 88.3);
+    let n = (x * std::f32::consts::LOG2_E + MAGIC) - MAGIC;
+    let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
+    let r2 = r * r;
+    let p = ((((1.987_569_1e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 0.5;
+    let p = p * r2 + r + 1.0;
+    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    p * scale
+}
+
+/// `erf(x)` (Abramowitz–Stegun 7.1.26, |error| ≤ 1.5e-7).
+#[inline(always)]
+pub fn erf(x: f32) -> f32 {
+    let a = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let poly = ((((1.061_405_4 * t - 1.453_152) * t + 1.421_413_8) * t - 0.284_496_74) * t
+        + 0.254_829_6)
+        * t;
+    let y = 1.0 - poly * exp(-a * a);
+    y.copysign(x)
+}
+
+/// `tanh(x)` via `1 - 2/(e^{2x}+1)` (|error| ≲ 1e-7).
+#[inline(always)]
+pub fn tanh(x: f32) -> f32 {
+    1.0 - 2.0 / (exp(2.0 * x) + 1.0)
+}
+
+/// Dot product with 8 fixed partial sums (vectorises; order fixed, so deterministic).
+#[inline(always)]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f32; 8];
+    let ca = a.chunks_exact(8);
+    let cb = b.chunks_exact(8);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+/// Sum with 8 fixed partial sums.
+#[inline(always)]
+pub fn sum(a: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let c = a.chunks_exact(8);
+    let r = c.remainder();
+    for x in c {
+        for l in 0..8 {
+            acc[l] += x[l];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for x in r {
+        s += x;
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_erf_tanh_match_std() {
+        let mut worst = [0.0f64; 3];
+        for i in -40000..40000 {
+            let x = i as f32 * 0.002;
+            let e = (x as f64).exp();
+            worst[0] = worst[0].max(((exp(x) as f64 - e) / e).abs());
+            worst[2] = worst[2].max((tanh(x) as f64 - (x as f64).tanh()).abs());
+        }
+        for i in -3000..=3000 {
+            let x = i as f64 * 0.001;
+            worst[1] = worst[1].max((erf(x as f32) as f64 - erf64(x)).abs());
+        }
+        assert!(worst[0] < 4e-7, "exp rel err {}", worst[0]);
+        assert!(worst[1] < 6e-7, "erf abs err {}", worst[1]);
+        assert!(worst[2] < 4e-7, "tanh abs err {}", worst[2]);
+        assert!(exp(-1000.0) < 1e-37);
+        // erfc(3) ≈ 2.2e-5, so beyond 3 erf is within 3e-5 of ±1.
+        for x in [3.5f32, 4.0, 6.0, 50.0] {
+            assert!((erf(x) - 1.0).abs() < 3e-5 && (erf(-x) + 1.0).abs() < 3e-5);
+        }
+    }
+
+    /// erf by its Taylor series (accurate to ~1e-12 in f64 for |x| ≤ 3).
+    fn erf64(x: f64) -> f64 {
+        let mut term = x;
+        let mut s = x;
+        for n in 1..200 {
+            term *= -x * x / n as f64;
+            s += term / (2 * n + 1) as f64;
+        }
+        s * 2.0 / std::f64::consts::PI.sqrt()
+    }
+
+    #[test]
+    fn dot_and_sum() {
+        let a: Vec<f32> = (0..37).map(|i| i as f32).collect();
+        assert_eq!(sum(&a), 666.0);
+        assert_eq!(dot(&a, &a), (0..37).map(|i| (i * i) as f32).sum::<f32>());
+    }
+}

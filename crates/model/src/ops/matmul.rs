@@ -1,0 +1,327 @@
+//! Strided single-precision matrix multiply: the one primitive that dominates training time.
+//!
+//! `C[m,n] (+)= A[m,k] · B[k,n]`, every operand a strided view (`rs` = row stride, `cs` = column
+//! stride, in elements), so transposes are free: `Wᵀ` of a row-major `W[out,in]` is the view
+//! `rs = 1, cs = in`.
+//!
+//! Kernels (measured on our shapes by `examples/matmul_bench.rs`, numbers in the README):
+//! - [`Kernel::Gemm`]: the `gemm` crate (runtime AVX2/AVX-512 dispatch, rayon inside).
+//! - [`Kernel::MatrixMultiply`]: the `matrixmultiply` crate, rows split over rayon by us.
+//!
+//! Threading: [`Par::Pool`] spreads one product over the rayon pool; [`Par::Single`] is for
+//! calls made from inside an already parallel loop (attention per batch×head), so the two
+//! levels never nest. Neither kernel splits the reduction dimension `k` across threads, so
+//! results are bitwise reproducible for a fixed thread count.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// Which matmul implementation to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// The `gemm` crate.
+    Gemm,
+    /// The `matrixmultiply` crate.
+    MatrixMultiply,
+}
+
+static KERNEL: AtomicU8 = AtomicU8::new(0);
+
+/// Select the process-wide matmul kernel (benchmarks use this to compare candidates).
+pub fn set_kernel(k: Kernel) {
+    KERNEL.store(
+        match k {
+            Kernel::Gemm => 1,
+            Kernel::MatrixMultiply => 2,
+        },
+        Ordering::Relaxed,
+    );
+}
+
+/// The kernel in use (the default is the fastest measured on our shapes).
+pub fn kernel() -> Kernel {
+    match KERNEL.load(Ordering::Relaxed) {
+        1 => Kernel::Gemm,
+        2 => Kernel::MatrixMultiply,
+        _ => DEFAULT_KERNEL,
+    }
+}
+
+/// Default kernel: see the README's matmul table for the measurement behind this choice.
+pub const DEFAULT_KERNEL: Kernel = Kernel::Gemm;
+
+/// How one product may use threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Par {
+    /// Use the current rayon pool.
+    Pool,
+    /// Stay on the calling thread.
+    Single,
+}
+
+/// A strided read-only matrix view.
+#[derive(Clone, Copy)]
+pub struct View<'a> {
+    pub data: &'a [f32],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> View<'a> {
+    /// Row-major `[rows, cols]` at the start of `data`.
+    pub fn rows(data: &'a [f32], cols: usize) -> Self {
+        View { data, rs: cols, cs: 1 }
+    }
+    /// The transpose of a row-major `[rows, cols]` matrix, i.e. a `[cols, rows]` view.
+    pub fn rows_t(data: &'a [f32], cols: usize) -> Self {
+        View { data, rs: 1, cs: cols }
+    }
+}
+
+fn check(len: usize, r: usize, c: usize, rs: usize, cs: usize, what: &str) {
+    if r > 0 && c > 0 {
+        let last = (r - 1) * rs + (c - 1) * cs;
+        assert!(last < len, "matmul: {what} view [{r},{c}] rs={rs} cs={cs} exceeds len {len}");
+    }
+}
+
+/// `C = A·B` (or `C += A·B` when `accumulate`), `A: [m,k]`, `B: [k,n]`, `C: [m,n]` with row
+/// stride `c_rs` and unit column stride.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: View<'_>,
+    b: View<'_>,
+    c: &mut [f32],
+    c_rs: usize,
+    accumulate: bool,
+    par: Par,
+) {
+    matmul_with(kernel(), m, n, k, a, b, c, c_rs, accumulate, par)
+}
+
+/// [`matmul`] with an explicit kernel (benchmarks and tests compare kernels side by side).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_with(
+    kern: Kernel,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: View<'_>,
+    b: View<'_>,
+    c: &mut [f32],
+    c_rs: usize,
+    accumulate: bool,
+    par: Par,
+) {
+    check(a.data.len(), m, k, a.rs, a.cs, "A");
+    check(b.data.len(), k, n, b.rs, b.cs, "B");
+    check(c.len(), m, n, c_rs, 1, "C");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                c[i * c_rs..i * c_rs + n].fill(0.0);
+            }
+        }
+        return;
+    }
+    // SAFETY: every index touched is inside the slices (checked above); `c` is borrowed
+    // mutably for the duration of the call, so no other reference aliases it.
+    unsafe {
+        matmul_raw_with(
+            kern,
+            m,
+            n,
+            k,
+            a.data.as_ptr(),
+            a.rs,
+            a.cs,
+            b.data.as_ptr(),
+            b.rs,
+            b.cs,
+            c.as_mut_ptr(),
+            c_rs,
+            accumulate,
+            par,
+        )
+    }
+}
+
+/// Raw-pointer form for callers that write disjoint strided tiles of one buffer from several
+/// threads (attention heads).
+///
+/// # Safety
+/// All views must be in bounds and `c` must not be read or written by anyone else meanwhile.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn matmul_raw(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const f32,
+    a_rs: usize,
+    a_cs: usize,
+    b: *const f32,
+    b_rs: usize,
+    b_cs: usize,
+    c: *mut f32,
+    c_rs: usize,
+    accumulate: bool,
+    par: Par,
+) {
+    matmul_raw_with(kernel(), m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c, c_rs, accumulate, par)
+}
+
+/// # Safety
+/// As [`matmul_raw`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn matmul_raw_with(
+    kern: Kernel,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const f32,
+    a_rs: usize,
+    a_cs: usize,
+    b: *const f32,
+    b_rs: usize,
+    b_cs: usize,
+    c: *mut f32,
+    c_rs: usize,
+    accumulate: bool,
+    par: Par,
+) {
+    let threads = match par {
+        Par::Pool => rayon::current_num_threads(),
+        Par::Single => 1,
+    };
+    match kern {
+        Kernel::Gemm => {
+            let p = if threads > 1 && m * n * k >= 32 * 32 * 32 {
+                gemm::Parallelism::Rayon(threads)
+            } else {
+                gemm::Parallelism::None
+            };
+            gemm::gemm(
+                m,
+                n,
+                k,
+                c,
+                1,
+                c_rs as isize,
+                accumulate,
+                a,
+                a_cs as isize,
+                a_rs as isize,
+                b,
+                b_cs as isize,
+                b_rs as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                p,
+            );
+        }
+        Kernel::MatrixMultiply => {
+            let beta = if accumulate { 1.0 } else { 0.0 };
+            let chunks = if threads > 1 && m >= 16 * threads { threads } else { 1 };
+            if chunks == 1 {
+                matrixmultiply::sgemm(
+                    m, k, n, 1.0, a, a_rs as isize, a_cs as isize, b, b_rs as isize,
+                    b_cs as isize, beta, c, c_rs as isize, 1,
+                );
+            } else {
+                let (ap, bp, cp) = (SendPtr(a as *mut f32), SendPtr(b as *mut f32), SendPtr(c));
+                let per = m.div_ceil(chunks);
+                rayon::scope(|s| {
+                    for t in 0..chunks {
+                        let r0 = t * per;
+                        let r1 = (r0 + per).min(m);
+                        if r0 >= r1 {
+                            continue;
+                        }
+                        s.spawn(move |_| {
+                            let (ap, bp, cp) = (ap, bp, cp);
+                            // SAFETY: row ranges are disjoint, so the C tiles are too.
+                            unsafe {
+                                matrixmultiply::sgemm(
+                                    r1 - r0,
+                                    k,
+                                    n,
+                                    1.0,
+                                    ap.0.add(r0 * a_rs),
+                                    a_rs as isize,
+                                    a_cs as isize,
+                                    bp.0,
+                                    b_rs as isize,
+                                    b_cs as isize,
+                                    beta,
+                                    cp.0.add(r0 * c_rs),
+                                    c_rs as isize,
+                                    1,
+                                )
+                            }
+                        });
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// A raw pointer that may cross threads; users guarantee disjoint access.
+#[derive(Clone, Copy)]
+pub struct SendPtr(pub *mut f32);
+// SAFETY: only used to hand disjoint regions of one buffer to rayon tasks.
+unsafe impl Send for SendPtr {}
+// SAFETY: as above.
+unsafe impl Sync for SendPtr {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(m: usize, n: usize, k: usize, a: View, b: View) -> Vec<f32> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = 0.0f64;
+                for p in 0..k {
+                    s += a.data[i * a.rs + p * a.cs] as f64 * b.data[p * b.rs + j * b.cs] as f64;
+                }
+                c[i * n + j] = s as f32;
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn kernels_match_naive_with_transposes_and_accumulate() {
+        let (m, n, k) = (37, 29, 53);
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 7.0).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) / 5.0).collect();
+        for kern in [Kernel::Gemm, Kernel::MatrixMultiply] {
+            for par in [Par::Pool, Par::Single] {
+                // A row-major, B given as a transposed [n,k] buffer.
+                let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+                let want = naive(m, n, k, View::rows(&a, k), View::rows(&b, n));
+                let mut c = vec![1.0; m * n];
+                let (av, btv) = (View::rows(&a, k), View::rows_t(&bt, k));
+                matmul_with(kern, m, n, k, av, btv, &mut c, n, false, par);
+                for (x, y) in c.iter().zip(&want) {
+                    assert!((x - y).abs() < 1e-4, "{kern:?} {x} vs {y}");
+                }
+                let (av, bv) = (View::rows(&a, k), View::rows(&b, n));
+                matmul_with(kern, m, n, k, av, bv, &mut c, n, true, par);
+                for (x, y) in c.iter().zip(&want) {
+                    assert!((x - 2.0 * y).abs() < 1e-4);
+                }
+            }
+        }
+    }
+}

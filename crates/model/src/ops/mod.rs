@@ -1,0 +1,16 @@
+//! The compute ops. Each file holds one op's forward and backward side by side, its shapes in
+//! the module docs, and its finite-difference gradient test.
+
+pub mod attention;
+pub mod crossentropy;
+pub mod dropout;
+pub mod embedding;
+pub mod gelu;
+pub mod layernorm;
+pub mod linear;
+pub mod math;
+pub mod matmul;
+pub mod residual;
+pub mod rope;
+#[cfg(test)]
+pub(crate) mod testutil;

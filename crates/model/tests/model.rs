@@ -1,0 +1,140 @@
+//! Whole-model checks: finite-difference gradients for every variant, determinism, learning.
+
+use lmforge_model::{Activation, AdamW, AdamWConfig, Gpt, ModelConfig, PosEncoding};
+
+fn tiny(pos: PosEncoding, bias: bool, tie: bool, act: Activation, dropout: f32) -> ModelConfig {
+    let mut c = ModelConfig::new(11, 2, 2, 8, 6);
+    c.pos_encoding = pos;
+    c.bias = bias;
+    c.tie_embeddings = tie;
+    c.activation = act;
+    c.dropout = dropout;
+    c
+}
+
+fn batch(b: usize, t: usize, v: usize) -> (Vec<u32>, Vec<i32>) {
+    let idx: Vec<u32> = (0..b * t).map(|i| ((i * 7 + 3) % v) as u32).collect();
+    let mut tg: Vec<i32> = (0..b * t).map(|i| ((i * 5 + 1) % v) as i32).collect();
+    tg[2] = -1;
+    (idx, tg)
+}
+
+/// Larger-than-init random parameters so every gradient is well above f32 noise.
+fn scramble(m: &mut Gpt, seed: u64) {
+    let mut s = seed;
+    for (_, _, p) in m.named_parameters_mut() {
+        for x in p.iter_mut() {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            *x += ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.6;
+        }
+    }
+}
+
+#[test]
+fn gradients_match_finite_differences_for_all_variants() {
+    let variants = [
+        tiny(PosEncoding::Learned, true, true, Activation::Gelu, 0.0),
+        tiny(PosEncoding::Learned, false, false, Activation::GeluTanh, 0.0),
+        tiny(PosEncoding::Rope, true, true, Activation::Gelu, 0.0),
+        tiny(PosEncoding::Sinusoidal, true, false, Activation::Gelu, 0.0),
+        tiny(PosEncoding::Learned, true, true, Activation::Gelu, 0.2),
+    ];
+    let (b, t) = (2, 5);
+    for cfg in variants {
+        let mut m = Gpt::new(cfg.clone(), 3).unwrap();
+        scramble(&mut m, 9);
+        let (idx, tg) = batch(b, t, cfg.vocab_size);
+        // Dropout masks change per forward; fix them by reusing the seed: a fresh model with
+        // the same seed and the same number of passes draws the same masks.
+        let loss_at = |params: &[f32]| -> f64 {
+            let mut mm = Gpt::new(cfg.clone(), 3).unwrap();
+            mm.params_mut().copy_from_slice(params);
+            mm.forward(&idx, Some(&tg), b, t).unwrap().unwrap() as f64
+        };
+        let mut m0 = Gpt::new(cfg.clone(), 3).unwrap();
+        m0.params_mut().copy_from_slice(m.params());
+        m0.forward(&idx, Some(&tg), b, t).unwrap();
+        m0.backward().unwrap();
+        let p0 = m0.params().to_vec();
+        let eps = 1e-2f32;
+        for tinfo in m0.layout().tensors.clone() {
+            let g = &m0.grads()[tinfo.range()];
+            let gmax = g.iter().fold(0.0f32, |a, &x| a.max(x.abs())) as f64;
+            let argmax = g.iter().enumerate().max_by(|a, b| a.1.abs().total_cmp(&b.1.abs())).unwrap().0;
+            let picks = [argmax, 0, tinfo.len / 2, tinfo.len - 1];
+            for &k in &picks {
+                let i = tinfo.offset + k;
+                let mut p = p0.clone();
+                p[i] += eps;
+                let fp = loss_at(&p);
+                p[i] -= 2.0 * eps;
+                let fm = loss_at(&p);
+                let fd = (fp - fm) / (2.0 * eps as f64);
+                let an = m0.grads()[i] as f64;
+                assert!(
+                    (fd - an).abs() <= 3e-2 * gmax.max(1e-2) + 1e-4,
+                    "{cfg:?}\n{}[{k}]: fd {fd} vs analytic {an} (max |g| {gmax})",
+                    tinfo.name
+                );
+            }
+        }
+        let _ = &mut m;
+    }
+}
+
+#[test]
+fn same_seed_same_bits_and_errors_are_reported() {
+    let cfg = tiny(PosEncoding::Rope, true, true, Activation::Gelu, 0.1);
+    let run = || {
+        let mut m = Gpt::new(cfg.clone(), 5).unwrap();
+        let (idx, tg) = batch(3, 6, 11);
+        let mut opt = AdamW::new(&m, AdamWConfig::default());
+        let mut losses = Vec::new();
+        for _ in 0..3 {
+            m.zero_grad();
+            losses.push(m.forward(&idx, Some(&tg), 3, 6).unwrap().unwrap());
+            m.backward().unwrap();
+            m.clip_grad_norm(1.0);
+            opt.step(&mut m, 1e-2).unwrap();
+        }
+        (losses, m.params().to_vec())
+    };
+    assert_eq!(run(), run());
+    let mut m = Gpt::new(cfg, 5).unwrap();
+    assert!(m.backward().is_err());
+    assert!(m.forward(&[1, 2, 99], None, 1, 3).unwrap_err().to_string().contains("99"));
+    assert!(m.forward(&[0; 7], None, 1, 7).unwrap_err().to_string().contains("block_size"));
+    assert!(m.forward(&[0; 3], Some(&[0, 11, 0]), 1, 3).is_err());
+}
+
+#[test]
+fn learns_a_fixed_batch_and_accumulation_equals_big_batch() {
+    let cfg = tiny(PosEncoding::Learned, true, true, Activation::Gelu, 0.0);
+    let mut m = Gpt::new(cfg.clone(), 1).unwrap();
+    let (idx, tg) = batch(2, 6, 11);
+    let mut opt = AdamW::new(&m, AdamWConfig { weight_decay: 0.0, ..Default::default() });
+    let first = m.forward(&idx, Some(&tg), 2, 6).unwrap().unwrap();
+    assert!((first - (11f32).ln()).abs() < 0.1, "init loss {first}");
+    let mut last = first;
+    for _ in 0..150 {
+        m.zero_grad();
+        last = m.forward(&idx, Some(&tg), 2, 6).unwrap().unwrap();
+        m.backward().unwrap();
+        opt.step(&mut m, 3e-3).unwrap();
+    }
+    assert!(last < 0.3 * first, "{first} -> {last}");
+
+    // two half-batches with loss/2 each == one batch (no ignored targets so means agree)
+    let tg: Vec<i32> = tg.iter().map(|&x| x.max(0)).collect();
+    let mut a = Gpt::new(cfg.clone(), 2).unwrap();
+    a.forward(&idx, Some(&tg), 2, 6).unwrap();
+    a.backward().unwrap();
+    let mut b = Gpt::new(cfg, 2).unwrap();
+    for h in 0..2 {
+        b.forward(&idx[h * 6..h * 6 + 6], Some(&tg[h * 6..h * 6 + 6]), 1, 6).unwrap();
+        b.backward_scaled(0.5).unwrap();
+    }
+    for (x, y) in a.grads().iter().zip(b.grads()) {
+        assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+    }
+}

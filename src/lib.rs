@@ -1,0 +1,3 @@
+//! lmforge
+pub mod cli;
+pub use lmforge_tokenizer as tokenizer;

@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""Benchmark Python tokenizers against lmforge's, in one run, on the same corpus.
+
+Python side (on the corpus: every *.txt file under --corpus, recursively, sorted by
+path, each file one document):
+  - tiktoken o200k_base `encode_ordinary` on the concatenated text, one thread;
+  - tiktoken o200k_base `encode_ordinary_batch(num_threads=N)` over documents and over lines;
+  - HF `tokenizers` byte-level BPE training at vocab 8192 (ByteLevel pre-tokenizer,
+    BpeTrainer with special tokens <pad> <unk> <bos> <eos>, initial alphabet
+    ByteLevel.alphabet(), min_frequency 2), then its `encode_batch` over documents.
+lmforge side: `<lmforge> tokenizer bench --corpus DIR --threads N --json`, which prints
+one JSON object {"corpus_bytes", "threads", "encode_mb_per_s": {...}, "bpe_train_s"}.
+A markdown table of both follows. If the binary is missing or fails, the Python rows are
+still printed, with a note saying so.
+
+MB = 10**6 bytes of UTF-8 text.  Timings are the best of --repeat runs (training: one run).
+
+Run (from the repository root):
+    bash tools/setup_venv.sh
+    cargo build --release
+    tools/.venv/bin/python tools/bench_tokenizers.py [--lmforge target/release/lmforge]
+        [--corpus corpus/shakespeare] [--threads N] [--repeat 3]
+
+tiktoken's rank files are loaded offline from the tiktoken-rs crate's assets (see
+tools/make_tokenizer_fixtures.py); --tiktoken-assets DIR overrides the folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.dont_write_bytecode = True  # importing the sibling script must not leave tools/__pycache__
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+SPECIAL_TOKENS = ["<pad>", "<unk>", "<bos>", "<eos>"]
+VOCAB_SIZE = 8192
+
+
+def load_corpus(corpus: Path) -> list[str]:
+    files = sorted(p for p in corpus.rglob("*.txt") if p.is_file())
+    if not files:
+        sys.exit(f"no *.txt files under {corpus}")
+    return [p.read_text(encoding="utf-8") for p in files]
+
+
+def best_time(fn, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def bench_tiktoken(docs, nbytes, threads, repeat, assets) -> dict:
+    from make_tokenizer_fixtures import find_tiktoken_assets, offline_encoding
+
+    enc = offline_encoding("o200k_base", find_tiktoken_assets(assets))
+    text = "".join(docs)
+    lines = text.splitlines(keepends=True)
+    enc.encode_ordinary(text[:100_000])  # warm-up (regex compile, allocations)
+    single = best_time(lambda: enc.encode_ordinary(text), repeat)
+    by_doc = best_time(lambda: enc.encode_ordinary_batch(docs, num_threads=threads), repeat)
+    by_line = best_time(lambda: enc.encode_ordinary_batch(lines, num_threads=threads), repeat)
+    return {
+        "o200k_single": nbytes / single / 1e6,
+        "o200k_batch_docs": nbytes / by_doc / 1e6,
+        "o200k_batch_lines": nbytes / by_line / 1e6,
+        "o200k_tokens": len(enc.encode_ordinary(text)),
+    }
+
+
+def bench_hf(docs, nbytes, repeat) -> dict:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel()  # defaults, as ByteLevel::default() in Rust
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE,
+        min_frequency=2,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    t0 = time.perf_counter()
+    tok.train_from_iterator(docs, trainer=trainer, length=len(docs))
+    train_s = time.perf_counter() - t0
+    encode = best_time(lambda: tok.encode_batch(docs, add_special_tokens=False), repeat)
+    out = {"hf_train_s": train_s, "hf_encode": nbytes / encode / 1e6, "hf_vocab": tok.get_vocab_size()}
+    if hasattr(tok, "encode_batch_fast"):  # tokenizers >= 0.21: skips offset tracking
+        fast = best_time(lambda: tok.encode_batch_fast(docs, add_special_tokens=False), repeat)
+        out["hf_encode_fast"] = nbytes / fast / 1e6
+    return out
+
+
+def run_lmforge(binary: str, corpus: Path, threads: int) -> tuple[dict | None, str]:
+    """Returns (parsed JSON, "") or (None, reason)."""
+    cmd = [binary, "tokenizer", "bench", "--corpus", str(corpus), "--threads", str(threads), "--json"]
+    if not Path(binary).exists():
+        return None, f"lmforge binary not found at {binary} (build it: cargo build --release)"
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    except OSError as e:
+        return None, f"could not run {' '.join(cmd)}: {e}"
+    except subprocess.TimeoutExpired:
+        return None, f"{' '.join(cmd)} timed out"
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        return None, f"`{' '.join(cmd)}` exited {proc.returncode}: " + " | ".join(tail)
+    for line in reversed(proc.stdout.strip().splitlines()):
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict) and "encode_mb_per_s" in obj:
+            return obj, ""
+    try:  # pretty-printed over several lines
+        return json.loads(proc.stdout), ""
+    except json.JSONDecodeError:
+        return None, f"`{' '.join(cmd)}` printed no bench JSON object: {proc.stdout[:200]!r}"
+
+
+def fmt(x, unit="") -> str:
+    return "—" if x is None else f"{x:.2f}{unit}"
+
+
+def ratio(a, b) -> str:
+    return "—" if a is None or b is None or b == 0 else f"{a / b:.2f}×"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="Python tokenizers vs lmforge, same run")
+    ap.add_argument("--lmforge", default="target/release/lmforge", help="lmforge binary")
+    ap.add_argument("--corpus", type=Path, default=Path("corpus/shakespeare"), help="corpus folder")
+    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="threads (default: all cores)")
+    ap.add_argument("--repeat", type=int, default=3, help="best of N for encode timings")
+    ap.add_argument("--tiktoken-assets", help="folder with o200k_base.tiktoken (default: tiktoken-rs crate)")
+    args = ap.parse_args()
+
+    # HF tokenizers sizes its rayon pool from these, read when the pool first starts.
+    os.environ["RAYON_NUM_THREADS"] = os.environ["RAYON_RS_NUM_THREADS"] = str(args.threads)
+    os.environ["TOKENIZERS_PARALLELISM"] = "true" if args.threads > 1 else "false"
+
+    docs = load_corpus(args.corpus)
+    nbytes = sum(len(d.encode("utf-8")) for d in docs)
+    import tiktoken
+    import tokenizers
+
+    print(
+        f"corpus {args.corpus}: {len(docs)} files, {nbytes} bytes; threads {args.threads}; "
+        f"tiktoken {tiktoken.__version__}, tokenizers {tokenizers.__version__}, Python {sys.version.split()[0]}",
+        flush=True,
+    )
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        print(f"NOTE: 1-minute load average is {load:.2f} before starting: other work shares the CPU, "
+              "so absolute numbers are low (the lmforge run below shares the same conditions).", flush=True)
+    py = bench_tiktoken(docs, nbytes, args.threads, args.repeat, args.tiktoken_assets)
+    py.update(bench_hf(docs, nbytes, args.repeat))
+    ours, why = run_lmforge(args.lmforge, args.corpus, args.threads)
+
+    enc = (ours or {}).get("encode_mb_per_s", {})
+    o200k = enc.get("tiktoken:o200k_base")
+    bpe_train = (ours or {}).get("bpe_train_s")
+    rows = [
+        ("o200k_base encode MB/s vs tiktoken 1 thread", o200k, py["o200k_single"], ratio(o200k, py["o200k_single"])),
+        (f"o200k_base encode MB/s vs tiktoken batch(docs, {args.threads} thr)", o200k, py["o200k_batch_docs"], ratio(o200k, py["o200k_batch_docs"])),
+        (f"o200k_base encode MB/s vs tiktoken batch(lines, {args.threads} thr)", o200k, py["o200k_batch_lines"], ratio(o200k, py["o200k_batch_lines"])),
+        (f"byte-level BPE train s, vocab {VOCAB_SIZE} (HF tokenizers)", bpe_train, py["hf_train_s"], ratio(py["hf_train_s"], bpe_train)),
+        ("byte-level BPE encode MB/s (HF encode_batch docs)", enc.get("bpe"), py["hf_encode"], ratio(enc.get("bpe"), py["hf_encode"])),
+    ]
+    if "hf_encode_fast" in py:
+        fast = py["hf_encode_fast"]
+        rows.append(("byte-level BPE encode MB/s (HF encode_batch_fast docs)", enc.get("bpe"), fast, ratio(enc.get("bpe"), fast)))
+    rows += [(f"{kind} encode MB/s (lmforge only)", enc.get(kind), None, "—") for kind in ("char", "word", "sentencepiece")]
+
+    print()
+    print("| measure | lmforge | Python | ratio |")
+    print("|---|---:|---:|---:|")
+    for name, ours_v, theirs_v, r in rows:
+        print(f"| {name} | {fmt(ours_v)} | {fmt(theirs_v)} | {r} |")
+    print()
+    print("ratio: encode = lmforge / Python (higher is better for lmforge); "
+          "training = Python time / lmforge time (higher is better for lmforge).")
+    print(f"HF vocab after training: {py['hf_vocab']}; o200k tokens in corpus: {py['o200k_tokens']}")
+    if ours is None:
+        print(f"\nNOTE: no lmforge numbers: {why}")
+    else:
+        if ours.get("corpus_bytes") != nbytes:
+            print(f"\nNOTE: lmforge measured {ours.get('corpus_bytes')} corpus bytes, Python {nbytes}: "
+                  "the two sides did not read the same text.")
+        if ours.get("threads") != args.threads:
+            print(f"NOTE: lmforge reports {ours.get('threads')} threads, asked for {args.threads}.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""Training speed: PyTorch (nanoGPT model, CPU, fp32) vs lmforge, in one run, same shapes.
+
+For each preset it times full training steps -- forward + loss, backward, clip_grad_norm_(1.0),
+AdamW step -- on random token batches, after warmup, for:
+  torch eager   nanoGPT's non-flash attention (manual softmax with a causal mask)
+  torch sdpa    F.scaled_dot_product_attention(is_causal=True)
+  lmforge       `<lmforge> bench train --preset P --threads N --json`
+and prints a markdown table: tokens/s, ms/step, MFU, peak RSS and speed relative to torch
+eager.  MFU = tokens/s x FLOPs/token (nanoGPT's estimate_mfu: 6N + 12*L*H*Q*T) divided by
+the *measured* fp32 peak of this machine (torch.mm 2048^3 on the same thread count), for
+every row alike.  Every measured thing runs in its own fresh subprocess; its peak RSS is
+that child's ru_maxrss (os.wait4).  A missing lmforge binary or a failing bench command is
+reported under the table; the PyTorch rows are printed anyway.
+
+Presets (dropout 0, bias, learned positions, tied head, exact GELU, vocab 65):
+  bench-s  4 layers, 4 heads, 128 wide, block 64,  batch 12
+  bench-m  6 layers, 6 heads, 384 wide, block 256, batch 8
+AdamW lr 1e-3, betas (0.9, 0.99), weight decay 0.1 on dim >= 2 params (nanoGPT's groups).
+
+Run (from the repository root, after `bash tools/setup_venv.sh` and `cargo build --release`):
+    tools/.venv/bin/python tools/bench_train.py [--lmforge target/release/lmforge]
+        [--presets bench-s,bench-m] [--threads N] [--steps 20] [--warmup 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+PRESETS = {
+    "bench-s": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch=12, vocab_size=65),
+    "bench-m": dict(n_layer=6, n_head=6, n_embd=384, block_size=256, batch=8, vocab_size=65),
+}
+LR, BETAS, WEIGHT_DECAY, GRAD_CLIP = 1e-3, (0.9, 0.99), 0.1, 1.0
+MATMUL_N = 2048
+
+
+def default_threads() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+# --------------------------------------------------------------------------------------------
+# Workers (each runs in its own process and prints one JSON line)
+
+
+def worker_matmul(threads: int) -> dict:
+    """Best-of fp32 torch.mm throughput, 2048^3, in GFLOP/s."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(MATMUL_N, MATMUL_N), torch.randn(MATMUL_N, MATMUL_N)
+    for _ in range(3):
+        torch.mm(a, b)
+    best = float("inf")
+    for _ in range(10):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return {"gflops": 2 * MATMUL_N**3 / best / 1e9}
+
+
+def worker_train(preset: str, attn: str, threads: int, steps: int, warmup: int) -> dict:
+    import torch
+
+    from torch_reference import GPT, GPTConfig
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(1337)
+    p = PRESETS[preset]
+    cfg = GPTConfig(vocab_size=p["vocab_size"], n_layer=p["n_layer"], n_head=p["n_head"], n_embd=p["n_embd"],
+                    block_size=p["block_size"], bias=True, dropout=0.0, pos_encoding="learned")
+    model = GPT(cfg, attn_impl=attn)
+    model.train()
+    opt = model.configure_optimizer(LR, BETAS, WEIGHT_DECAY)
+    B, T = p["batch"], p["block_size"]
+
+    def step():
+        xy = torch.randint(0, cfg.vocab_size, (B, T + 1))
+        x, y = xy[:, :-1].contiguous(), xy[:, 1:].contiguous()
+        opt.zero_grad(set_to_none=True)
+        _, loss = model(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
+        opt.step()
+        return loss.item()
+
+    for _ in range(warmup):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    dt = time.perf_counter() - t0
+    return {"tokens_per_s": B * T * steps / dt, "ms_per_step": 1000 * dt / steps,
+            "flops_per_token": model.flops_per_token(), "params": model.num_params()}
+
+
+# --------------------------------------------------------------------------------------------
+# Driver
+
+
+def run_child(cmd: list[str]) -> dict:
+    """Run cmd to completion; return rc, stdout, stderr and the child's own peak RSS (MB)."""
+    with tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
+        except OSError as e:
+            return {"rc": None, "stdout": "", "stderr": str(e), "rss_mb": None}
+        out = proc.stdout.read()
+        proc.stdout.close()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        return {"rc": proc.returncode, "stdout": out.decode(errors="replace"),
+                "stderr": err.read().decode(errors="replace"), "rss_mb": usage.ru_maxrss / 1024}
+
+
+def last_json(text: str) -> dict | None:
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except json.JSONDecodeError:
+                continue
+    return None
+
+
+def self_cmd(*args) -> list[str]:
+    return [sys.executable, os.path.abspath(__file__), *map(str, args)]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--lmforge", default="target/release/lmforge", help="the lmforge binary")
+    ap.add_argument("--presets", default="bench-s,bench-m", help="comma-separated: " + ",".join(PRESETS))
+    ap.add_argument("--threads", type=int, default=default_threads(), help="threads (default: all cores)")
+    ap.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    ap.add_argument("--skip-lmforge", action="store_true", help="PyTorch rows only")
+    ap.add_argument("--worker", choices=["matmul", "train", "import"], help=argparse.SUPPRESS)
+    ap.add_argument("--preset", help=argparse.SUPPRESS)
+    ap.add_argument("--attn", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.worker == "matmul":
+        print(json.dumps(worker_matmul(args.threads)))
+        return
+    if args.worker == "import":  # RSS baseline: what `import torch` alone costs
+        import torch  # noqa: F401
+
+        print(json.dumps({}))
+        return
+    if args.worker == "train":
+        print(json.dumps(worker_train(args.preset, args.attn, args.threads, args.steps, args.warmup)))
+        return
+
+    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    for p in presets:
+        if p not in PRESETS:
+            ap.error(f"unknown preset {p!r}; known: {', '.join(PRESETS)}")
+    import torch
+
+    print(f"torch {torch.__version__}, {args.threads} threads, {args.steps} timed steps after {args.warmup} warmup", flush=True)
+    r = run_child(self_cmd("--worker", "matmul", "--threads", args.threads))
+    if r["rc"] != 0:
+        sys.exit(f"matmul peak measurement failed:\n{r['stderr']}")
+    peak = last_json(r["stdout"])["gflops"]
+    print(f"measured fp32 matmul peak (torch.mm {MATMUL_N}^3, {args.threads} threads): {peak:.1f} GFLOP/s", flush=True)
+
+    r = run_child(self_cmd("--worker", "import"))
+    print(f"peak RSS of a process that only imports torch: {r['rss_mb']:.0f} MB (included in the torch rows)", flush=True)
+
+    rows, notes = [], []
+    lmforge = args.lmforge
+    if args.skip_lmforge:
+        notes.append("lmforge: skipped (--skip-lmforge)")
+    elif not (os.path.isfile(lmforge) and os.access(lmforge, os.X_OK)):
+        notes.append(f"lmforge: NOT RUN -- binary {lmforge!r} not found or not executable (cargo build --release)")
+        lmforge = None
+    for preset in presets:
+        flops_per_token = None
+        eager_tps = None
+        for attn in ("eager", "sdpa"):
+            print(f"  {preset} torch {attn} ...", flush=True)
+            r = run_child(self_cmd("--worker", "train", "--preset", preset, "--attn", attn, "--threads", args.threads,
+                                   "--steps", args.steps, "--warmup", args.warmup))
+            res = last_json(r["stdout"]) if r["rc"] == 0 else None
+            if res is None:
+                notes.append(f"{preset} torch {attn}: FAILED (rc {r['rc']}): {r['stderr'].strip()[-500:]}")
+                continue
+            flops_per_token = res["flops_per_token"]
+            if attn == "eager":
+                eager_tps = res["tokens_per_s"]
+            rows.append([preset, f"torch {attn}", res["tokens_per_s"], res["ms_per_step"],
+                         res["tokens_per_s"] * flops_per_token / (peak * 1e9), r["rss_mb"]])
+        if lmforge and not args.skip_lmforge:
+            cmd = [lmforge, "bench", "train", "--preset", preset, "--threads", str(args.threads), "--json"]
+            print(f"  {preset} lmforge ...", flush=True)
+            r = run_child(cmd)
+            res = last_json(r["stdout"]) if r["rc"] == 0 else None
+            if res is None or "tokens_per_s" not in res:
+                notes.append(f"{preset} lmforge: FAILED -- `{' '.join(cmd)}` exited {r['rc']}: "
+                             f"{(r['stderr'].strip() or r['stdout'].strip())[-500:]}")
+            else:
+                mfu = res["tokens_per_s"] * flops_per_token / (peak * 1e9) if flops_per_token else None
+                rows.append([preset, "lmforge", res["tokens_per_s"], res.get("ms_per_step"), mfu, r["rss_mb"]])
+                notes.append(f"{preset} lmforge self-reported: mfu {res.get('mfu')}, peak_rss_mb {res.get('peak_rss_mb')}")
+        for row in rows:
+            if row[0] == preset:
+                row.append(row[2] / eager_tps if eager_tps else None)
+
+    def fmt(v, spec):
+        return "n/a" if v is None else format(v, spec)
+
+    print()
+    print("| config | impl | tokens/s | ms/step | MFU | peak RSS MB | ratio vs PyTorch eager |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for preset, impl, tps, ms, mfu, rss, ratio in rows:
+        print(f"| {preset} | {impl} | {fmt(tps, '.0f')} | {fmt(ms, '.1f')} | "
+              f"{'n/a' if mfu is None else f'{100 * mfu:.1f}%'} | {fmt(rss, '.0f')} | {fmt(ratio, '.2f')}x |")
+    print()
+    print(f"MFU = tokens/s x FLOPs/token (6N + 12*L*H*Q*T) / measured peak {peak:.1f} GFLOP/s. "
+          f"Ratio = tokens/s / torch eager tokens/s (> 1 is faster). RSS = each child's ru_maxrss.")
+    for n in notes:
+        print("note:", n)
+
+
+if __name__ == "__main__":
+    main()
