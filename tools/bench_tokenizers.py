@@ -80,7 +80,8 @@ def bench_hf(docs, nbytes, repeat) -> dict:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel()  # defaults, as ByteLevel::default() in Rust
+    # As lmforge: no prefix space, so any UTF-8 text round-trips exactly.
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=VOCAB_SIZE,

@@ -6,12 +6,13 @@ AdamW step -- on random token batches, after warmup, for:
   torch eager   nanoGPT's non-flash attention (manual softmax with a causal mask)
   torch sdpa    F.scaled_dot_product_attention(is_causal=True)
   lmforge       `<lmforge> bench train --preset P --threads N --json`
-and prints a markdown table: tokens/s, ms/step, MFU, peak RSS and speed relative to torch
-eager.  MFU = tokens/s x FLOPs/token (nanoGPT's estimate_mfu: 6N + 12*L*H*Q*T) divided by
-the *measured* fp32 peak of this machine (torch.mm 2048^3 on the same thread count), for
-every row alike.  Every measured thing runs in its own fresh subprocess; its peak RSS is
-that child's ru_maxrss (os.wait4).  A missing lmforge binary or a failing bench command is
-reported under the table; the PyTorch rows are printed anyway.
+and prints a markdown table: tokens/s, ms/step (torch rows: the median step), MFU, peak RSS
+and speed relative to torch eager.  MFU = tokens/s x FLOPs/token (nanoGPT's estimate_mfu:
+6N + 12*L*H*Q*T) divided by the *measured* fp32 peak of this machine (best torch.mm 2048^3
+on the same thread count), for every row alike.  Every measured thing runs in its own fresh
+subprocess; its peak RSS is that child's ru_maxrss (os.wait4).  A missing lmforge binary or
+a failing bench command is reported under the table; the PyTorch rows are printed anyway.
+Other load on the machine distorts everything (2 threads on 2 cores): run it on a quiet one.
 
 Presets (dropout 0, bias, learned positions, tied head, exact GELU, vocab 65):
   bench-s  4 layers, 4 heads, 128 wide, block 64,  batch 12
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -92,12 +94,14 @@ def worker_train(preset: str, attn: str, threads: int, steps: int, warmup: int) 
 
     for _ in range(warmup):
         step()
-    t0 = time.perf_counter()
+    times = []
     for _ in range(steps):
+        t0 = time.perf_counter()
         step()
-    dt = time.perf_counter() - t0
-    return {"tokens_per_s": B * T * steps / dt, "ms_per_step": 1000 * dt / steps,
-            "flops_per_token": model.flops_per_token(), "params": model.num_params()}
+        times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    return {"tokens_per_s": B * T / med, "ms_per_step": 1000 * med, "mean_ms_per_step": 1000 * statistics.fmean(times),
+            "min_ms_per_step": 1000 * min(times), "flops_per_token": model.flops_per_token(), "params": model.num_params()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -199,6 +203,8 @@ def main():
                 eager_tps = res["tokens_per_s"]
             rows.append([preset, f"torch {attn}", res["tokens_per_s"], res["ms_per_step"],
                          res["tokens_per_s"] * flops_per_token / (peak * 1e9), r["rss_mb"]])
+            notes.append(f"{preset} torch {attn}: step ms median {res['ms_per_step']:.1f}, "
+                         f"mean {res['mean_ms_per_step']:.1f}, min {res['min_ms_per_step']:.1f}")
         if lmforge and not args.skip_lmforge:
             cmd = [lmforge, "bench", "train", "--preset", preset, "--threads", str(args.threads), "--json"]
             print(f"  {preset} lmforge ...", flush=True)
@@ -226,7 +232,9 @@ def main():
               f"{'n/a' if mfu is None else f'{100 * mfu:.1f}%'} | {fmt(rss, '.0f')} | {fmt(ratio, '.2f')}x |")
     print()
     print(f"MFU = tokens/s x FLOPs/token (6N + 12*L*H*Q*T) / measured peak {peak:.1f} GFLOP/s. "
-          f"Ratio = tokens/s / torch eager tokens/s (> 1 is faster). RSS = each child's ru_maxrss.")
+          f"Ratio = tokens/s / torch eager tokens/s (> 1 is faster). RSS = each child's ru_maxrss.\n"
+          f"torch rows: median step time over {args.steps} steps (robust to other load on a shared machine); "
+          f"lmforge rows: what its --json reports.")
     for n in notes:
         print("note:", n)
 

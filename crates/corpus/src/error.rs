@@ -24,8 +24,10 @@ pub enum CorpusError {
     BadPattern { pattern: String, reason: String },
     #[error("{path}: folder contains no text files{hint}")]
     NoTextFiles { path: PathBuf, hint: String },
-    #[error("the corpus is empty: {what} contain no text")]
+    #[error("the corpus is empty: no text in {what}")]
     Empty { what: String },
-    #[error("bundled corpus not found (looked in {looked}); name a corpus file or folder explicitly")]
+    #[error(
+        "bundled corpus not found (looked in {looked}); name a corpus file or folder explicitly"
+    )]
     BundledMissing { looked: String },
 }

@@ -8,12 +8,26 @@ pub fn strip_gutenberg(text: &str) -> &str {
     let mut start = 0;
     let mut end = text.len();
     let mut found = false;
-    if let Some(pos) = find_marker_line(text, &["*** START OF", "***START OF", "*END*THE SMALL PRINT"]) {
+    if let Some(pos) = find_marker_line(
+        text,
+        &["*** START OF", "***START OF", "*END*THE SMALL PRINT"],
+    ) {
         // Body starts after the marker's line.
-        start = text[pos..].find('\n').map(|n| pos + n + 1).unwrap_or(text.len());
+        start = text[pos..]
+            .find('\n')
+            .map(|n| pos + n + 1)
+            .unwrap_or(text.len());
         found = true;
     }
-    if let Some(pos) = find_marker_line(&text[start..], &["*** END OF", "***END OF", "End of the Project Gutenberg", "End of Project Gutenberg"]) {
+    if let Some(pos) = find_marker_line(
+        &text[start..],
+        &[
+            "*** END OF",
+            "***END OF",
+            "End of the Project Gutenberg",
+            "End of Project Gutenberg",
+        ],
+    ) {
         end = start + pos;
         found = true;
     }

@@ -137,7 +137,10 @@ fn walk_text_files(dir: &Path, filter: &CompiledFilter) -> Result<Vec<PathBuf>> 
         .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
     for entry in walker {
         let entry = entry.map_err(|e| CorpusError::Unreadable {
-            path: e.path().map(Path::to_path_buf).unwrap_or_else(|| dir.to_path_buf()),
+            path: e
+                .path()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| dir.to_path_buf()),
             source: std::io::Error::other(e.to_string()),
         })?;
         if !entry.file_type().is_file() {
@@ -158,10 +161,12 @@ fn looks_like_text(path: &Path) -> Result<bool> {
         path: path.to_path_buf(),
         source,
     })?;
-    let n = f.read(&mut head).map_err(|source| CorpusError::Unreadable {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let n = f
+        .read(&mut head)
+        .map_err(|source| CorpusError::Unreadable {
+            path: path.to_path_buf(),
+            source,
+        })?;
     Ok(!head[..n].contains(&0))
 }
 
@@ -187,12 +192,29 @@ mod tests {
         touch(&root.join("shards/blob.bin"), b"\0\x01");
         let s = |p: &str| root.join(p).to_string_lossy().into_owned();
 
-        let glob = resolve_sources(&[s("shards/wiki_books_test_*.txt")], &SourceFilter::default()).unwrap();
-        let names: Vec<_> = glob.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
-        assert_eq!(names, ["wiki_books_test_1.txt", "wiki_books_test_10.txt", "wiki_books_test_2.txt"]);
+        let glob = resolve_sources(
+            &[s("shards/wiki_books_test_*.txt")],
+            &SourceFilter::default(),
+        )
+        .unwrap();
+        let names: Vec<_> = glob
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "wiki_books_test_1.txt",
+                "wiki_books_test_10.txt",
+                "wiki_books_test_2.txt"
+            ]
+        );
 
         let folder = resolve_sources(&[s("shards")], &SourceFilter::default()).unwrap();
-        let rel: Vec<_> = folder.iter().map(|p| p.strip_prefix(root).unwrap().to_string_lossy().into_owned()).collect();
+        let rel: Vec<_> = folder
+            .iter()
+            .map(|p| p.strip_prefix(root).unwrap().to_string_lossy().into_owned())
+            .collect();
         assert_eq!(
             rel,
             [
@@ -205,13 +227,20 @@ mod tests {
         );
 
         // A file named twice is kept once, in first position.
-        let both = resolve_sources(&[s("shards/other.txt"), s("shards")], &SourceFilter::default()).unwrap();
+        let both = resolve_sources(
+            &[s("shards/other.txt"), s("shards")],
+            &SourceFilter::default(),
+        )
+        .unwrap();
         assert_eq!(both.len(), 5);
         assert!(both[0].ends_with("other.txt"));
 
         let filtered = resolve_sources(
             &[s("shards")],
-            &SourceFilter { include: vec!["wiki_*".into()], exclude: vec!["*_10.txt".into()] },
+            &SourceFilter {
+                include: vec!["wiki_*".into()],
+                exclude: vec!["*_10.txt".into()],
+            },
         )
         .unwrap();
         assert_eq!(filtered.len(), 2);
@@ -220,16 +249,29 @@ mod tests {
     #[test]
     fn bad_specs_are_named() {
         let d = tempfile::tempdir().unwrap();
-        let pat = d.path().join("nothing_*.txt").to_string_lossy().into_owned();
-        let e = resolve_sources(&[pat.clone()], &SourceFilter::default()).unwrap_err();
+        let pat = d
+            .path()
+            .join("nothing_*.txt")
+            .to_string_lossy()
+            .into_owned();
+        let e = resolve_sources(std::slice::from_ref(&pat), &SourceFilter::default()).unwrap_err();
         assert_eq!(e.to_string(), format!("pattern '{pat}' matches no files"));
 
         let missing = d.path().join("missing.txt").to_string_lossy().into_owned();
         let e = resolve_sources(&[missing], &SourceFilter::default()).unwrap_err();
-        assert!(e.to_string().contains("missing.txt: no such file or folder"));
+        assert!(e
+            .to_string()
+            .contains("missing.txt: no such file or folder"));
 
         std::fs::create_dir(d.path().join("empty")).unwrap();
-        let e = resolve_sources(&[d.path().join("empty").to_string_lossy().into_owned()], &SourceFilter::default()).unwrap_err();
-        assert!(e.to_string().contains("folder contains no text files"), "{e}");
+        let e = resolve_sources(
+            &[d.path().join("empty").to_string_lossy().into_owned()],
+            &SourceFilter::default(),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("folder contains no text files"),
+            "{e}"
+        );
     }
 }

@@ -7,10 +7,18 @@ fn bench(kern: Kernel, m: usize, n: usize, k: usize, a_t: bool, b_t: bool) -> f6
     let a: Vec<f32> = (0..m * k).map(|i| (i % 17) as f32 * 0.01).collect();
     let b: Vec<f32> = (0..k * n).map(|i| (i % 13) as f32 * 0.01).collect();
     let mut c = vec![0.0f32; m * n];
-    let av = if a_t { View::rows_t(&a, m) } else { View::rows(&a, k) };
-    let bv = if b_t { View::rows_t(&b, k) } else { View::rows(&b, n) };
+    let av = if a_t {
+        View::rows_t(&a, m)
+    } else {
+        View::rows(&a, k)
+    };
+    let bv = if b_t {
+        View::rows_t(&b, k)
+    } else {
+        View::rows(&b, n)
+    };
     let flops = 2.0 * (m * n * k) as f64;
-    let reps = ((4e10 / flops) as usize).clamp(3, 400);
+    let reps = ((1e10 / flops) as usize).clamp(2, 200);
     matmul_with(kern, m, n, k, av, bv, &mut c, n, false, Par::Pool);
     let mut best = f64::MAX;
     for _ in 0..3 {
@@ -25,7 +33,10 @@ fn bench(kern: Kernel, m: usize, n: usize, k: usize, a_t: bool, b_t: bool) -> f6
 
 fn main() {
     if let Some(t) = std::env::args().nth(1).and_then(|s| s.parse().ok()) {
-        rayon::ThreadPoolBuilder::new().num_threads(t).build_global().ok();
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()
+            .ok();
     }
     println!("threads = {}", rayon::current_num_threads());
     // (label, m, n, k, A transposed, B transposed)
@@ -46,6 +57,7 @@ fn main() {
     for (label, m, n, k, at, bt) in shapes {
         let g = bench(Kernel::Gemm, m, n, k, at, bt);
         let mm = bench(Kernel::MatrixMultiply, m, n, k, at, bt);
-        println!("{label:34} gemm {g:7.1}  matrixmultiply {mm:7.1} GFLOP/s");
+        let gs = bench(Kernel::GemmSplit, m, n, k, at, bt);
+        println!("{label:34} gemm {g:7.1}  matrixmultiply {mm:7.1}  gemm-split {gs:7.1} GFLOP/s");
     }
 }

@@ -70,11 +70,24 @@ pub struct ModelConfig {
 }
 
 /// Names accepted by [`ModelConfig::preset`].
-pub const PRESETS: &[&str] = &["tiny", "baby", "shakespeare-char", "gpt2-124m", "bench-s", "bench-m"];
+pub const PRESETS: &[&str] = &[
+    "tiny",
+    "baby",
+    "shakespeare-char",
+    "gpt2-124m",
+    "bench-s",
+    "bench-m",
+];
 
 impl ModelConfig {
     /// A config with nanoGPT defaults for everything but the sizes.
-    pub fn new(vocab_size: usize, n_layer: usize, n_head: usize, n_embd: usize, block_size: usize) -> Self {
+    pub fn new(
+        vocab_size: usize,
+        n_layer: usize,
+        n_head: usize,
+        n_embd: usize,
+        block_size: usize,
+    ) -> Self {
         ModelConfig {
             vocab_size,
             n_layer,
@@ -133,7 +146,10 @@ impl ModelConfig {
         if self.n_embd % self.n_head != 0 {
             return bad(
                 "n_embd",
-                format!("{} is not divisible by n_head = {}", self.n_embd, self.n_head),
+                format!(
+                    "{} is not divisible by n_head = {}",
+                    self.n_embd, self.n_head
+                ),
             );
         }
         if self.block_size == 0 {
@@ -149,11 +165,17 @@ impl ModelConfig {
             if self.head_size() % 2 != 0 {
                 return bad(
                     "n_head",
-                    format!("RoPE needs an even head size, got n_embd/n_head = {}", self.head_size()),
+                    format!(
+                        "RoPE needs an even head size, got n_embd/n_head = {}",
+                        self.head_size()
+                    ),
                 );
             }
             if !(self.rope_theta.is_finite() && self.rope_theta > 1.0) {
-                return bad("rope_theta", format!("{} must be a finite number > 1", self.rope_theta));
+                return bad(
+                    "rope_theta",
+                    format!("{} must be a finite number > 1", self.rope_theta),
+                );
             }
         }
         if self.pos_encoding == PosEncoding::Sinusoidal && self.n_embd % 2 != 0 {
@@ -173,9 +195,15 @@ mod tests {
             ModelConfig::preset(p).unwrap().validate().unwrap();
         }
         let m = ModelConfig::preset("bench-m").unwrap();
-        assert_eq!((m.n_layer, m.n_head, m.n_embd, m.block_size, m.vocab_size), (6, 6, 384, 256, 65));
+        assert_eq!(
+            (m.n_layer, m.n_head, m.n_embd, m.block_size, m.vocab_size),
+            (6, 6, 384, 256, 65)
+        );
         let g = ModelConfig::preset("gpt2-124m").unwrap();
-        assert_eq!((g.n_layer, g.n_embd, g.block_size, g.vocab_size), (12, 768, 1024, 50304));
+        assert_eq!(
+            (g.n_layer, g.n_embd, g.block_size, g.vocab_size),
+            (12, 768, 1024, 50304)
+        );
         assert!(ModelConfig::preset("nope").is_err());
     }
 

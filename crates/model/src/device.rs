@@ -8,7 +8,9 @@
 
 /// The CPU implementation of the op set.
 pub mod cpu {
-    pub use crate::ops::{attention, crossentropy, dropout, embedding, gelu, layernorm, linear, residual, rope};
+    pub use crate::ops::{
+        attention, crossentropy, dropout, embedding, gelu, layernorm, linear, residual, rope,
+    };
 }
 
 pub use cpu as active;

@@ -19,7 +19,11 @@ pub enum Error {
     TokenOutOfRange { id: u32, pos: usize, vocab: usize },
     /// A target outside the vocabulary (and not the ignore index -1).
     #[error("target {target} at position {pos} is outside the vocabulary (vocab_size {vocab}); use -1 to ignore")]
-    TargetOutOfRange { target: i32, pos: usize, vocab: usize },
+    TargetOutOfRange {
+        target: i32,
+        pos: usize,
+        vocab: usize,
+    },
     /// The loss came out NaN or infinite.
     #[error("loss is not finite ({0})")]
     NonFiniteLoss(f32),
@@ -31,19 +35,35 @@ pub enum Error {
     MissingTensor { file: PathBuf, name: String },
     /// Tensor with the wrong shape.
     #[error("{file}: tensor {name:?} has shape {got:?}, expected {want:?}")]
-    TensorShape { file: PathBuf, name: String, got: Vec<usize>, want: Vec<usize> },
+    TensorShape {
+        file: PathBuf,
+        name: String,
+        got: Vec<usize>,
+        want: Vec<usize>,
+    },
     /// Tensor with the wrong dtype.
     #[error("{file}: tensor {name:?} has dtype {got}, expected {want}")]
-    TensorDtype { file: PathBuf, name: String, got: String, want: &'static str },
+    TensorDtype {
+        file: PathBuf,
+        name: String,
+        got: String,
+        want: &'static str,
+    },
     /// Malformed safetensors file.
     #[error("{file}: {msg}")]
     Safetensors { file: PathBuf, msg: String },
     /// Malformed JSON.
     #[error("{file}: {source}")]
-    Json { file: PathBuf, source: serde_json::Error },
+    Json {
+        file: PathBuf,
+        source: serde_json::Error,
+    },
     /// I/O failure with the path involved.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// Optimizer state that does not belong to this model.
     #[error("optimizer state: {0}")]
     Optimizer(String),
@@ -54,6 +74,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 }

@@ -28,7 +28,10 @@ fn tmp_path(path: &Path) -> PathBuf {
 
 /// Write `(name, shape, bytes, dtype)` tensors atomically.
 fn write_tensors(path: &Path, tensors: Vec<(String, Vec<usize>, Vec<u8>, Dtype)>) -> Result<()> {
-    let st_err = |e: safetensors::SafeTensorError| Error::Safetensors { file: path.to_path_buf(), msg: e.to_string() };
+    let st_err = |e: safetensors::SafeTensorError| Error::Safetensors {
+        file: path.to_path_buf(),
+        msg: e.to_string(),
+    };
     let views = tensors
         .iter()
         .map(|(n, s, b, d)| TensorView::new(*d, s.clone(), b).map(|v| (n.clone(), v)))
@@ -46,12 +49,24 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
 }
 
 fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>> {
-    SafeTensors::deserialize(bytes).map_err(|e| Error::Safetensors { file: path.to_path_buf(), msg: e.to_string() })
+    SafeTensors::deserialize(bytes).map_err(|e| Error::Safetensors {
+        file: path.to_path_buf(),
+        msg: e.to_string(),
+    })
 }
 
 /// Copy the f32 tensor `name` of shape `shape` into `dst`, with errors naming the tensor.
-pub fn read_f32_into(st: &SafeTensors<'_>, file: &Path, name: &str, shape: &[usize], dst: &mut [f32]) -> Result<()> {
-    let t = st.tensor(name).map_err(|_| Error::MissingTensor { file: file.to_path_buf(), name: name.to_string() })?;
+pub fn read_f32_into(
+    st: &SafeTensors<'_>,
+    file: &Path,
+    name: &str,
+    shape: &[usize],
+    dst: &mut [f32],
+) -> Result<()> {
+    let t = st.tensor(name).map_err(|_| Error::MissingTensor {
+        file: file.to_path_buf(),
+        name: name.to_string(),
+    })?;
     if t.dtype() != Dtype::F32 {
         return Err(Error::TensorDtype {
             file: file.to_path_buf(),
@@ -96,7 +111,10 @@ pub fn load_params(model: &mut Gpt, path: &Path) -> Result<()> {
 
 /// Write `config.json`.
 pub fn save_config(cfg: &ModelConfig, path: &Path) -> Result<()> {
-    let s = serde_json::to_string_pretty(cfg).map_err(|e| Error::Json { file: path.to_path_buf(), source: e })?;
+    let s = serde_json::to_string_pretty(cfg).map_err(|e| Error::Json {
+        file: path.to_path_buf(),
+        source: e,
+    })?;
     let tmp = tmp_path(path);
     std::fs::write(&tmp, s).map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
@@ -105,7 +123,10 @@ pub fn save_config(cfg: &ModelConfig, path: &Path) -> Result<()> {
 /// Read and validate `config.json`.
 pub fn load_config(path: &Path) -> Result<ModelConfig> {
     let s = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let cfg: ModelConfig = serde_json::from_str(&s).map_err(|e| Error::Json { file: path.to_path_buf(), source: e })?;
+    let cfg: ModelConfig = serde_json::from_str(&s).map_err(|e| Error::Json {
+        file: path.to_path_buf(),
+        source: e,
+    })?;
     cfg.validate()?;
     Ok(cfg)
 }
@@ -130,7 +151,12 @@ pub fn save_optimizer(opt: &AdamW, model: &Gpt, path: &Path) -> Result<()> {
         .named_state(model)
         .map(|(n, s, v)| (n, s.to_vec(), f32_bytes(v), Dtype::F32))
         .collect();
-    ts.push(("step".into(), vec![], (opt.step as i64).to_le_bytes().to_vec(), Dtype::I64));
+    ts.push((
+        "step".into(),
+        vec![],
+        (opt.step as i64).to_le_bytes().to_vec(),
+        Dtype::I64,
+    ));
     write_tensors(path, ts)
 }
 
@@ -140,12 +166,32 @@ pub fn load_optimizer(model: &Gpt, config: AdamWConfig, path: &Path) -> Result<A
     let st = parse(path, &bytes)?;
     let mut opt = AdamW::new(model, config);
     for t in &model.layout().tensors {
-        read_f32_into(&st, path, &format!("exp_avg.{}", t.name), &t.shape, &mut opt.m[t.range()])?;
-        read_f32_into(&st, path, &format!("exp_avg_sq.{}", t.name), &t.shape, &mut opt.v[t.range()])?;
+        read_f32_into(
+            &st,
+            path,
+            &format!("exp_avg.{}", t.name),
+            &t.shape,
+            &mut opt.m[t.range()],
+        )?;
+        read_f32_into(
+            &st,
+            path,
+            &format!("exp_avg_sq.{}", t.name),
+            &t.shape,
+            &mut opt.v[t.range()],
+        )?;
     }
-    let step = st.tensor("step").map_err(|_| Error::MissingTensor { file: path.to_path_buf(), name: "step".into() })?;
+    let step = st.tensor("step").map_err(|_| Error::MissingTensor {
+        file: path.to_path_buf(),
+        name: "step".into(),
+    })?;
     if step.dtype() != Dtype::I64 || step.data().len() != 8 {
-        return Err(Error::TensorDtype { file: path.to_path_buf(), name: "step".into(), got: format!("{:?}", step.dtype()), want: "I64 scalar" });
+        return Err(Error::TensorDtype {
+            file: path.to_path_buf(),
+            name: "step".into(),
+            got: format!("{:?}", step.dtype()),
+            want: "I64 scalar",
+        });
     }
     let mut b = [0u8; 8];
     b.copy_from_slice(step.data());
@@ -174,8 +220,13 @@ mod tests {
         let mut other = cfg.clone();
         other.block_size = 4;
         let mut m3 = Gpt::zeroed(other, 0).unwrap();
-        let e = load_params(&mut m3, &dir.path().join(MODEL_FILE)).unwrap_err().to_string();
-        assert!(e.contains("transformer.wpe.weight") && e.contains("shape"), "{e}");
+        let e = load_params(&mut m3, &dir.path().join(MODEL_FILE))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("transformer.wpe.weight") && e.contains("shape"),
+            "{e}"
+        );
         // missing tensor: rope model has no wpe, learned model wants one
         let mut rc = cfg.clone();
         rc.pos_encoding = PosEncoding::Rope;
@@ -184,20 +235,36 @@ mod tests {
         save_params(&rope, &p).unwrap();
         let mut m4 = Gpt::zeroed(cfg.clone(), 0).unwrap();
         let e = load_params(&mut m4, &p).unwrap_err().to_string();
-        assert!(e.contains("missing") && e.contains("transformer.wpe.weight"), "{e}");
+        assert!(
+            e.contains("missing") && e.contains("transformer.wpe.weight"),
+            "{e}"
+        );
         // wrong dtype
         let p = dir.path().join("f64.safetensors");
         let ts = m
             .named_parameters()
-            .map(|(n, s, v)| (n.to_string(), s.to_vec(), v.iter().flat_map(|x| (*x as f64).to_le_bytes()).collect(), Dtype::F64))
+            .map(|(n, s, v)| {
+                (
+                    n.to_string(),
+                    s.to_vec(),
+                    v.iter().flat_map(|x| (*x as f64).to_le_bytes()).collect(),
+                    Dtype::F64,
+                )
+            })
             .collect();
         write_tensors(&p, ts).unwrap();
         let e = load_params(&mut m4, &p).unwrap_err().to_string();
-        assert!(e.contains("dtype") && e.contains("transformer.wte.weight"), "{e}");
+        assert!(
+            e.contains("dtype") && e.contains("transformer.wte.weight"),
+            "{e}"
+        );
         // not a safetensors file / absent file
         std::fs::write(dir.path().join("junk"), b"hello").unwrap();
         assert!(load_params(&mut m4, &dir.path().join("junk")).is_err());
-        assert!(load_params(&mut m4, &dir.path().join("absent")).unwrap_err().to_string().contains("absent"));
+        assert!(load_params(&mut m4, &dir.path().join("absent"))
+            .unwrap_err()
+            .to_string()
+            .contains("absent"));
 
         // optimizer state
         let mut opt = AdamW::new(&m, AdamWConfig::default());

@@ -108,7 +108,11 @@ impl Gpt {
             } else if is_ln {
                 p.fill(1.0);
             } else {
-                let std = if t.name.ends_with("c_proj.weight") { proj_std } else { 0.02 };
+                let std = if t.name.ends_with("c_proj.weight") {
+                    proj_std
+                } else {
+                    0.02
+                };
                 for x in p.iter_mut() {
                     *x = (rng.normal() * std) as f32;
                 }
@@ -209,11 +213,15 @@ impl Gpt {
 
     /// The parameter called `name`.
     pub fn param(&self, name: &str) -> Option<&[f32]> {
-        self.layout.find(name).map(|i| &self.params[self.layout.r(i)])
+        self.layout
+            .find(name)
+            .map(|i| &self.params[self.layout.r(i)])
     }
     /// The gradient of the parameter called `name`.
     pub fn grad(&self, name: &str) -> Option<&[f32]> {
-        self.layout.find(name).map(|i| &self.grads[self.layout.r(i)])
+        self.layout
+            .find(name)
+            .map(|i| &self.grads[self.layout.r(i)])
     }
 
     /// Set all gradients to zero.
@@ -232,9 +240,12 @@ impl Gpt {
         const CH: usize = 1 << 14;
         let parts = self.grads.len().div_ceil(CH);
         self.norm_partials.resize(parts, 0.0);
-        self.norm_partials.par_iter_mut().zip(self.grads.par_chunks(CH)).for_each(|(p, g)| {
-            *p = g.iter().map(|&x| x as f64 * x as f64).sum();
-        });
+        self.norm_partials
+            .par_iter_mut()
+            .zip(self.grads.par_chunks(CH))
+            .for_each(|(p, g)| {
+                *p = g.iter().map(|&x| x as f64 * x as f64).sum();
+            });
         self.norm_partials.iter().sum::<f64>().sqrt() as f32
     }
 
@@ -245,14 +256,18 @@ impl Gpt {
         let norm = self.grad_norm();
         let coef = max_norm / (norm + 1e-6);
         if coef < 1.0 {
-            self.grads.par_chunks_mut(1 << 14).for_each(|g| g.iter_mut().for_each(|x| *x *= coef));
+            self.grads
+                .par_chunks_mut(1 << 14)
+                .for_each(|g| g.iter_mut().for_each(|x| *x *= coef));
         }
         norm
     }
 
     fn check_inputs(&self, idx: &[u32], targets: Option<&[i32]>, b: usize, t: usize) -> Result<()> {
         if b == 0 || t == 0 {
-            return Err(Error::Shape(format!("batch {b} and sequence length {t} must be positive")));
+            return Err(Error::Shape(format!(
+                "batch {b} and sequence length {t} must be positive"
+            )));
         }
         if t > self.config.block_size {
             return Err(Error::Shape(format!(
@@ -261,7 +276,11 @@ impl Gpt {
             )));
         }
         if idx.len() != b * t {
-            return Err(Error::Shape(format!("idx has {} tokens, expected b·t = {}", idx.len(), b * t)));
+            return Err(Error::Shape(format!(
+                "idx has {} tokens, expected b·t = {}",
+                idx.len(),
+                b * t
+            )));
         }
         let v = self.config.vocab_size;
         if let Some((pos, &id)) = idx.iter().enumerate().find(|(_, &id)| id as usize >= v) {
@@ -269,11 +288,19 @@ impl Gpt {
         }
         if let Some(tg) = targets {
             if tg.len() != b * t {
-                return Err(Error::Shape(format!("targets has {} entries, expected {}", tg.len(), b * t)));
+                return Err(Error::Shape(format!(
+                    "targets has {} entries, expected {}",
+                    tg.len(),
+                    b * t
+                )));
             }
             let bad = |x: i32| x != dev::crossentropy::IGNORE && (x < 0 || x as usize >= v);
             if let Some((pos, &target)) = tg.iter().enumerate().find(|(_, &x)| bad(x)) {
-                return Err(Error::TargetOutOfRange { target, pos, vocab: v });
+                return Err(Error::TargetOutOfRange {
+                    target,
+                    pos,
+                    vocab: v,
+                });
             }
         }
         Ok(())
@@ -287,7 +314,13 @@ impl Gpt {
             return;
         }
         let cfg = &self.config;
-        let (l, c, h, v, nh) = (cfg.n_layer, cfg.n_embd, cfg.hidden(), cfg.vocab_size, cfg.n_head);
+        let (l, c, h, v, nh) = (
+            cfg.n_layer,
+            cfg.n_embd,
+            cfg.hidden(),
+            cfg.vocab_size,
+            cfg.n_head,
+        );
         let (n, t) = (n.max(a.cap_n), t.max(a.cap_t));
         let z = |len: usize| vec![0.0f32; len];
         let workers = rayon::current_num_threads().max(1);
@@ -329,9 +362,32 @@ impl Gpt {
     pub fn memory_bytes(&self) -> usize {
         let a = &self.acts;
         let floats = [
-            &a.encoded, &a.ln_1, &a.ln_1_mean, &a.ln_1_rstd, &a.qkv, &a.atty, &a.lse, &a.res_attn, &a.ln_2,
-            &a.ln_2_mean, &a.ln_2_rstd, &a.fc, &a.fc_gelu, &a.res_mlp, &a.ln_f, &a.ln_f_mean, &a.ln_f_rstd,
-            &a.logits, &a.dlogits, &a.row_loss, &a.dres, &a.dln, &a.dqkv, &a.datty, &a.dfc, &a.tmp,
+            &a.encoded,
+            &a.ln_1,
+            &a.ln_1_mean,
+            &a.ln_1_rstd,
+            &a.qkv,
+            &a.atty,
+            &a.lse,
+            &a.res_attn,
+            &a.ln_2,
+            &a.ln_2_mean,
+            &a.ln_2_rstd,
+            &a.fc,
+            &a.fc_gelu,
+            &a.res_mlp,
+            &a.ln_f,
+            &a.ln_f_mean,
+            &a.ln_f_rstd,
+            &a.logits,
+            &a.dlogits,
+            &a.row_loss,
+            &a.dres,
+            &a.dln,
+            &a.dqkv,
+            &a.datty,
+            &a.dfc,
+            &a.tmp,
             &a.attn_scratch,
         ]
         .iter()
@@ -343,16 +399,35 @@ impl Gpt {
     /// Run the model on `idx [b, t]`. With `targets [b, t]` (−1 = ignore) returns the mean
     /// cross-entropy loss and prepares [`backward`](Self::backward); logits are available
     /// from [`logits`](Self::logits) either way. A NaN/Inf loss is an error.
-    pub fn forward(&mut self, idx: &[u32], targets: Option<&[i32]>, b: usize, t: usize) -> Result<Option<f32>> {
+    pub fn forward(
+        &mut self,
+        idx: &[u32],
+        targets: Option<&[i32]>,
+        b: usize,
+        t: usize,
+    ) -> Result<Option<f32>> {
         self.check_inputs(idx, targets, b, t)?;
         self.plan(b, t);
         self.passes += 1;
-        let drop_seed = (self.training && self.config.dropout > 0.0).then(|| mix64(self.seed ^ mix64(self.passes)));
-        self.pass = Pass { b, t, has_targets: false, dlogits_scale: 1.0, drop_seed };
+        let drop_seed = (self.training && self.config.dropout > 0.0)
+            .then(|| mix64(self.seed ^ mix64(self.passes)));
+        self.pass = Pass {
+            b,
+            t,
+            has_targets: false,
+            dlogits_scale: 1.0,
+            drop_seed,
+        };
         let (cfg, lay, p) = (&self.config, &self.layout, &self.params);
         let (n, c, h, v, nh) = (b * t, cfg.n_embd, cfg.hidden(), cfg.vocab_size, cfg.n_head);
         let dims = Dims { b, t, c, nh };
-        let mask = |s| self.pass.drop_seed.map(|seed| Mask { seed, stream: s, p: cfg.dropout });
+        let mask = |s| {
+            self.pass.drop_seed.map(|seed| Mask {
+                seed,
+                stream: s,
+                p: cfg.dropout,
+            })
+        };
         let a = &mut self.acts;
         a.idx[..n].copy_from_slice(idx);
 
@@ -368,10 +443,21 @@ impl Gpt {
 
         for (l, bp) in lay.blocks.iter().enumerate() {
             let (nc, nh4) = (n * c, n * h);
-            let x: &[f32] = if l == 0 { &a.encoded[..nc] } else { &a.res_mlp[(l - 1) * nc..l * nc] };
+            let x: &[f32] = if l == 0 {
+                &a.encoded[..nc]
+            } else {
+                &a.res_mlp[(l - 1) * nc..l * nc]
+            };
             let ln_1 = &mut a.ln_1[l * nc..(l + 1) * nc];
             let (w, bb) = wb(lay, p, bp.ln_1);
-            dev::layernorm::forward(ln_1, &mut a.ln_1_mean[l * n..(l + 1) * n], &mut a.ln_1_rstd[l * n..(l + 1) * n], x, w, bb);
+            dev::layernorm::forward(
+                ln_1,
+                &mut a.ln_1_mean[l * n..(l + 1) * n],
+                &mut a.ln_1_rstd[l * n..(l + 1) * n],
+                x,
+                w,
+                bb,
+            );
             let qkv = &mut a.qkv[l * 3 * nc..(l + 1) * 3 * nc];
             let (w, bb) = wb(lay, p, bp.c_attn);
             dev::linear::forward(qkv, ln_1, w, bb, None, c);
@@ -393,7 +479,14 @@ impl Gpt {
             }
             let ln_2 = &mut a.ln_2[l * nc..(l + 1) * nc];
             let (w, bb) = wb(lay, p, bp.ln_2);
-            dev::layernorm::forward(ln_2, &mut a.ln_2_mean[l * n..(l + 1) * n], &mut a.ln_2_rstd[l * n..(l + 1) * n], res_attn, w, bb);
+            dev::layernorm::forward(
+                ln_2,
+                &mut a.ln_2_mean[l * n..(l + 1) * n],
+                &mut a.ln_2_rstd[l * n..(l + 1) * n],
+                res_attn,
+                w,
+                bb,
+            );
             let fc = &mut a.fc[l * nh4..(l + 1) * nh4];
             let (w, bb) = wb(lay, p, bp.c_fc);
             dev::linear::forward(fc, ln_2, w, bb, None, c);
@@ -414,11 +507,33 @@ impl Gpt {
         let l = cfg.n_layer;
         let x = &a.res_mlp[(l - 1) * nc..l * nc];
         let (w, bb) = wb(lay, p, lay.ln_f);
-        dev::layernorm::forward(&mut a.ln_f[..nc], &mut a.ln_f_mean[..n], &mut a.ln_f_rstd[..n], x, w, bb);
-        dev::linear::forward(&mut a.logits[..n * v], &a.ln_f[..nc], &p[lay.r(lay.head())], None, None, c);
+        dev::layernorm::forward(
+            &mut a.ln_f[..nc],
+            &mut a.ln_f_mean[..n],
+            &mut a.ln_f_rstd[..n],
+            x,
+            w,
+            bb,
+        );
+        dev::linear::forward(
+            &mut a.logits[..n * v],
+            &a.ln_f[..nc],
+            &p[lay.r(lay.head())],
+            None,
+            None,
+            c,
+        );
 
-        let Some(targets) = targets else { return Ok(None) };
-        let loss = dev::crossentropy::forward_backward(&mut a.dlogits[..n * v], &mut a.row_loss[..n], &a.logits[..n * v], targets, v);
+        let Some(targets) = targets else {
+            return Ok(None);
+        };
+        let loss = dev::crossentropy::forward_backward(
+            &mut a.dlogits[..n * v],
+            &mut a.row_loss[..n],
+            &a.logits[..n * v],
+            targets,
+            v,
+        );
         if !loss.is_finite() {
             return Err(Error::NonFiniteLoss(loss));
         }
@@ -439,10 +554,18 @@ impl Gpt {
             return Err(Error::NoForward);
         }
         let Pass { b, t, .. } = self.pass;
-        let (n, c, h, v, nh) = (b * t, self.config.n_embd, self.config.hidden(), self.config.vocab_size, self.config.n_head);
+        let (n, c, h, v, nh) = (
+            b * t,
+            self.config.n_embd,
+            self.config.hidden(),
+            self.config.vocab_size,
+            self.config.n_head,
+        );
         if scale != self.pass.dlogits_scale {
             let f = scale / self.pass.dlogits_scale;
-            self.acts.dlogits[..n * v].par_chunks_mut(8192).for_each(|d| d.iter_mut().for_each(|x| *x *= f));
+            self.acts.dlogits[..n * v]
+                .par_chunks_mut(8192)
+                .for_each(|d| d.iter_mut().for_each(|x| *x *= f));
             self.pass.dlogits_scale = scale;
         }
         let dims = Dims { b, t, c, nh };
@@ -450,19 +573,48 @@ impl Gpt {
         let (cfg, lay, p) = (&self.config, &self.layout, &self.params);
         let g = &mut self.grads;
         let a = &mut self.acts;
-        let mask = |s| self.pass.drop_seed.map(|seed| Mask { seed, stream: s, p: cfg.dropout });
+        let mask = |s| {
+            self.pass.drop_seed.map(|seed| Mask {
+                seed,
+                stream: s,
+                p: cfg.dropout,
+            })
+        };
 
         // lm_head and ln_f
         let head = lay.head();
-        dev::linear::backward(Some(&mut a.dln[..nc]), &mut g[lay.r(head)], None, &a.dlogits[..n * v], &a.ln_f[..nc], &p[lay.r(head)], c, false);
+        dev::linear::backward(
+            Some(&mut a.dln[..nc]),
+            &mut g[lay.r(head)],
+            None,
+            &a.dlogits[..n * v],
+            &a.ln_f[..nc],
+            &p[lay.r(head)],
+            c,
+            false,
+        );
         let l_last = cfg.n_layer;
         let x = &a.res_mlp[(l_last - 1) * nc..l_last * nc];
         let (gw, gb) = wb_mut(lay, g, lay.ln_f);
-        dev::layernorm::backward(&mut a.dres[..nc], gw, gb, &a.dln[..nc], x, &p[lay.r(lay.ln_f.w)], &a.ln_f_mean[..n], &a.ln_f_rstd[..n], false);
+        dev::layernorm::backward(
+            &mut a.dres[..nc],
+            gw,
+            gb,
+            &a.dln[..nc],
+            x,
+            &p[lay.r(lay.ln_f.w)],
+            &a.ln_f_mean[..n],
+            &a.ln_f_rstd[..n],
+            false,
+        );
 
         for (l, bp) in lay.blocks.iter().enumerate().rev() {
             let nh4 = n * h;
-            let x: &[f32] = if l == 0 { &a.encoded[..nc] } else { &a.res_mlp[(l - 1) * nc..l * nc] };
+            let x: &[f32] = if l == 0 {
+                &a.encoded[..nc]
+            } else {
+                &a.res_mlp[(l - 1) * nc..l * nc]
+            };
             let res_attn = &a.res_attn[l * nc..(l + 1) * nc];
             // MLP branch: res_mlp = res_attn + drop(c_proj(gelu(c_fc(ln_2(res_attn)))))
             let dproj: &[f32] = match mask(site(l, 2)) {
@@ -475,14 +627,49 @@ impl Gpt {
             };
             let (gw, gb) = wb_mut(lay, g, bp.mlp_proj);
             let fc_gelu = &a.fc_gelu[l * nh4..(l + 1) * nh4];
-            dev::linear::backward(Some(&mut a.dfc[..nh4]), gw, gb, dproj, fc_gelu, &p[lay.r(bp.mlp_proj.w)], h, false);
-            dev::gelu::backward(&mut a.dfc[..nh4], &a.fc[l * nh4..(l + 1) * nh4], cfg.activation);
+            dev::linear::backward(
+                Some(&mut a.dfc[..nh4]),
+                gw,
+                gb,
+                dproj,
+                fc_gelu,
+                &p[lay.r(bp.mlp_proj.w)],
+                h,
+                false,
+            );
+            dev::gelu::backward(
+                &mut a.dfc[..nh4],
+                &a.fc[l * nh4..(l + 1) * nh4],
+                cfg.activation,
+            );
             let (gw, gb) = wb_mut(lay, g, bp.c_fc);
             let ln_2 = &a.ln_2[l * nc..(l + 1) * nc];
-            dev::linear::backward(Some(&mut a.dln[..nc]), gw, gb, &a.dfc[..nh4], ln_2, &p[lay.r(bp.c_fc.w)], c, false);
+            dev::linear::backward(
+                Some(&mut a.dln[..nc]),
+                gw,
+                gb,
+                &a.dfc[..nh4],
+                ln_2,
+                &p[lay.r(bp.c_fc.w)],
+                c,
+                false,
+            );
             let (gw, gb) = wb_mut(lay, g, bp.ln_2);
-            let (lm, lr) = (&a.ln_2_mean[l * n..(l + 1) * n], &a.ln_2_rstd[l * n..(l + 1) * n]);
-            dev::layernorm::backward(&mut a.dres[..nc], gw, gb, &a.dln[..nc], res_attn, &p[lay.r(bp.ln_2.w)], lm, lr, true);
+            let (lm, lr) = (
+                &a.ln_2_mean[l * n..(l + 1) * n],
+                &a.ln_2_rstd[l * n..(l + 1) * n],
+            );
+            dev::layernorm::backward(
+                &mut a.dres[..nc],
+                gw,
+                gb,
+                &a.dln[..nc],
+                res_attn,
+                &p[lay.r(bp.ln_2.w)],
+                lm,
+                lr,
+                true,
+            );
 
             // attention branch: res_attn = x + drop(c_proj(attn(ln_1(x))))
             let dproj: &[f32] = match mask(site(l, 1)) {
@@ -495,19 +682,59 @@ impl Gpt {
             };
             let (gw, gb) = wb_mut(lay, g, bp.attn_proj);
             let atty = &a.atty[l * nc..(l + 1) * nc];
-            dev::linear::backward(Some(&mut a.datty[..nc]), gw, gb, dproj, atty, &p[lay.r(bp.attn_proj.w)], c, false);
+            dev::linear::backward(
+                Some(&mut a.datty[..nc]),
+                gw,
+                gb,
+                dproj,
+                atty,
+                &p[lay.r(bp.attn_proj.w)],
+                c,
+                false,
+            );
             let qkv = &a.qkv[l * 3 * nc..(l + 1) * 3 * nc];
             let lse = &a.lse[l * n * nh..(l + 1) * n * nh];
-            dev::attention::backward(&mut a.dqkv[..3 * nc], &a.datty[..nc], atty, lse, qkv, &mut a.attn_scratch, dims, mask(site(l, 0)));
+            dev::attention::backward(
+                &mut a.dqkv[..3 * nc],
+                &a.datty[..nc],
+                atty,
+                lse,
+                qkv,
+                &mut a.attn_scratch,
+                dims,
+                mask(site(l, 0)),
+            );
             if let Some(rt) = &self.rope {
                 dev::rope::backward(&mut a.dqkv[..3 * nc], rt, t, c, nh);
             }
             let (gw, gb) = wb_mut(lay, g, bp.c_attn);
             let ln_1 = &a.ln_1[l * nc..(l + 1) * nc];
-            dev::linear::backward(Some(&mut a.dln[..nc]), gw, gb, &a.dqkv[..3 * nc], ln_1, &p[lay.r(bp.c_attn.w)], c, false);
+            dev::linear::backward(
+                Some(&mut a.dln[..nc]),
+                gw,
+                gb,
+                &a.dqkv[..3 * nc],
+                ln_1,
+                &p[lay.r(bp.c_attn.w)],
+                c,
+                false,
+            );
             let (gw, gb) = wb_mut(lay, g, bp.ln_1);
-            let (lm, lr) = (&a.ln_1_mean[l * n..(l + 1) * n], &a.ln_1_rstd[l * n..(l + 1) * n]);
-            dev::layernorm::backward(&mut a.dres[..nc], gw, gb, &a.dln[..nc], x, &p[lay.r(bp.ln_1.w)], lm, lr, true);
+            let (lm, lr) = (
+                &a.ln_1_mean[l * n..(l + 1) * n],
+                &a.ln_1_rstd[l * n..(l + 1) * n],
+            );
+            dev::layernorm::backward(
+                &mut a.dres[..nc],
+                gw,
+                gb,
+                &a.dln[..nc],
+                x,
+                &p[lay.r(bp.ln_1.w)],
+                lm,
+                lr,
+                true,
+            );
         }
 
         if let Some(m) = mask(SITE_EMB) {
@@ -519,7 +746,14 @@ impl Gpt {
                 let wpe = lay.r(wpe);
                 debug_assert!(wte.end <= wpe.start);
                 let (head, tail) = g.split_at_mut(wpe.start);
-                dev::embedding::backward(&mut head[wte], Some(&mut tail[..wpe.len()]), &a.dres[..nc], &a.idx[..n], t, c);
+                dev::embedding::backward(
+                    &mut head[wte],
+                    Some(&mut tail[..wpe.len()]),
+                    &a.dres[..nc],
+                    &a.idx[..n],
+                    t,
+                    c,
+                );
             }
             None => dev::embedding::backward(&mut g[wte], None, &a.dres[..nc], &a.idx[..n], t, c),
         }
@@ -527,11 +761,18 @@ impl Gpt {
     }
 }
 
-fn named<'a>(ts: &'a [TensorInfo], buf: &'a [f32]) -> impl Iterator<Item = (&'a str, &'a [usize], &'a [f32])> {
-    ts.iter().map(move |t| (t.name.as_str(), &t.shape[..], &buf[t.range()]))
+fn named<'a>(
+    ts: &'a [TensorInfo],
+    buf: &'a [f32],
+) -> impl Iterator<Item = (&'a str, &'a [usize], &'a [f32])> {
+    ts.iter()
+        .map(move |t| (t.name.as_str(), &t.shape[..], &buf[t.range()]))
 }
 
-fn named_mut<'a>(ts: &'a [TensorInfo], buf: &'a mut [f32]) -> impl Iterator<Item = (&'a str, &'a [usize], &'a mut [f32])> {
+fn named_mut<'a>(
+    ts: &'a [TensorInfo],
+    buf: &'a mut [f32],
+) -> impl Iterator<Item = (&'a str, &'a [usize], &'a mut [f32])> {
     let mut rest = buf;
     ts.iter().map(move |t| {
         let (head, tail) = std::mem::take(&mut rest).split_at_mut(t.len);

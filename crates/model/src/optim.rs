@@ -21,7 +21,12 @@ pub struct AdamWConfig {
 impl Default for AdamWConfig {
     /// nanoGPT's defaults: betas (0.9, 0.95), eps 1e-8, weight decay 0.1.
     fn default() -> Self {
-        AdamWConfig { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1 }
+        AdamWConfig {
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            weight_decay: 0.1,
+        }
     }
 }
 
@@ -60,8 +65,19 @@ impl AdamW {
     /// Fresh state (zero moments, step 0) for `model`.
     pub fn new(model: &Gpt, config: AdamWConfig) -> Self {
         let n = model.num_params();
-        let groups = model.layout().tensors.iter().map(|t| (t.range(), t.decays())).collect();
-        AdamW { config, m: vec![0.0; n], v: vec![0.0; n], step: 0, groups }
+        let groups = model
+            .layout()
+            .tensors
+            .iter()
+            .map(|t| (t.range(), t.decays()))
+            .collect();
+        AdamW {
+            config,
+            m: vec![0.0; n],
+            v: vec![0.0; n],
+            step: 0,
+            groups,
+        }
     }
 
     /// One `optimizer.step()` with learning rate `lr` using the model's current gradients.
@@ -83,25 +99,50 @@ impl AdamW {
         let step_size = (lr as f64 / bc1) as f32;
         let bc2_sqrt = bc2.sqrt() as f32;
         for (r, decays) in &self.groups {
-            let decay = if *decays { 1.0 - lr * c.weight_decay } else { 1.0 };
-            let k = [decay, 1.0 - c.beta1, c.beta2, 1.0 - c.beta2, step_size, bc2_sqrt, c.eps];
+            let decay = if *decays {
+                1.0 - lr * c.weight_decay
+            } else {
+                1.0
+            };
+            let k = [
+                decay,
+                1.0 - c.beta1,
+                c.beta2,
+                1.0 - c.beta2,
+                step_size,
+                bc2_sqrt,
+                c.eps,
+            ];
             params[r.clone()]
                 .par_chunks_mut(CHUNK)
                 .zip(grads[r.clone()].par_chunks(CHUNK))
-                .zip(self.m[r.clone()].par_chunks_mut(CHUNK).zip(self.v[r.clone()].par_chunks_mut(CHUNK)))
-                .for_each(|((p, g), (m, v))| {
-                    update(p, g, m, v, k)
-                });
+                .zip(
+                    self.m[r.clone()]
+                        .par_chunks_mut(CHUNK)
+                        .zip(self.v[r.clone()].par_chunks_mut(CHUNK)),
+                )
+                .for_each(|((p, g), (m, v))| update(p, g, m, v, k));
         }
         Ok(())
     }
 
     /// `(tensor name, state key, values)` for the moments: keys `exp_avg` and `exp_avg_sq`.
-    pub fn named_state<'a>(&'a self, model: &'a Gpt) -> impl Iterator<Item = (String, &'a [usize], &'a [f32])> {
+    pub fn named_state<'a>(
+        &'a self,
+        model: &'a Gpt,
+    ) -> impl Iterator<Item = (String, &'a [usize], &'a [f32])> {
         model.layout().tensors.iter().flat_map(move |t| {
             [
-                (format!("exp_avg.{}", t.name), &t.shape[..], &self.m[t.range()]),
-                (format!("exp_avg_sq.{}", t.name), &t.shape[..], &self.v[t.range()]),
+                (
+                    format!("exp_avg.{}", t.name),
+                    &t.shape[..],
+                    &self.m[t.range()],
+                ),
+                (
+                    format!("exp_avg_sq.{}", t.name),
+                    &t.shape[..],
+                    &self.v[t.range()],
+                ),
             ]
         })
     }
@@ -122,7 +163,12 @@ mod tests {
             *g = ((i * 37 % 101) as f32 - 50.0) * 1e-3;
         }
         let p0 = m.params().to_vec();
-        let c = AdamWConfig { beta1: 0.8, beta2: 0.9, eps: 1e-6, weight_decay: 0.5 };
+        let c = AdamWConfig {
+            beta1: 0.8,
+            beta2: 0.9,
+            eps: 1e-6,
+            weight_decay: 0.5,
+        };
         let mut opt = AdamW::new(&m, c);
         let lr = 0.01f64;
         let (mut mm, mut vv) = (vec![0.0f64; n], vec![0.0f64; n]);

@@ -65,13 +65,20 @@ struct Builder {
 impl Builder {
     fn add(&mut self, name: String, shape: Vec<usize>) -> usize {
         let len = shape.iter().product();
-        self.tensors.push(TensorInfo { name, shape, offset: self.total, len });
+        self.tensors.push(TensorInfo {
+            name,
+            shape,
+            offset: self.total,
+            len,
+        });
         self.total += len;
         self.tensors.len() - 1
     }
     fn linear(&mut self, name: &str, out: usize, inp: usize) -> Wb {
         let w = self.add(format!("{name}.weight"), vec![out, inp]);
-        let b = self.bias.then(|| self.add(format!("{name}.bias"), vec![out]));
+        let b = self
+            .bias
+            .then(|| self.add(format!("{name}.bias"), vec![out]));
         Wb { w, b }
     }
     fn layernorm(&mut self, name: &str, c: usize) -> Wb {
@@ -84,7 +91,11 @@ impl Builder {
 impl ParamLayout {
     pub fn new(cfg: &ModelConfig) -> Self {
         let (c, v, h) = (cfg.n_embd, cfg.vocab_size, cfg.hidden());
-        let mut bld = Builder { tensors: Vec::new(), total: 0, bias: cfg.bias };
+        let mut bld = Builder {
+            tensors: Vec::new(),
+            total: 0,
+            bias: cfg.bias,
+        };
         let wte = bld.add("transformer.wte.weight".into(), vec![v, c]);
         let wpe = (cfg.pos_encoding == PosEncoding::Learned)
             .then(|| bld.add("transformer.wpe.weight".into(), vec![cfg.block_size, c]));
@@ -103,7 +114,15 @@ impl ParamLayout {
             .collect();
         let ln_f = bld.layernorm("transformer.ln_f", c);
         let lm_head = (!cfg.tie_embeddings).then(|| bld.add("lm_head.weight".into(), vec![v, c]));
-        ParamLayout { tensors: bld.tensors, total: bld.total, wte, wpe, blocks, ln_f, lm_head }
+        ParamLayout {
+            tensors: bld.tensors,
+            total: bld.total,
+            wte,
+            wpe,
+            blocks,
+            ln_f,
+            lm_head,
+        }
     }
 
     /// Range of tensor `i` in the flat buffers.
@@ -128,7 +147,11 @@ pub fn wb<'a>(l: &ParamLayout, buf: &'a [f32], x: Wb) -> (&'a [f32], Option<&'a 
 }
 
 /// Mutable `(w, b)` views of a weight and its bias (the bias follows the weight in the layout).
-pub fn wb_mut<'a>(l: &ParamLayout, buf: &'a mut [f32], x: Wb) -> (&'a mut [f32], Option<&'a mut [f32]>) {
+pub fn wb_mut<'a>(
+    l: &ParamLayout,
+    buf: &'a mut [f32],
+    x: Wb,
+) -> (&'a mut [f32], Option<&'a mut [f32]>) {
     let rw = l.r(x.w);
     match x.b {
         Some(b) => {

@@ -10,7 +10,10 @@ pub struct Rng {
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Rng { state: seed ^ 0x5EED_1F0E_u64.wrapping_mul(0x9E37_79B9_7F4A_7C15), spare: None }
+        Rng {
+            state: seed ^ 0x5EED_1F0E_u64.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            spare: None,
+        }
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -55,9 +58,15 @@ mod tests {
         let xs: Vec<f64> = (0..100_000).map(|_| a.normal()).collect();
         let mean = xs.iter().sum::<f64>() / xs.len() as f64;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
-        assert!(mean.abs() < 0.02 && (var - 1.0).abs() < 0.02, "{mean} {var}");
+        assert!(
+            mean.abs() < 0.02 && (var - 1.0).abs() < 0.02,
+            "{mean} {var}"
+        );
         let mut b = Rng::new(7);
-        assert_eq!(xs[..10], (0..10).map(|_| b.normal()).collect::<Vec<_>>()[..]);
+        assert_eq!(
+            xs[..10],
+            (0..10).map(|_| b.normal()).collect::<Vec<_>>()[..]
+        );
         assert_ne!(Rng::new(8).next_u64(), Rng::new(7).next_u64());
     }
 }

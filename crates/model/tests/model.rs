@@ -24,7 +24,9 @@ fn scramble(m: &mut Gpt, seed: u64) {
     let mut s = seed;
     for (_, _, p) in m.named_parameters_mut() {
         for x in p.iter_mut() {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             *x += ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.6;
         }
     }
@@ -34,7 +36,13 @@ fn scramble(m: &mut Gpt, seed: u64) {
 fn gradients_match_finite_differences_for_all_variants() {
     let variants = [
         tiny(PosEncoding::Learned, true, true, Activation::Gelu, 0.0),
-        tiny(PosEncoding::Learned, false, false, Activation::GeluTanh, 0.0),
+        tiny(
+            PosEncoding::Learned,
+            false,
+            false,
+            Activation::GeluTanh,
+            0.0,
+        ),
         tiny(PosEncoding::Rope, true, true, Activation::Gelu, 0.0),
         tiny(PosEncoding::Sinusoidal, true, false, Activation::Gelu, 0.0),
         tiny(PosEncoding::Learned, true, true, Activation::Gelu, 0.2),
@@ -60,7 +68,12 @@ fn gradients_match_finite_differences_for_all_variants() {
         for tinfo in m0.layout().tensors.clone() {
             let g = &m0.grads()[tinfo.range()];
             let gmax = g.iter().fold(0.0f32, |a, &x| a.max(x.abs())) as f64;
-            let argmax = g.iter().enumerate().max_by(|a, b| a.1.abs().total_cmp(&b.1.abs())).unwrap().0;
+            let argmax = g
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+                .unwrap()
+                .0;
             let picks = [argmax, 0, tinfo.len / 2, tinfo.len - 1];
             for &k in &picks {
                 let i = tinfo.offset + k;
@@ -102,8 +115,16 @@ fn same_seed_same_bits_and_errors_are_reported() {
     assert_eq!(run(), run());
     let mut m = Gpt::new(cfg, 5).unwrap();
     assert!(m.backward().is_err());
-    assert!(m.forward(&[1, 2, 99], None, 1, 3).unwrap_err().to_string().contains("99"));
-    assert!(m.forward(&[0; 7], None, 1, 7).unwrap_err().to_string().contains("block_size"));
+    assert!(m
+        .forward(&[1, 2, 99], None, 1, 3)
+        .unwrap_err()
+        .to_string()
+        .contains("99"));
+    assert!(m
+        .forward(&[0; 7], None, 1, 7)
+        .unwrap_err()
+        .to_string()
+        .contains("block_size"));
     assert!(m.forward(&[0; 3], Some(&[0, 11, 0]), 1, 3).is_err());
 }
 
@@ -112,7 +133,13 @@ fn learns_a_fixed_batch_and_accumulation_equals_big_batch() {
     let cfg = tiny(PosEncoding::Learned, true, true, Activation::Gelu, 0.0);
     let mut m = Gpt::new(cfg.clone(), 1).unwrap();
     let (idx, tg) = batch(2, 6, 11);
-    let mut opt = AdamW::new(&m, AdamWConfig { weight_decay: 0.0, ..Default::default() });
+    let mut opt = AdamW::new(
+        &m,
+        AdamWConfig {
+            weight_decay: 0.0,
+            ..Default::default()
+        },
+    );
     let first = m.forward(&idx, Some(&tg), 2, 6).unwrap().unwrap();
     assert!((first - (11f32).ln()).abs() < 0.1, "init loss {first}");
     let mut last = first;
@@ -131,7 +158,8 @@ fn learns_a_fixed_batch_and_accumulation_equals_big_batch() {
     a.backward().unwrap();
     let mut b = Gpt::new(cfg, 2).unwrap();
     for h in 0..2 {
-        b.forward(&idx[h * 6..h * 6 + 6], Some(&tg[h * 6..h * 6 + 6]), 1, 6).unwrap();
+        b.forward(&idx[h * 6..h * 6 + 6], Some(&tg[h * 6..h * 6 + 6]), 1, 6)
+            .unwrap();
         b.backward_scaled(0.5).unwrap();
     }
     for (x, y) in a.grads().iter().zip(b.grads()) {

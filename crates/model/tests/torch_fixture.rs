@@ -15,7 +15,9 @@ fn fixture_dir() -> PathBuf {
 }
 
 fn read_f32(st: &SafeTensors, file: &Path, name: &str) -> (Vec<usize>, Vec<f32>) {
-    let t = st.tensor(name).unwrap_or_else(|_| panic!("{}: missing {name}", file.display()));
+    let t = st
+        .tensor(name)
+        .unwrap_or_else(|_| panic!("{}: missing {name}", file.display()));
     let shape = t.shape().to_vec();
     let mut v = vec![0.0; shape.iter().product::<usize>().max(1)];
     read_f32_into(st, file, name, &shape, &mut v).unwrap();
@@ -25,7 +27,10 @@ fn read_f32(st: &SafeTensors, file: &Path, name: &str) -> (Vec<usize>, Vec<f32>)
 fn read_i64(st: &SafeTensors, name: &str) -> Vec<i64> {
     let t = st.tensor(name).unwrap();
     assert_eq!(t.dtype(), Dtype::I64, "{name}");
-    t.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect()
+    t.data()
+        .chunks_exact(8)
+        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+        .collect()
 }
 
 /// max |got − want| / max(1, |want|), with the worst index.
@@ -40,7 +45,12 @@ fn max_err(got: &[f32], want: &[f32]) -> (f32, usize) {
 
 fn assert_close(what: &str, got: &[f32], want: &[f32]) {
     let (e, i) = max_err(got, want);
-    assert!(e <= TOL, "{what}: max error {e:e} at {i} (got {}, want {})", got[i], want[i]);
+    assert!(
+        e <= TOL,
+        "{what}: max error {e:e} at {i} (got {}, want {})",
+        got[i],
+        want[i]
+    );
 }
 
 fn check_variant(variant: &str) {
@@ -48,14 +58,23 @@ fn check_variant(variant: &str) {
     let jpath = dir.join(format!("{variant}.json"));
     let spath = dir.join(format!("{variant}.safetensors"));
     let meta: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&jpath).unwrap_or_else(|e| panic!("{}: {e} (run tools/torch_reference.py)", jpath.display())),
+        &std::fs::read_to_string(&jpath)
+            .unwrap_or_else(|e| panic!("{}: {e} (run tools/torch_reference.py)", jpath.display())),
     )
     .unwrap();
     let cfg: ModelConfig = serde_json::from_value(meta["config"].clone()).unwrap();
-    let (b, t) = (meta["batch"]["b"].as_u64().unwrap() as usize, meta["batch"]["t"].as_u64().unwrap() as usize);
+    let (b, t) = (
+        meta["batch"]["b"].as_u64().unwrap() as usize,
+        meta["batch"]["t"].as_u64().unwrap() as usize,
+    );
     let ad = &meta["adamw"];
     let f = |k: &str| ad[k].as_f64().unwrap() as f32;
-    let opt_cfg = AdamWConfig { beta1: f("beta1"), beta2: f("beta2"), eps: f("eps"), weight_decay: f("weight_decay") };
+    let opt_cfg = AdamWConfig {
+        beta1: f("beta1"),
+        beta2: f("beta2"),
+        eps: f("eps"),
+        weight_decay: f("weight_decay"),
+    };
     let lr = f("lr");
     let clip = meta["grad_clip"].as_f64().unwrap() as f32;
     let steps = meta["steps"].as_u64().unwrap_or(3) as usize;
@@ -64,9 +83,19 @@ fn check_variant(variant: &str) {
     let st = SafeTensors::deserialize(&bytes).unwrap();
     let mut model = Gpt::zeroed(cfg.clone(), 0).unwrap();
     lmforge_model::io::load_params(&mut model, &spath).unwrap();
-    let idx: Vec<u32> = read_i64(&st, "input.idx").iter().map(|&x| x as u32).collect();
-    let targets: Vec<i32> = read_i64(&st, "input.targets").iter().map(|&x| x as i32).collect();
-    assert_eq!(targets.iter().filter(|&&x| x == -1).count(), 1, "{variant}: fixture should ignore one target");
+    let idx: Vec<u32> = read_i64(&st, "input.idx")
+        .iter()
+        .map(|&x| x as u32)
+        .collect();
+    let targets: Vec<i32> = read_i64(&st, "input.targets")
+        .iter()
+        .map(|&x| x as i32)
+        .collect();
+    assert_eq!(
+        targets.iter().filter(|&&x| x == -1).count(),
+        1,
+        "{variant}: fixture should ignore one target"
+    );
 
     // forward: logits and loss
     let loss = model.forward(&idx, Some(&targets), b, t).unwrap().unwrap();
@@ -79,10 +108,17 @@ fn check_variant(variant: &str) {
     // backward: every gradient
     model.zero_grad();
     model.backward().unwrap();
-    let names: Vec<String> = model.named_parameters().map(|(n, _, _)| n.to_string()).collect();
+    let names: Vec<String> = model
+        .named_parameters()
+        .map(|(n, _, _)| n.to_string())
+        .collect();
     for name in &names {
         let (_, want) = read_f32(&st, &spath, &format!("grad.{name}"));
-        assert_close(&format!("{variant} grad.{name}"), model.grad(name).unwrap(), &want);
+        assert_close(
+            &format!("{variant} grad.{name}"),
+            model.grad(name).unwrap(),
+            &want,
+        );
     }
 
     // three optimizer steps, replayed from the initial parameters
@@ -95,11 +131,19 @@ fn check_variant(variant: &str) {
         model.backward().unwrap();
         let norm = model.clip_grad_norm(clip);
         let want_norm = read_f32(&st, &spath, &format!("grad_norm.step{step}")).1[0];
-        assert_close(&format!("{variant} grad_norm.step{step}"), &[norm], &[want_norm]);
+        assert_close(
+            &format!("{variant} grad_norm.step{step}"),
+            &[norm],
+            &[want_norm],
+        );
         opt.step(&mut model, lr).unwrap();
         for name in &names {
             let (_, want) = read_f32(&st, &spath, &format!("step{step}.{name}"));
-            assert_close(&format!("{variant} step{step}.{name}"), model.param(name).unwrap(), &want);
+            assert_close(
+                &format!("{variant} step{step}.{name}"),
+                model.param(name).unwrap(),
+                &want,
+            );
         }
     }
 }

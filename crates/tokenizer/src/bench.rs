@@ -25,8 +25,16 @@ pub struct BenchReport {
 
 /// Runs the benchmark on the text files under `corpus`. `sentencepiece_model` (a `.model`
 /// file) is included when given.
-pub fn run_bench(corpus: &Path, bpe_vocab_size: usize, sentencepiece_model: Option<PathBuf>, runs: usize) -> Result<BenchReport> {
-    let paths = resolve_sources(&[corpus.to_string_lossy().into_owned()], &SourceFilter::default())?;
+pub fn run_bench(
+    corpus: &Path,
+    bpe_vocab_size: usize,
+    sentencepiece_model: Option<PathBuf>,
+    runs: usize,
+) -> Result<BenchReport> {
+    let paths = resolve_sources(
+        &[corpus.to_string_lossy().into_owned()],
+        &SourceFilter::default(),
+    )?;
     let docs = read_documents(&paths, false)?;
     let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
     let corpus_bytes: usize = texts.iter().map(|t| t.len()).sum();

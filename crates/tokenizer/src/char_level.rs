@@ -14,7 +14,7 @@ pub struct CharTokenizer {
     chars: Vec<char>,
     index: HashMap<char, u32>,
     /// Fast path for ASCII: id per byte, or `u32::MAX` when absent.
-    ascii: [u32; 128],
+    ascii: Box<[u32; 128]>,
 }
 
 /// On-disk form (inside the lmforge tokenizer JSON).
@@ -49,18 +49,28 @@ impl CharTokenizer {
     /// Builds from an explicit sorted character list.
     pub fn from_chars(chars: Vec<char>) -> Self {
         let offset = TRAINED_SPECIALS.len() as u32;
-        let index: HashMap<char, u32> = chars.iter().enumerate().map(|(i, &c)| (c, offset + i as u32)).collect();
-        let mut ascii = [u32::MAX; 128];
+        let index: HashMap<char, u32> = chars
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| (c, offset + i as u32))
+            .collect();
+        let mut ascii = Box::new([u32::MAX; 128]);
         for (&c, &id) in &index {
             if c.is_ascii() {
                 ascii[c as usize] = id;
             }
         }
-        CharTokenizer { chars, index, ascii }
+        CharTokenizer {
+            chars,
+            index,
+            ascii,
+        }
     }
 
     pub fn vocab(&self) -> CharVocab {
-        CharVocab { chars: self.chars.clone() }
+        CharVocab {
+            chars: self.chars.clone(),
+        }
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -71,7 +81,11 @@ impl CharTokenizer {
     pub fn encode(&self, text: &str) -> Vec<u32> {
         let mut out = Vec::with_capacity(text.len());
         for c in text.chars() {
-            let id = if c.is_ascii() { self.ascii[c as usize] } else { self.index.get(&c).copied().unwrap_or(u32::MAX) };
+            let id = if c.is_ascii() {
+                self.ascii[c as usize]
+            } else {
+                self.index.get(&c).copied().unwrap_or(u32::MAX)
+            };
             out.push(if id == u32::MAX { UNK_ID } else { id });
         }
         out
@@ -94,7 +108,9 @@ impl CharTokenizer {
         if i < TRAINED_SPECIALS.len() {
             Some(TRAINED_SPECIALS[i].to_string())
         } else {
-            self.chars.get(i - TRAINED_SPECIALS.len()).map(|c| c.to_string())
+            self.chars
+                .get(i - TRAINED_SPECIALS.len())
+                .map(|c| c.to_string())
         }
     }
 }

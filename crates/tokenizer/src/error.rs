@@ -21,7 +21,11 @@ pub enum TokenizerError {
     #[error("token id {id} is out of range for this tokenizer (vocabulary size {vocab_size})")]
     IdOutOfRange { id: u64, vocab_size: usize },
     #[error("--vocab-size {got} is too small for the {kind} tokenizer: it needs at least {min}")]
-    VocabTooSmall { kind: String, got: usize, min: usize },
+    VocabTooSmall {
+        kind: String,
+        got: usize,
+        min: usize,
+    },
     #[error("unknown tokenizer kind '{0}': expected char, word, bpe, unigram, sentencepiece or tiktoken:<name>")]
     UnknownKind(String),
     #[error("{0}")]

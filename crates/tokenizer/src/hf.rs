@@ -50,7 +50,9 @@ impl HfTokenizer {
 
     /// Parses a `tokenizer.json` (already read into memory).
     pub fn from_json(path: &Path, json: &str) -> Result<Self> {
-        let inner: tokenizers::Tokenizer = json.parse().map_err(|e| TokenizerError::bad_file(path, format!("not a valid tokenizer.json: {e}")))?;
+        let inner: tokenizers::Tokenizer = json.parse().map_err(|e| {
+            TokenizerError::bad_file(path, format!("not a valid tokenizer.json: {e}"))
+        })?;
         Self::wrap(inner)
     }
 
@@ -68,12 +70,16 @@ impl HfTokenizer {
         tok.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
         tok.with_decoder(Some(ByteLevelDecoder::default()));
         let mut trainer = TrainerWrapper::BpeTrainer(trainer);
-        tok.train(&mut trainer, texts.iter().map(|t| t.as_ref())).map_err(hf_err)?;
+        tok.train(&mut trainer, texts.iter().map(|t| t.as_ref()))
+            .map_err(hf_err)?;
         Self::wrap(tok)
     }
 
     /// Trains a SentencePiece-style unigram model (Metaspace `▁` pre-tokeniser).
-    pub fn train_unigram<S: AsRef<str> + Send + Sync>(texts: &[S], vocab_size: usize) -> Result<Self> {
+    pub fn train_unigram<S: AsRef<str> + Send + Sync>(
+        texts: &[S],
+        vocab_size: usize,
+    ) -> Result<Self> {
         let trainer = UnigramTrainerBuilder::default()
             .vocab_size(vocab_size as u32)
             .show_progress(false)
@@ -83,9 +89,14 @@ impl HfTokenizer {
             .map_err(hf_err)?;
         let mut tok = tokenizers::Tokenizer::new(Unigram::default());
         tok.with_pre_tokenizer(Some(Metaspace::new('▁', PrependScheme::Always, true)));
-        tok.with_decoder(Some(MetaspaceDecoder::new('▁', PrependScheme::Always, true)));
+        tok.with_decoder(Some(MetaspaceDecoder::new(
+            '▁',
+            PrependScheme::Always,
+            true,
+        )));
         let mut trainer = TrainerWrapper::UnigramTrainer(trainer);
-        tok.train(&mut trainer, texts.iter().map(|t| t.as_ref())).map_err(hf_err)?;
+        tok.train(&mut trainer, texts.iter().map(|t| t.as_ref()))
+            .map_err(hf_err)?;
         Self::wrap(tok)
     }
 
@@ -105,7 +116,12 @@ impl HfTokenizer {
     }
 
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        Ok(self.inner.encode_fast(text, false).map_err(hf_err)?.get_ids().to_vec())
+        Ok(self
+            .inner
+            .encode_fast(text, false)
+            .map_err(hf_err)?
+            .get_ids()
+            .to_vec())
     }
 
     /// Decodes, keeping special tokens as text.
@@ -120,5 +136,8 @@ impl HfTokenizer {
 }
 
 fn specials() -> Vec<AddedToken> {
-    TRAINED_SPECIALS.iter().map(|s| AddedToken::from(s.to_string(), true)).collect()
+    TRAINED_SPECIALS
+        .iter()
+        .map(|s| AddedToken::from(s.to_string(), true))
+        .collect()
 }

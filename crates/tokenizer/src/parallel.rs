@@ -61,7 +61,10 @@ mod tests {
         assert_eq!(parts.concat(), text);
         for (prev, p) in parts.iter().zip(&parts[1..]) {
             assert!(p.starts_with(char::is_alphabetic), "{p:?}");
-            assert!(prev.ends_with('\n') && !prev[..prev.len() - 1].ends_with(char::is_whitespace), "{prev:?}");
+            assert!(
+                prev.ends_with('\n') && !prev[..prev.len() - 1].ends_with(char::is_whitespace),
+                "{prev:?}"
+            );
         }
     }
 }

@@ -7,7 +7,13 @@ use crate::special::SpecialTokens;
 use crate::{Result, TokenizerError};
 
 /// Encodings lmforge knows, as `tiktoken:<name>`.
-pub const ENCODINGS: [&str; 5] = ["gpt2", "r50k_base", "p50k_base", "cl100k_base", "o200k_base"];
+pub const ENCODINGS: [&str; 5] = [
+    "gpt2",
+    "r50k_base",
+    "p50k_base",
+    "cl100k_base",
+    "o200k_base",
+];
 
 /// A built-in tiktoken encoding.
 #[derive(Clone)]
@@ -25,18 +31,47 @@ impl TiktokenTokenizer {
         let (name, bpe, n_vocab, eot): (&'static str, &'static CoreBPE, usize, u32) = match name {
             // gpt2 and r50k_base share ranks, pattern and specials.
             "gpt2" => ("gpt2", tiktoken_rs::r50k_base_singleton(), 50257, 50256),
-            "r50k_base" => ("r50k_base", tiktoken_rs::r50k_base_singleton(), 50257, 50256),
-            "p50k_base" => ("p50k_base", tiktoken_rs::p50k_base_singleton(), 50281, 50256),
-            "cl100k_base" => ("cl100k_base", tiktoken_rs::cl100k_base_singleton(), 100277, 100257),
-            "o200k_base" => ("o200k_base", tiktoken_rs::o200k_base_singleton(), 200019, 199999),
+            "r50k_base" => (
+                "r50k_base",
+                tiktoken_rs::r50k_base_singleton(),
+                50257,
+                50256,
+            ),
+            "p50k_base" => (
+                "p50k_base",
+                tiktoken_rs::p50k_base_singleton(),
+                50281,
+                50256,
+            ),
+            "cl100k_base" => (
+                "cl100k_base",
+                tiktoken_rs::cl100k_base_singleton(),
+                100277,
+                100257,
+            ),
+            "o200k_base" => (
+                "o200k_base",
+                tiktoken_rs::o200k_base_singleton(),
+                200019,
+                199999,
+            ),
             other => {
                 return Err(TokenizerError::UnknownName {
                     name: format!("tiktoken:{other}"),
-                    known: ENCODINGS.iter().map(|e| format!("tiktoken:{e}")).collect::<Vec<_>>().join(", "),
+                    known: ENCODINGS
+                        .iter()
+                        .map(|e| format!("tiktoken:{e}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 })
             }
         };
-        Ok(TiktokenTokenizer { name, bpe, n_vocab, eot })
+        Ok(TiktokenTokenizer {
+            name,
+            bpe,
+            n_vocab,
+            eot,
+        })
     }
 
     pub fn name(&self) -> &'static str {
@@ -62,6 +97,8 @@ impl TiktokenTokenizer {
 
     /// The bytes the ids stand for (may end inside a UTF-8 character).
     pub fn decode_bytes(&self, ids: &[u32]) -> Result<Vec<u8>> {
-        self.bpe.decode_bytes(ids).map_err(|e| TokenizerError::Invalid(format!("cannot decode with tiktoken:{}: {e}", self.name)))
+        self.bpe.decode_bytes(ids).map_err(|e| {
+            TokenizerError::Invalid(format!("cannot decode with tiktoken:{}: {e}", self.name))
+        })
     }
 }

@@ -20,9 +20,9 @@ pub enum Tokenizer {
     Char(CharTokenizer),
     Word(WordTokenizer),
     /// Byte-level BPE or unigram, stored as a Hugging Face `tokenizer.json`.
-    Hf(HfTokenizer),
+    Hf(Box<HfTokenizer>),
     Tiktoken(TiktokenTokenizer),
-    SentencePiece(SpTokenizer),
+    SentencePiece(Box<SpTokenizer>),
 }
 
 /// Format version of lmforge's own tokenizer JSON.
@@ -39,9 +39,17 @@ struct LmforgeFile {
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 enum LmforgeBody {
-    Char { specials: Vec<String>, chars: Vec<char> },
-    Word { specials: Vec<String>, words: Vec<String> },
-    Tiktoken { encoding: String },
+    Char {
+        specials: Vec<String>,
+        chars: Vec<char>,
+    },
+    Word {
+        specials: Vec<String>,
+        words: Vec<String>,
+    },
+    Tiktoken {
+        encoding: String,
+    },
 }
 
 impl Tokenizer {
@@ -58,7 +66,11 @@ impl Tokenizer {
             if ENCODINGS.contains(&spec) {
                 return Ok(Tokenizer::Tiktoken(TiktokenTokenizer::new(spec)?));
             }
-            let known = ENCODINGS.iter().map(|e| format!("tiktoken:{e}")).collect::<Vec<_>>().join(", ");
+            let known = ENCODINGS
+                .iter()
+                .map(|e| format!("tiktoken:{e}"))
+                .collect::<Vec<_>>()
+                .join(", ");
             return Err(TokenizerError::UnknownName {
                 name: spec.to_string(),
                 known: format!("{known} (no file or folder '{spec}' exists)"),
@@ -71,24 +83,48 @@ impl Tokenizer {
                     return Self::load_file(&p);
                 }
             }
-            return Err(TokenizerError::bad_file(path, "folder has no tokenizer.json or tokenizer.model"));
+            return Err(TokenizerError::bad_file(
+                path,
+                "folder has no tokenizer.json or tokenizer.model",
+            ));
         }
         Self::load_file(path)
     }
 
     /// Loads a tokenizer file, detecting its format from the content.
     pub fn load_file(path: &Path) -> Result<Tokenizer> {
-        let bytes = std::fs::read(path).map_err(|e| TokenizerError::bad_file(path, format!("cannot read: {e}")))?;
+        let bytes = std::fs::read(path)
+            .map_err(|e| TokenizerError::bad_file(path, format!("cannot read: {e}")))?;
         let looks_json = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
         if !looks_json {
-            return Ok(Tokenizer::SentencePiece(SpTokenizer::from_bytes(path, bytes)?));
+            return Ok(Tokenizer::SentencePiece(Box::new(SpTokenizer::from_bytes(
+                path, bytes,
+            )?)));
         }
-        let text = String::from_utf8(bytes).map_err(|e| TokenizerError::bad_file(path, format!("not UTF-8 JSON at byte offset {}", e.utf8_error().valid_up_to())))?;
-        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| TokenizerError::bad_file(path, format!("corrupted tokenizer file: {e}")))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            TokenizerError::bad_file(
+                path,
+                format!(
+                    "not UTF-8 JSON at byte offset {}",
+                    e.utf8_error().valid_up_to()
+                ),
+            )
+        })?;
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            TokenizerError::bad_file(path, format!("corrupted tokenizer file: {e}"))
+        })?;
         if value.get("lmforge_tokenizer").is_some() {
-            let file: LmforgeFile = serde_json::from_value(value).map_err(|e| TokenizerError::bad_file(path, format!("corrupted lmforge tokenizer file: {e}")))?;
+            let file: LmforgeFile = serde_json::from_value(value).map_err(|e| {
+                TokenizerError::bad_file(path, format!("corrupted lmforge tokenizer file: {e}"))
+            })?;
             if file.lmforge_tokenizer != FILE_VERSION {
-                return Err(TokenizerError::bad_file(path, format!("tokenizer file version {} is not supported (expected {FILE_VERSION})", file.lmforge_tokenizer)));
+                return Err(TokenizerError::bad_file(
+                    path,
+                    format!(
+                        "tokenizer file version {} is not supported (expected {FILE_VERSION})",
+                        file.lmforge_tokenizer
+                    ),
+                ));
             }
             return match file.body {
                 LmforgeBody::Char { specials, chars } => {
@@ -99,11 +135,15 @@ impl Tokenizer {
                     check_specials(path, &specials)?;
                     Ok(Tokenizer::Word(WordTokenizer::from_words(words)))
                 }
-                LmforgeBody::Tiktoken { encoding } => Ok(Tokenizer::Tiktoken(TiktokenTokenizer::new(&encoding)?)),
+                LmforgeBody::Tiktoken { encoding } => {
+                    Ok(Tokenizer::Tiktoken(TiktokenTokenizer::new(&encoding)?))
+                }
             };
         }
         if value.get("model").is_some() {
-            return Ok(Tokenizer::Hf(HfTokenizer::from_json(path, &text)?));
+            return Ok(Tokenizer::Hf(Box::new(HfTokenizer::from_json(
+                path, &text,
+            )?)));
         }
         Err(TokenizerError::bad_file(path, "not a tokenizer file (expected an lmforge tokenizer, a Hugging Face tokenizer.json or a SentencePiece .model)"))
     }
@@ -119,7 +159,9 @@ impl Tokenizer {
                 specials: TRAINED_SPECIALS.iter().map(|s| s.to_string()).collect(),
                 words: t.vocab().words,
             },
-            Tokenizer::Tiktoken(t) => LmforgeBody::Tiktoken { encoding: t.name().to_string() },
+            Tokenizer::Tiktoken(t) => LmforgeBody::Tiktoken {
+                encoding: t.name().to_string(),
+            },
             Tokenizer::Hf(t) => return Ok(t.json.clone().into_bytes()),
             Tokenizer::SentencePiece(t) => return Ok(t.bytes().to_vec()),
         };
@@ -127,7 +169,8 @@ impl Tokenizer {
             lmforge_tokenizer: FILE_VERSION,
             body,
         };
-        serde_json::to_vec(&file).map_err(|e| TokenizerError::Invalid(format!("cannot serialise tokenizer: {e}")))
+        serde_json::to_vec(&file)
+            .map_err(|e| TokenizerError::Invalid(format!("cannot serialise tokenizer: {e}")))
     }
 
     /// Writes the tokenizer to `path` atomically (temp file + rename).
@@ -210,24 +253,34 @@ impl Tokenizer {
 
     /// Encodes a large text on all cores; the result equals [`Tokenizer::encode`].
     pub fn encode_parallel(&self, text: &str) -> Result<Vec<u32>> {
-        let splittable = !matches!(self, Tokenizer::SentencePiece(_)) && !matches!(self, Tokenizer::Hf(t) if t.kind != HfKind::Bpe);
+        let splittable = !matches!(self, Tokenizer::SentencePiece(_))
+            && !matches!(self, Tokenizer::Hf(t) if t.kind != HfKind::Bpe);
         if !splittable || text.len() <= CHUNK_BYTES {
             return self.encode(text);
         }
         let chunks = split_for_parallel(text, CHUNK_BYTES);
-        let parts: Vec<Vec<u32>> = chunks.par_iter().map(|c| self.encode(c)).collect::<Result<_>>()?;
+        let parts: Vec<Vec<u32>> = chunks
+            .par_iter()
+            .map(|c| self.encode(c))
+            .collect::<Result<_>>()?;
         Ok(parts.concat())
     }
 
     /// Encodes many documents in parallel.
     pub fn encode_batch<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Result<Vec<Vec<u32>>> {
-        texts.par_iter().map(|t| self.encode_parallel(t.as_ref())).collect()
+        texts
+            .par_iter()
+            .map(|t| self.encode_parallel(t.as_ref()))
+            .collect()
     }
 
     fn check_ids(&self, ids: &[u32]) -> Result<()> {
         let n = self.vocab_size();
         match ids.iter().find(|&&id| id as usize >= n) {
-            Some(&id) => Err(TokenizerError::IdOutOfRange { id: id as u64, vocab_size: n }),
+            Some(&id) => Err(TokenizerError::IdOutOfRange {
+                id: id as u64,
+                vocab_size: n,
+            }),
             None => Ok(()),
         }
     }
@@ -237,8 +290,16 @@ impl Tokenizer {
     pub fn decode_bytes(&self, ids: &[u32]) -> Result<Vec<u8>> {
         self.check_ids(ids)?;
         Ok(match self {
-            Tokenizer::Char(t) => ids.iter().filter_map(|&i| t.token(i)).collect::<String>().into_bytes(),
-            Tokenizer::Word(t) => ids.iter().filter_map(|&i| t.token(i)).collect::<String>().into_bytes(),
+            Tokenizer::Char(t) => ids
+                .iter()
+                .filter_map(|&i| t.token(i))
+                .collect::<String>()
+                .into_bytes(),
+            Tokenizer::Word(t) => ids
+                .iter()
+                .filter_map(|&i| t.token(i))
+                .collect::<String>()
+                .into_bytes(),
             Tokenizer::Hf(t) => t.decode(ids)?.into_bytes(),
             Tokenizer::Tiktoken(t) => t.decode_bytes(ids)?,
             Tokenizer::SentencePiece(t) => t.decode_bytes(ids)?,
@@ -256,7 +317,10 @@ impl Tokenizer {
             Tokenizer::Char(t) => t.token(id),
             Tokenizer::Word(t) => t.token(id).map(str::to_string),
             Tokenizer::Hf(t) => t.token(id),
-            Tokenizer::Tiktoken(t) => t.decode_bytes(&[id]).ok().map(|b| String::from_utf8_lossy(&b).into_owned()),
+            Tokenizer::Tiktoken(t) => t
+                .decode_bytes(&[id])
+                .ok()
+                .map(|b| String::from_utf8_lossy(&b).into_owned()),
             Tokenizer::SentencePiece(t) => t.token(id).map(str::to_string),
         }
     }
@@ -273,10 +337,17 @@ impl std::fmt::Debug for Tokenizer {
 }
 
 fn check_specials(path: &Path, specials: &[String]) -> Result<()> {
-    if specials.iter().map(String::as_str).eq(TRAINED_SPECIALS.iter().copied()) {
+    if specials
+        .iter()
+        .map(String::as_str)
+        .eq(TRAINED_SPECIALS.iter().copied())
+    {
         Ok(())
     } else {
-        Err(TokenizerError::bad_file(path, format!("unexpected special tokens {specials:?} (expected {TRAINED_SPECIALS:?})")))
+        Err(TokenizerError::bad_file(
+            path,
+            format!("unexpected special tokens {specials:?} (expected {TRAINED_SPECIALS:?})"),
+        ))
     }
 }
 
@@ -292,7 +363,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;

@@ -2,7 +2,9 @@
 
 use std::str::FromStr;
 
-use lmforge_corpus::{bundled_corpus_dir, read::read_documents, resolve_sources, CorpusError, SourceFilter};
+use lmforge_corpus::{
+    bundled_corpus_dir, read::read_documents, resolve_sources, CorpusError, SourceFilter,
+};
 
 use crate::char_level::CharTokenizer;
 use crate::hf::HfTokenizer;
@@ -65,9 +67,16 @@ impl TrainKind {
 
 /// Trains a tokenizer of `kind` on `texts`. `vocab_size` caps the vocabulary (`None`:
 /// the kind's default). Errors on an empty corpus or a vocabulary below the kind's minimum.
-pub fn train<S: AsRef<str> + Send + Sync>(kind: TrainKind, vocab_size: Option<usize>, texts: &[S]) -> Result<Tokenizer> {
+pub fn train<S: AsRef<str> + Send + Sync>(
+    kind: TrainKind,
+    vocab_size: Option<usize>,
+    texts: &[S],
+) -> Result<Tokenizer> {
     if texts.iter().all(|t| t.as_ref().is_empty()) {
-        return Err(CorpusError::Empty { what: "the training sources".into() }.into());
+        return Err(CorpusError::Empty {
+            what: "the training sources".into(),
+        }
+        .into());
     }
     let vocab_size = vocab_size.or(kind.default_vocab_size());
     if let Some(v) = vocab_size {
@@ -82,15 +91,28 @@ pub fn train<S: AsRef<str> + Send + Sync>(kind: TrainKind, vocab_size: Option<us
     Ok(match (kind, vocab_size) {
         (TrainKind::Char, v) => Tokenizer::Char(CharTokenizer::train(texts, v)),
         (TrainKind::Word, Some(v)) => Tokenizer::Word(WordTokenizer::train(texts, v)),
-        (TrainKind::Bpe, Some(v)) => Tokenizer::Hf(HfTokenizer::train_bpe(texts, v)?),
-        (TrainKind::Unigram, Some(v)) => Tokenizer::Hf(HfTokenizer::train_unigram(texts, v)?),
-        (_, None) => return Err(TokenizerError::Invalid(format!("--vocab-size is required for the {} tokenizer", kind.name()))),
+        (TrainKind::Bpe, Some(v)) => Tokenizer::Hf(Box::new(HfTokenizer::train_bpe(texts, v)?)),
+        (TrainKind::Unigram, Some(v)) => {
+            Tokenizer::Hf(Box::new(HfTokenizer::train_unigram(texts, v)?))
+        }
+        (_, None) => {
+            return Err(TokenizerError::Invalid(format!(
+                "--vocab-size is required for the {} tokenizer",
+                kind.name()
+            )))
+        }
     })
 }
 
 /// Resolves sources (files, folders, globs; the bundled corpus when empty), reads them as
 /// UTF-8 (`lossy` replaces invalid bytes) and trains.
-pub fn train_from_sources(kind: TrainKind, vocab_size: Option<usize>, sources: &[String], filter: &SourceFilter, lossy: bool) -> Result<Tokenizer> {
+pub fn train_from_sources(
+    kind: TrainKind,
+    vocab_size: Option<usize>,
+    sources: &[String],
+    filter: &SourceFilter,
+    lossy: bool,
+) -> Result<Tokenizer> {
     let sources = if sources.is_empty() {
         vec![bundled_corpus_dir()?.to_string_lossy().into_owned()]
     } else {
@@ -99,7 +121,10 @@ pub fn train_from_sources(kind: TrainKind, vocab_size: Option<usize>, sources: &
     let paths = resolve_sources(&sources, filter)?;
     let docs = read_documents(&paths, lossy)?;
     if docs.iter().all(|d| d.text.is_empty()) {
-        return Err(CorpusError::Empty { what: sources.join(", ") }.into());
+        return Err(CorpusError::Empty {
+            what: sources.join(", "),
+        }
+        .into());
     }
     let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
     train(kind, vocab_size, &texts)

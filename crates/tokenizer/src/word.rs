@@ -49,7 +49,10 @@ pub fn split_words(text: &str) -> impl Iterator<Item = &str> {
         let end = if k == Class::Punct {
             first.len_utf8()
         } else {
-            chars.find(|&(_, c)| class(c) != k).map(|(i, _)| i).unwrap_or(rest.len())
+            chars
+                .find(|&(_, c)| class(c) != k)
+                .map(|(i, _)| i)
+                .unwrap_or(rest.len())
         };
         let (piece, tail) = rest.split_at(end);
         rest = tail;
@@ -75,20 +78,32 @@ impl WordTokenizer {
         }
         let mut ranked: Vec<(&str, u64)> = counts.into_iter().collect();
         // Single whitespace chars first (always kept), then by frequency.
-        let is_single_space = |s: &str| s.chars().count() == 1 && s.chars().all(char::is_whitespace);
-        ranked.sort_by(|a, b| is_single_space(b.0).cmp(&is_single_space(a.0)).then(b.1.cmp(&a.1)).then(a.0.cmp(b.0)));
+        let is_single_space =
+            |s: &str| s.chars().count() == 1 && s.chars().all(char::is_whitespace);
+        ranked.sort_by(|a, b| {
+            is_single_space(b.0)
+                .cmp(&is_single_space(a.0))
+                .then(b.1.cmp(&a.1))
+                .then(a.0.cmp(b.0))
+        });
         ranked.truncate(vocab_size.saturating_sub(TRAINED_SPECIALS.len()));
         Self::from_words(ranked.into_iter().map(|(w, _)| w.to_string()).collect())
     }
 
     pub fn from_words(words: Vec<String>) -> Self {
         let offset = TRAINED_SPECIALS.len() as u32;
-        let index = words.iter().enumerate().map(|(i, w)| (w.clone(), offset + i as u32)).collect();
+        let index = words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.clone(), offset + i as u32))
+            .collect();
         WordTokenizer { words, index }
     }
 
     pub fn vocab(&self) -> WordVocab {
-        WordVocab { words: self.words.clone() }
+        WordVocab {
+            words: self.words.clone(),
+        }
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -103,7 +118,12 @@ impl WordTokenizer {
                 out.push(id);
             } else if piece.starts_with(char::is_whitespace) {
                 for (i, c) in piece.char_indices() {
-                    out.push(self.index.get(&piece[i..i + c.len_utf8()]).copied().unwrap_or(UNK_ID));
+                    out.push(
+                        self.index
+                            .get(&piece[i..i + c.len_utf8()])
+                            .copied()
+                            .unwrap_or(UNK_ID),
+                    );
                 }
             } else {
                 out.push(UNK_ID);
@@ -118,7 +138,9 @@ impl WordTokenizer {
         if i < TRAINED_SPECIALS.len() {
             Some(TRAINED_SPECIALS[i])
         } else {
-            self.words.get(i - TRAINED_SPECIALS.len()).map(String::as_str)
+            self.words
+                .get(i - TRAINED_SPECIALS.len())
+                .map(String::as_str)
         }
     }
 }
@@ -130,7 +152,10 @@ mod tests {
     #[test]
     fn splits_words_punctuation_and_space_runs() {
         let pieces: Vec<_> = split_words("Hello,  world!\n\nIt's 42.").collect();
-        assert_eq!(pieces, ["Hello", ",", "  ", "world", "!", "\n\n", "It", "'", "s", " ", "42", "."]);
+        assert_eq!(
+            pieces,
+            ["Hello", ",", "  ", "world", "!", "\n\n", "It", "'", "s", " ", "42", "."]
+        );
     }
 
     #[test]

@@ -7,10 +7,15 @@ use serde_json::Value;
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
 fn check_model(file: &str) {
-    let expected: Value = serde_json::from_str(&std::fs::read_to_string(format!("{DIR}/sp_expected.json")).unwrap()).unwrap();
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{DIR}/sp_expected.json")).unwrap())
+            .unwrap();
     let model = &expected["models"][file];
     let tok = Tokenizer::load(&format!("{DIR}/{file}")).unwrap();
-    assert_eq!(tok.vocab_size() as u64, model["vocab_size"].as_u64().unwrap());
+    assert_eq!(
+        tok.vocab_size() as u64,
+        model["vocab_size"].as_u64().unwrap()
+    );
     let sp = tok.special_tokens();
     assert_eq!(sp.pad, Some(0));
     assert_eq!(sp.unk, Some(1));
@@ -20,9 +25,18 @@ fn check_model(file: &str) {
     assert!(cases.len() >= 5);
     for case in cases {
         let text = case["text"].as_str().unwrap();
-        let want: Vec<u32> = case["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let want: Vec<u32> = case["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
         assert_eq!(tok.encode(text).unwrap(), want, "{file}: ids for {text:?}");
-        assert_eq!(tok.decode(&want).unwrap(), case["decoded"].as_str().unwrap(), "{file}: decode of {text:?}");
+        assert_eq!(
+            tok.decode(&want).unwrap(),
+            case["decoded"].as_str().unwrap(),
+            "{file}: decode of {text:?}"
+        );
     }
 }
 

@@ -12,7 +12,11 @@ fn sample_corpus() -> &'static Vec<String> {
     CORPUS.get_or_init(|| {
         let dir = bundled_corpus_dir().unwrap().to_string_lossy().into_owned();
         let paths = resolve_sources(&[dir], &SourceFilter::default()).unwrap();
-        read_documents(&paths[..3], false).unwrap().into_iter().map(|d| d.text).collect()
+        read_documents(&paths[..3], false)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.text)
+            .collect()
     })
 }
 
@@ -22,7 +26,11 @@ fn full_corpus() -> &'static Vec<String> {
     CORPUS.get_or_init(|| {
         let dir = bundled_corpus_dir().unwrap().to_string_lossy().into_owned();
         let paths = resolve_sources(&[dir], &SourceFilter::default()).unwrap();
-        read_documents(&paths, false).unwrap().into_iter().map(|d| d.text).collect()
+        read_documents(&paths, false)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.text)
+            .collect()
     })
 }
 
@@ -39,7 +47,10 @@ fn bpe_training_is_deterministic() {
     assert_eq!(a.fingerprint(), b.fingerprint());
     assert_eq!(a.vocab_size(), 600);
     let sp = a.special_tokens();
-    assert_eq!((sp.pad, sp.unk, sp.bos, sp.eos), (Some(0), Some(1), Some(2), Some(3)));
+    assert_eq!(
+        (sp.pad, sp.unk, sp.bos, sp.eos),
+        (Some(0), Some(1), Some(2), Some(3))
+    );
 }
 
 #[test]
@@ -52,18 +63,34 @@ fn every_kind_saves_and_loads_with_the_same_ids_and_fingerprint() {
         train(TrainKind::Bpe, Some(600), sample_corpus()).unwrap(),
         train(TrainKind::Unigram, Some(400), sample_corpus()).unwrap(),
         Tokenizer::load("tiktoken:cl100k_base").unwrap(),
-        Tokenizer::load(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sp_unigram.model")).unwrap(),
+        Tokenizer::load(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/sp_unigram.model"
+        ))
+        .unwrap(),
     ];
     let mut fingerprints = std::collections::HashSet::new();
     for tok in &kinds {
-        let path = dir.path().join(format!("{}.{}", tok.kind().replace(':', "_"), tok.file_name()));
+        let path = dir.path().join(format!(
+            "{}.{}",
+            tok.kind().replace(':', "_"),
+            tok.file_name()
+        ));
         tok.save(&path).unwrap();
         let back = Tokenizer::load(path.to_str().unwrap()).unwrap();
         assert_eq!(back.kind(), tok.kind());
         assert_eq!(back.fingerprint(), tok.fingerprint(), "{}", tok.kind());
-        assert_eq!(back.encode(text).unwrap(), tok.encode(text).unwrap(), "{}", tok.kind());
+        assert_eq!(
+            back.encode(text).unwrap(),
+            tok.encode(text).unwrap(),
+            "{}",
+            tok.kind()
+        );
         assert_eq!(back.vocab_size(), tok.vocab_size());
-        assert!(fingerprints.insert(tok.fingerprint()), "fingerprints must differ between tokenizers");
+        assert!(
+            fingerprints.insert(tok.fingerprint()),
+            "fingerprints must differ between tokenizers"
+        );
     }
 }
 
@@ -74,7 +101,11 @@ fn char_kind_is_nanogpt_style_with_unk() {
     assert_eq!(tok.vocab_size(), 4 + 8);
     let ids = tok.encode("hold!").unwrap();
     assert_eq!(ids[4], 1, "unknown '!' maps to <unk>");
-    assert_eq!(tok.encode(" ").unwrap(), [4], "sorted: space first after the specials");
+    assert_eq!(
+        tok.encode(" ").unwrap(),
+        [4],
+        "sorted: space first after the specials"
+    );
     assert_eq!(tok.decode(&tok.encode("hello").unwrap()).unwrap(), "hello");
 }
 
@@ -89,8 +120,16 @@ fn parallel_encoding_equals_sequential_on_the_corpus() {
         Tokenizer::load("tiktoken:o200k_base").unwrap(),
         Tokenizer::load("tiktoken:gpt2").unwrap(),
     ] {
-        let (par, seq) = (tok.encode_parallel(&text).unwrap(), tok.encode(&text).unwrap());
-        if let Some(i) = par.iter().zip(&seq).position(|(a, b)| a != b).or((par.len() != seq.len()).then_some(par.len().min(seq.len()))) {
+        let (par, seq) = (
+            tok.encode_parallel(&text).unwrap(),
+            tok.encode(&text).unwrap(),
+        );
+        if let Some(i) = par
+            .iter()
+            .zip(&seq)
+            .position(|(a, b)| a != b)
+            .or((par.len() != seq.len()).then_some(par.len().min(seq.len())))
+        {
             let lo = i.saturating_sub(5);
             panic!(
                 "{}: parallel encoding differs at token {i}: {:?} vs {:?}",
@@ -113,28 +152,57 @@ fn bpe_clone() -> Tokenizer {
 
 #[test]
 fn bad_input_gives_clear_errors() {
-    let e = train(TrainKind::Bpe, Some(100), sample_corpus()).unwrap_err().to_string();
-    assert_eq!(e, "--vocab-size 100 is too small for the bpe tokenizer: it needs at least 260");
-    let e = train(TrainKind::Word, Some(100), &[""]).unwrap_err().to_string();
+    let e = train(TrainKind::Bpe, Some(100), sample_corpus())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "--vocab-size 100 is too small for the bpe tokenizer: it needs at least 260"
+    );
+    let e = train(TrainKind::Word, Some(100), &[""])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("corpus is empty"), "{e}");
     let e = Tokenizer::load("tiktoken:nope").unwrap_err().to_string();
-    assert!(e.contains("unknown tokenizer 'tiktoken:nope'") && e.contains("tiktoken:o200k_base"), "{e}");
-    let e = Tokenizer::load("no-such-tokenizer.json").unwrap_err().to_string();
-    assert!(e.contains("no file or folder 'no-such-tokenizer.json'"), "{e}");
+    assert!(
+        e.contains("unknown tokenizer 'tiktoken:nope'") && e.contains("tiktoken:o200k_base"),
+        "{e}"
+    );
+    let e = Tokenizer::load("no-such-tokenizer.json")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no file or folder 'no-such-tokenizer.json'"),
+        "{e}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let corrupt = dir.path().join("tok.json");
-    std::fs::write(&corrupt, "{\"lmforge_tokenizer\": 1, \"kind\": \"char\", \"chars\": [").unwrap();
-    let e = Tokenizer::load(corrupt.to_str().unwrap()).unwrap_err().to_string();
+    std::fs::write(
+        &corrupt,
+        "{\"lmforge_tokenizer\": 1, \"kind\": \"char\", \"chars\": [",
+    )
+    .unwrap();
+    let e = Tokenizer::load(corrupt.to_str().unwrap())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("tok.json") && e.contains("corrupted"), "{e}");
     let garbage = dir.path().join("tok.model");
     std::fs::write(&garbage, [0xffu8, 0x13, 0x00, 0x42]).unwrap();
-    let e = Tokenizer::load(garbage.to_str().unwrap()).unwrap_err().to_string();
-    assert!(e.contains("tok.model") && e.contains("not a SentencePiece model"), "{e}");
+    let e = Tokenizer::load(garbage.to_str().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("tok.model") && e.contains("not a SentencePiece model"),
+        "{e}"
+    );
 
     let tok = Tokenizer::load("tiktoken:gpt2").unwrap();
     let e = tok.decode(&[50_300]).unwrap_err().to_string();
-    assert_eq!(e, "token id 50300 is out of range for this tokenizer (vocabulary size 50257)");
+    assert_eq!(
+        e,
+        "token id 50300 is out of range for this tokenizer (vocabulary size 50257)"
+    );
 }
 
 proptest! {

@@ -48,11 +48,14 @@ fn for_each_task(d: Dims, scratch: &mut [f32], f: impl Fn(usize, &mut [f32]) + S
     let tasks = d.b * d.nh;
     let workers = (scratch.len() / per).clamp(1, tasks.max(1));
     assert!(scratch.len() >= per, "attention scratch too small");
-    scratch[..workers * per].par_chunks_mut(per).enumerate().for_each(|(w, s)| {
-        for task in tasks * w / workers..tasks * (w + 1) / workers {
-            f(task, s);
-        }
-    });
+    scratch[..workers * per]
+        .par_chunks_mut(per)
+        .enumerate()
+        .for_each(|(w, s)| {
+            for task in tasks * w / workers..tasks * (w + 1) / workers {
+                f(task, s);
+            }
+        });
 }
 
 crate::simd_fn! {
@@ -98,7 +101,14 @@ crate::simd_fn! {
 }
 
 /// Forward: fills `out` and `lse`.
-pub fn forward(out: &mut [f32], lse: &mut [f32], qkv: &[f32], scratch: &mut [f32], d: Dims, drop: Option<Mask>) {
+pub fn forward(
+    out: &mut [f32],
+    lse: &mut [f32],
+    qkv: &[f32],
+    scratch: &mut [f32],
+    d: Dims,
+    drop: Option<Mask>,
+) {
     let (t, c, nh, hs) = (d.t, d.c, d.nh, d.hs());
     assert!(qkv.len() >= d.b * t * 3 * c && out.len() >= d.b * t * c && lse.len() >= d.b * nh * t);
     let scale = 1.0 / (hs as f32).sqrt();
@@ -115,7 +125,21 @@ pub fn forward(out: &mut [f32], lse: &mut [f32], qkv: &[f32], scratch: &mut [f32
             for i0 in (0..t).step_by(QBLOCK) {
                 let (m, nk) = ((t - i0).min(QBLOCK), (i0 + QBLOCK).min(t));
                 let sb = &mut s[..m * nk];
-                matmul_raw(m, nk, hs, q.add(i0 * 3 * c), 3 * c, 1, k, 1, 3 * c, sb.as_mut_ptr(), nk, false, Par::Single);
+                matmul_raw(
+                    m,
+                    nk,
+                    hs,
+                    q.add(i0 * 3 * c),
+                    3 * c,
+                    1,
+                    k,
+                    1,
+                    3 * c,
+                    sb.as_mut_ptr(),
+                    nk,
+                    false,
+                    Par::Single,
+                );
                 for r in 0..m {
                     let i = i0 + r;
                     let row = &mut sb[r * nk..(r + 1) * nk];
@@ -127,7 +151,21 @@ pub fn forward(out: &mut [f32], lse: &mut [f32], qkv: &[f32], scratch: &mut [f32
                         }
                     }
                 }
-                matmul_raw(m, hs, nk, sb.as_ptr(), nk, 1, v, 3 * c, 1, o.add(i0 * c), c, false, Par::Single);
+                matmul_raw(
+                    m,
+                    hs,
+                    nk,
+                    sb.as_ptr(),
+                    nk,
+                    1,
+                    v,
+                    3 * c,
+                    1,
+                    o.add(i0 * c),
+                    c,
+                    false,
+                    Par::Single,
+                );
             }
         }
     });
@@ -147,7 +185,12 @@ pub fn backward(
 ) {
     let (t, c, nh, hs) = (d.t, d.c, d.nh, d.hs());
     let n = d.b * t;
-    assert!(qkv.len() >= n * 3 * c && dqkv.len() >= n * 3 * c && dout.len() >= n * c && out.len() >= n * c);
+    assert!(
+        qkv.len() >= n * 3 * c
+            && dqkv.len() >= n * 3 * c
+            && dout.len() >= n * c
+            && out.len() >= n * c
+    );
     assert!(lse.len() >= d.b * nh * t);
     let scale = 1.0 / (hs as f32).sqrt();
     let dp = SendPtr(dqkv.as_mut_ptr());
@@ -171,10 +214,29 @@ pub fn backward(
             for i0 in (0..t).step_by(QBLOCK) {
                 let (m, nk) = ((t - i0).min(QBLOCK), (i0 + QBLOCK).min(t));
                 let (p, ds) = (&mut s0[..m * nk], &mut s1[..m * nk]);
-                matmul_raw(m, nk, hs, q.add(i0 * 3 * c), 3 * c, 1, k, 1, 3 * c, p.as_mut_ptr(), nk, false, Par::Single);
+                matmul_raw(
+                    m,
+                    nk,
+                    hs,
+                    q.add(i0 * 3 * c),
+                    3 * c,
+                    1,
+                    k,
+                    1,
+                    3 * c,
+                    p.as_mut_ptr(),
+                    nk,
+                    false,
+                    Par::Single,
+                );
                 for r in 0..m {
                     let i = i0 + r;
-                    probs_row(&mut p[r * nk..(r + 1) * nk], i + 1, scale, lse[task * t + i]);
+                    probs_row(
+                        &mut p[r * nk..(r + 1) * nk],
+                        i + 1,
+                        scale,
+                        lse[task * t + i],
+                    );
                 }
                 let dob_blk = dob.add(i0 * c);
                 // dV += drop(P)ᵀ·dO (ds used as temporary for the dropped probabilities)
@@ -191,9 +253,37 @@ pub fn backward(
                     }
                     None => p.as_ptr(),
                 };
-                matmul_raw(nk, hs, m, pd, 1, nk, dob_blk, c, 1, dv, 3 * c, true, Par::Single);
+                matmul_raw(
+                    nk,
+                    hs,
+                    m,
+                    pd,
+                    1,
+                    nk,
+                    dob_blk,
+                    c,
+                    1,
+                    dv,
+                    3 * c,
+                    true,
+                    Par::Single,
+                );
                 // dP = dO·Vᵀ
-                matmul_raw(m, nk, hs, dob_blk, c, 1, v, 1, 3 * c, ds.as_mut_ptr(), nk, false, Par::Single);
+                matmul_raw(
+                    m,
+                    nk,
+                    hs,
+                    dob_blk,
+                    c,
+                    1,
+                    v,
+                    1,
+                    3 * c,
+                    ds.as_mut_ptr(),
+                    nk,
+                    false,
+                    Par::Single,
+                );
                 for r in 0..m {
                     let i = i0 + r;
                     let row = (bi * t + i) * c + h * hs;
@@ -208,8 +298,36 @@ pub fn backward(
                     dscore_row(dsr, &p[r * nk..(r + 1) * nk], delta, scale);
                 }
                 // dQ = dS·K ; dK += dSᵀ·Q
-                matmul_raw(m, hs, nk, ds.as_ptr(), nk, 1, k, 3 * c, 1, dq.add(i0 * 3 * c), 3 * c, false, Par::Single);
-                matmul_raw(nk, hs, m, ds.as_ptr(), 1, nk, q.add(i0 * 3 * c), 3 * c, 1, dk, 3 * c, true, Par::Single);
+                matmul_raw(
+                    m,
+                    hs,
+                    nk,
+                    ds.as_ptr(),
+                    nk,
+                    1,
+                    k,
+                    3 * c,
+                    1,
+                    dq.add(i0 * 3 * c),
+                    3 * c,
+                    false,
+                    Par::Single,
+                );
+                matmul_raw(
+                    nk,
+                    hs,
+                    m,
+                    ds.as_ptr(),
+                    1,
+                    nk,
+                    q.add(i0 * 3 * c),
+                    3 * c,
+                    1,
+                    dk,
+                    3 * c,
+                    true,
+                    Par::Single,
+                );
             }
         }
     });
@@ -231,7 +349,11 @@ mod tests {
                     let sc: Vec<f64> = (0..=i)
                         .map(|j| {
                             let kj = &qkv[(b * t + j) * 3 * c + c + h * hs..][..hs];
-                            qi.iter().zip(kj).map(|(a, b)| (*a as f64) * (*b as f64)).sum::<f64>() / (hs as f64).sqrt()
+                            qi.iter()
+                                .zip(kj)
+                                .map(|(a, b)| (*a as f64) * (*b as f64))
+                                .sum::<f64>()
+                                / (hs as f64).sqrt()
                         })
                         .collect();
                     let mx = sc.iter().cloned().fold(f64::MIN, f64::max);
@@ -242,7 +364,8 @@ mod tests {
                             p *= mk.factor((((b * nh + h) * t + i) * t + j) as u64) as f64;
                         }
                         for e in 0..hs {
-                            out[(b * t + i) * c + h * hs + e] += (p * qkv[(b * t + j) * 3 * c + 2 * c + h * hs + e] as f64) as f32;
+                            out[(b * t + i) * c + h * hs + e] +=
+                                (p * qkv[(b * t + j) * 3 * c + 2 * c + h * hs + e] as f64) as f32;
                         }
                     }
                 }
@@ -263,8 +386,28 @@ mod tests {
     fn forward_matches_naive_and_gradients_match_fd() {
         // t = 70 > QBLOCK exercises the multi-block path
         for (d, drop) in [
-            (Dims { b: 2, t: 70, c: 8, nh: 2 }, None),
-            (Dims { b: 1, t: 5, c: 6, nh: 3 }, Some(Mask { seed: 1, stream: 2, p: 0.3 })),
+            (
+                Dims {
+                    b: 2,
+                    t: 70,
+                    c: 8,
+                    nh: 2,
+                },
+                None,
+            ),
+            (
+                Dims {
+                    b: 1,
+                    t: 5,
+                    c: 6,
+                    nh: 3,
+                },
+                Some(Mask {
+                    seed: 1,
+                    stream: 2,
+                    p: 0.3,
+                }),
+            ),
         ] {
             let n = d.b * d.t;
             let qkv = randn(n * 3 * d.c, 1, 1.0);
@@ -277,13 +420,25 @@ mod tests {
             let mut dqkv = vec![7.0; n * 3 * d.c];
             let mut s = vec![0.0; 2 * scratch_per_worker(d.t)];
             backward(&mut dqkv, &g, &out, &lse, &qkv, &mut s, d, drop);
-            check_grad("qkv", &qkv, &dqkv, |x| weighted_sum(&run(x, d, drop, 1).0, &g), 1e-2, 2e-3);
+            check_grad(
+                "qkv",
+                &qkv,
+                &dqkv,
+                |x| weighted_sum(&run(x, d, drop, 1).0, &g),
+                1e-2,
+                2e-3,
+            );
         }
     }
 
     #[test]
     fn worker_count_does_not_change_bits() {
-        let d = Dims { b: 3, t: 9, c: 8, nh: 2 };
+        let d = Dims {
+            b: 3,
+            t: 9,
+            c: 8,
+            nh: 2,
+        };
         let qkv = randn(d.b * d.t * 3 * d.c, 5, 1.0);
         assert_eq!(run(&qkv, d, None, 1), run(&qkv, d, None, 4));
     }

@@ -49,7 +49,13 @@ crate::simd_fn! {
 
 /// Returns the mean loss over non-ignored rows (NaN when all are ignored, like PyTorch);
 /// writes `dlogits` and per-row losses (0 for ignored rows).
-pub fn forward_backward(dlogits: &mut [f32], row_loss: &mut [f32], logits: &[f32], targets: &[i32], v: usize) -> f32 {
+pub fn forward_backward(
+    dlogits: &mut [f32],
+    row_loss: &mut [f32],
+    logits: &[f32],
+    targets: &[i32],
+    v: usize,
+) -> f32 {
     let n = targets.iter().filter(|&&t| t != IGNORE).count();
     let inv_n = 1.0 / n as f32;
     dlogits

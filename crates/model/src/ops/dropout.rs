@@ -19,7 +19,11 @@ impl Mask {
     /// Whether element `i` survives.
     #[inline]
     pub fn keep(&self, i: u64) -> bool {
-        let h = mix64(self.seed ^ mix64(self.stream.wrapping_add(0x9E37_79B9_7F4A_7C15)) ^ i.wrapping_mul(0xD6E8_FEB8_6659_FD93));
+        let h = mix64(
+            self.seed
+                ^ mix64(self.stream.wrapping_add(0x9E37_79B9_7F4A_7C15))
+                ^ i.wrapping_mul(0xD6E8_FEB8_6659_FD93),
+        );
         ((h >> 32) as f64) >= self.p as f64 * 4_294_967_296.0
     }
     /// Multiplier for element `i`: `0` or `1/(1-p)`.
@@ -49,7 +53,11 @@ mod tests {
 
     #[test]
     fn rate_scale_determinism_and_gradient() {
-        let m = Mask { seed: 3, stream: 7, p: 0.25 };
+        let m = Mask {
+            seed: 3,
+            stream: 7,
+            p: 0.25,
+        };
         let n = 100_000;
         let kept = (0..n).filter(|&i| m.keep(i)).count() as f64 / n as f64;
         assert!((kept - 0.75).abs() < 0.01, "{kept}");
@@ -66,10 +74,17 @@ mod tests {
         let g = randn(300, 2, 1.0);
         let mut d = g.clone();
         apply(&mut d, m);
-        check_grad("x", &x0, &d, |x| {
-            let mut y = x.to_vec();
-            apply(&mut y, m);
-            weighted_sum(&y, &g)
-        }, 1e-2, 1e-3);
+        check_grad(
+            "x",
+            &x0,
+            &d,
+            |x| {
+                let mut y = x.to_vec();
+                apply(&mut y, m);
+                weighted_sum(&y, &g)
+            },
+            1e-2,
+            1e-3,
+        );
     }
 }

@@ -13,22 +13,32 @@ pub const COL_CHUNK: usize = 16;
 
 /// `out[n,:] = wte[idx[n],:] + pos[n % t,:]`; ids must already be validated `< V`.
 pub fn forward(out: &mut [f32], idx: &[u32], wte: &[f32], pos: Option<&[f32]>, t: usize, c: usize) {
-    out.par_chunks_mut(c).zip(idx.par_iter()).enumerate().for_each(|(n, (o, &id))| {
-        let e = &wte[id as usize * c..id as usize * c + c];
-        match pos {
-            Some(p) => {
-                let p = &p[(n % t) * c..(n % t) * c + c];
-                for ((o, e), p) in o.iter_mut().zip(e).zip(p) {
-                    *o = e + p;
+    out.par_chunks_mut(c)
+        .zip(idx.par_iter())
+        .enumerate()
+        .for_each(|(n, (o, &id))| {
+            let e = &wte[id as usize * c..id as usize * c + c];
+            match pos {
+                Some(p) => {
+                    let p = &p[(n % t) * c..(n % t) * c + c];
+                    for ((o, e), p) in o.iter_mut().zip(e).zip(p) {
+                        *o = e + p;
+                    }
                 }
+                None => o.copy_from_slice(e),
             }
-            None => o.copy_from_slice(e),
-        }
-    });
+        });
 }
 
 /// Accumulate `dwte` (and `dwpe` when given) from `dout [B·T, C]`.
-pub fn backward(dwte: &mut [f32], dwpe: Option<&mut [f32]>, dout: &[f32], idx: &[u32], t: usize, c: usize) {
+pub fn backward(
+    dwte: &mut [f32],
+    dwpe: Option<&mut [f32]>,
+    dout: &[f32],
+    idx: &[u32],
+    t: usize,
+    c: usize,
+) {
     // Each task owns a column chunk of every row of dwte: no races, fixed summation order.
     let n = idx.len();
     let dwte_ptr = crate::ops::matmul::SendPtr(dwte.as_mut_ptr());
@@ -42,7 +52,8 @@ pub fn backward(dwte: &mut [f32], dwpe: Option<&mut [f32]>, dout: &[f32], idx: &
             let d = &dout[row * c + c0..row * c + c1];
             // SAFETY: columns c0..c1 of dwte are touched only by this task; id < V was
             // validated by the caller.
-            let w = unsafe { std::slice::from_raw_parts_mut(p.0.add(id as usize * c + c0), c1 - c0) };
+            let w =
+                unsafe { std::slice::from_raw_parts_mut(p.0.add(id as usize * c + c0), c1 - c0) };
             for (w, d) in w.iter_mut().zip(d) {
                 *w += d;
             }
@@ -50,14 +61,17 @@ pub fn backward(dwte: &mut [f32], dwpe: Option<&mut [f32]>, dout: &[f32], idx: &
     });
     if let Some(dwpe) = dwpe {
         let b = n / t;
-        dwpe[..t * c].par_chunks_mut(c).enumerate().for_each(|(ti, w)| {
-            for bi in 0..b {
-                let d = &dout[(bi * t + ti) * c..(bi * t + ti) * c + c];
-                for (w, d) in w.iter_mut().zip(d) {
-                    *w += d;
+        dwpe[..t * c]
+            .par_chunks_mut(c)
+            .enumerate()
+            .for_each(|(ti, w)| {
+                for bi in 0..b {
+                    let d = &dout[(bi * t + ti) * c..(bi * t + ti) * c + c];
+                    for (w, d) in w.iter_mut().zip(d) {
+                        *w += d;
+                    }
                 }
-            }
-        });
+            });
     }
 }
 

@@ -47,13 +47,17 @@ crate::simd_fn! {
 /// `y = gelu(x)`.
 pub fn forward(y: &mut [f32], x: &[f32], act: Activation) {
     let t = act == Activation::GeluTanh;
-    y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| fwd_chunk(y, x, t));
+    y.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(y, x)| fwd_chunk(y, x, t));
 }
 
 /// `d ← d·gelu'(x)`.
 pub fn backward(d: &mut [f32], x: &[f32], act: Activation) {
     let t = act == Activation::GeluTanh;
-    d.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(d, x)| bwd_chunk(d, x, t));
+    d.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(d, x)| bwd_chunk(d, x, t));
 }
 
 #[cfg(test)]
@@ -78,9 +82,15 @@ mod tests {
         // torch.nn.functional.gelu(torch.tensor([1.0, -0.5])) = [0.8413447, -0.1542687]
         let mut y = [0.0; 2];
         forward(&mut y, &[1.0, -0.5], Activation::Gelu);
-        assert!((y[0] - 0.841_344_7).abs() < 1e-6 && (y[1] + 0.154_268_7).abs() < 1e-6, "{y:?}");
+        assert!(
+            (y[0] - 0.841_344_7).abs() < 1e-6 && (y[1] + 0.154_268_7).abs() < 1e-6,
+            "{y:?}"
+        );
         // approximate="tanh": [0.8411920, -0.1542859]
         forward(&mut y, &[1.0, -0.5], Activation::GeluTanh);
-        assert!((y[0] - 0.841_192).abs() < 1e-6 && (y[1] + 0.154_285_9).abs() < 1e-6, "{y:?}");
+        assert!(
+            (y[0] - 0.841_192).abs() < 1e-6 && (y[1] + 0.154_285_9).abs() < 1e-6,
+            "{y:?}"
+        );
     }
 }

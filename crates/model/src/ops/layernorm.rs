@@ -46,7 +46,14 @@ crate::simd_fn! {
 }
 
 /// Normalise each of the `N` rows of `x [N,C]` into `out`, recording `mean` and `rstd`.
-pub fn forward(out: &mut [f32], mean: &mut [f32], rstd: &mut [f32], x: &[f32], w: &[f32], b: Option<&[f32]>) {
+pub fn forward(
+    out: &mut [f32],
+    mean: &mut [f32],
+    rstd: &mut [f32],
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+) {
     let c = w.len();
     out.par_chunks_mut(c)
         .zip(x.par_chunks(c))

@@ -9,23 +9,43 @@ use crate::ops::matmul::{matmul, Par, SendPtr, View};
 use rayon::prelude::*;
 
 /// `out = x·Wᵀ + b + residual` with `b` and `residual` optional.
-pub fn forward(out: &mut [f32], x: &[f32], w: &[f32], b: Option<&[f32]>, residual: Option<&[f32]>, c: usize) {
+pub fn forward(
+    out: &mut [f32],
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    residual: Option<&[f32]>,
+    c: usize,
+) {
     let oc = w.len() / c;
     let n = x.len() / c;
     let seeded = b.is_some() || residual.is_some();
     if seeded {
-        out[..n * oc].par_chunks_mut(oc).enumerate().for_each(|(row, o)| match (b, residual) {
-            (Some(b), Some(r)) => {
-                for ((o, b), r) in o.iter_mut().zip(b).zip(&r[row * oc..row * oc + oc]) {
-                    *o = r + b;
+        out[..n * oc]
+            .par_chunks_mut(oc)
+            .enumerate()
+            .for_each(|(row, o)| match (b, residual) {
+                (Some(b), Some(r)) => {
+                    for ((o, b), r) in o.iter_mut().zip(b).zip(&r[row * oc..row * oc + oc]) {
+                        *o = r + b;
+                    }
                 }
-            }
-            (Some(b), None) => o.copy_from_slice(b),
-            (None, Some(r)) => o.copy_from_slice(&r[row * oc..row * oc + oc]),
-            (None, None) => {}
-        });
+                (Some(b), None) => o.copy_from_slice(b),
+                (None, Some(r)) => o.copy_from_slice(&r[row * oc..row * oc + oc]),
+                (None, None) => {}
+            });
     }
-    matmul(n, oc, c, View::rows(x, c), View::rows_t(w, c), out, oc, seeded, Par::Pool);
+    matmul(
+        n,
+        oc,
+        c,
+        View::rows(x, c),
+        View::rows_t(w, c),
+        out,
+        oc,
+        seeded,
+        Par::Pool,
+    );
 }
 
 /// Gradients of [`forward`]. `dx` is overwritten unless `accumulate_dx`.
@@ -43,9 +63,29 @@ pub fn backward(
     let oc = w.len() / c;
     let n = x.len() / c;
     if let Some(dx) = dx {
-        matmul(n, c, oc, View::rows(dout, oc), View::rows(w, c), dx, c, accumulate_dx, Par::Pool);
+        matmul(
+            n,
+            c,
+            oc,
+            View::rows(dout, oc),
+            View::rows(w, c),
+            dx,
+            c,
+            accumulate_dx,
+            Par::Pool,
+        );
     }
-    matmul(oc, c, n, View::rows_t(dout, oc), View::rows(x, c), dw, c, true, Par::Pool);
+    matmul(
+        oc,
+        c,
+        n,
+        View::rows_t(dout, oc),
+        View::rows(x, c),
+        dw,
+        c,
+        true,
+        Par::Pool,
+    );
     if let Some(db) = db {
         bias_grad(db, dout, oc);
     }

@@ -22,6 +22,8 @@ pub enum Kernel {
     Gemm,
     /// The `matrixmultiply` crate.
     MatrixMultiply,
+    /// The `gemm` crate single-threaded per task, rows split over rayon by us.
+    GemmSplit,
 }
 
 static KERNEL: AtomicU8 = AtomicU8::new(0);
@@ -32,6 +34,7 @@ pub fn set_kernel(k: Kernel) {
         match k {
             Kernel::Gemm => 1,
             Kernel::MatrixMultiply => 2,
+            Kernel::GemmSplit => 3,
         },
         Ordering::Relaxed,
     );
@@ -42,6 +45,7 @@ pub fn kernel() -> Kernel {
     match KERNEL.load(Ordering::Relaxed) {
         1 => Kernel::Gemm,
         2 => Kernel::MatrixMultiply,
+        3 => Kernel::GemmSplit,
         _ => DEFAULT_KERNEL,
     }
 }
@@ -69,18 +73,29 @@ pub struct View<'a> {
 impl<'a> View<'a> {
     /// Row-major `[rows, cols]` at the start of `data`.
     pub fn rows(data: &'a [f32], cols: usize) -> Self {
-        View { data, rs: cols, cs: 1 }
+        View {
+            data,
+            rs: cols,
+            cs: 1,
+        }
     }
     /// The transpose of a row-major `[rows, cols]` matrix, i.e. a `[cols, rows]` view.
     pub fn rows_t(data: &'a [f32], cols: usize) -> Self {
-        View { data, rs: 1, cs: cols }
+        View {
+            data,
+            rs: 1,
+            cs: cols,
+        }
     }
 }
 
 fn check(len: usize, r: usize, c: usize, rs: usize, cs: usize, what: &str) {
     if r > 0 && c > 0 {
         let last = (r - 1) * rs + (c - 1) * cs;
-        assert!(last < len, "matmul: {what} view [{r},{c}] rs={rs} cs={cs} exceeds len {len}");
+        assert!(
+            last < len,
+            "matmul: {what} view [{r},{c}] rs={rs} cs={cs} exceeds len {len}"
+        );
     }
 }
 
@@ -172,7 +187,22 @@ pub unsafe fn matmul_raw(
     accumulate: bool,
     par: Par,
 ) {
-    matmul_raw_with(kernel(), m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c, c_rs, accumulate, par)
+    matmul_raw_with(
+        kernel(),
+        m,
+        n,
+        k,
+        a,
+        a_rs,
+        a_cs,
+        b,
+        b_rs,
+        b_cs,
+        c,
+        c_rs,
+        accumulate,
+        par,
+    )
 }
 
 /// # Safety
@@ -227,13 +257,73 @@ unsafe fn matmul_raw_with(
                 p,
             );
         }
+        Kernel::GemmSplit => {
+            let chunks = if threads > 1 && m >= 16 * threads && m * n * k >= 64 * 64 * 64 { threads } else { 1 };
+            let per = m.div_ceil(chunks);
+            let (ap, bp, cp) = (SendPtr(a as *mut f32), SendPtr(b as *mut f32), SendPtr(c));
+            let run = move |r0: usize, r1: usize| {
+                let (ap, bp, cp) = (ap, bp, cp);
+                // SAFETY: row ranges are disjoint, so the C tiles are too.
+                unsafe {
+                    gemm::gemm(
+                        r1 - r0,
+                        n,
+                        k,
+                        cp.0.add(r0 * c_rs),
+                        1,
+                        c_rs as isize,
+                        accumulate,
+                        ap.0.add(r0 * a_rs),
+                        a_cs as isize,
+                        a_rs as isize,
+                        bp.0,
+                        b_cs as isize,
+                        b_rs as isize,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    )
+                }
+            };
+            if chunks == 1 {
+                run(0, m);
+            } else {
+                rayon::scope(|s| {
+                    for t in 0..chunks {
+                        let (r0, r1) = (t * per, ((t + 1) * per).min(m));
+                        if r0 < r1 {
+                            s.spawn(move |_| run(r0, r1));
+                        }
+                    }
+                });
+            }
+        }
         Kernel::MatrixMultiply => {
             let beta = if accumulate { 1.0 } else { 0.0 };
-            let chunks = if threads > 1 && m >= 16 * threads { threads } else { 1 };
+            let chunks = if threads > 1 && m >= 16 * threads {
+                threads
+            } else {
+                1
+            };
             if chunks == 1 {
                 matrixmultiply::sgemm(
-                    m, k, n, 1.0, a, a_rs as isize, a_cs as isize, b, b_rs as isize,
-                    b_cs as isize, beta, c, c_rs as isize, 1,
+                    m,
+                    k,
+                    n,
+                    1.0,
+                    a,
+                    a_rs as isize,
+                    a_cs as isize,
+                    b,
+                    b_rs as isize,
+                    b_cs as isize,
+                    beta,
+                    c,
+                    c_rs as isize,
+                    1,
                 );
             } else {
                 let (ap, bp, cp) = (SendPtr(a as *mut f32), SendPtr(b as *mut f32), SendPtr(c));
@@ -303,9 +393,13 @@ mod tests {
     #[test]
     fn kernels_match_naive_with_transposes_and_accumulate() {
         let (m, n, k) = (37, 29, 53);
-        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 7.0).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) / 5.0).collect();
-        for kern in [Kernel::Gemm, Kernel::MatrixMultiply] {
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 7 % 13) as f32 - 6.0) / 7.0)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 5 % 11) as f32 - 5.0) / 5.0)
+            .collect();
+        for kern in [Kernel::Gemm, Kernel::MatrixMultiply, Kernel::GemmSplit] {
             for par in [Par::Pool, Par::Single] {
                 // A row-major, B given as a transposed [n,k] buffer.
                 let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();

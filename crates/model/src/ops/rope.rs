@@ -19,9 +19,17 @@ pub struct RopeTable {
 impl RopeTable {
     pub fn new(rows: usize, hs: usize, theta: f32) -> Self {
         let half = hs / 2;
-        let mut t = RopeTable { half, theta, cos: vec![0.0; rows * half], sin: vec![0.0; rows * half] };
+        let mut t = RopeTable {
+            half,
+            theta,
+            cos: vec![0.0; rows * half],
+            sin: vec![0.0; rows * half],
+        };
         for p in 0..rows {
-            let (c, s) = (&mut t.cos[p * half..(p + 1) * half], &mut t.sin[p * half..(p + 1) * half]);
+            let (c, s) = (
+                &mut t.cos[p * half..(p + 1) * half],
+                &mut t.sin[p * half..(p + 1) * half],
+            );
             angles(p, hs, theta, c, s);
         }
         t
@@ -60,7 +68,10 @@ fn apply(qkv: &mut [f32], table: &RopeTable, t: usize, c: usize, n_head: usize, 
     let h = hs / 2;
     qkv.par_chunks_mut(3 * c).enumerate().for_each(|(n, row)| {
         let pos = n % t;
-        let (cos, sin) = (&table.cos[pos * h..pos * h + h], &table.sin[pos * h..pos * h + h]);
+        let (cos, sin) = (
+            &table.cos[pos * h..pos * h + h],
+            &table.sin[pos * h..pos * h + h],
+        );
         for head in row[..2 * c].chunks_mut(hs) {
             rotate(head, cos, sin, sign);
         }
@@ -90,11 +101,18 @@ mod tests {
         let g = randn(b * t * 3 * c, 2, 1.0);
         let mut d = g.clone();
         backward(&mut d, &table, t, c, nh);
-        check_grad("qkv", &x, &d, |x| {
-            let mut y = x.to_vec();
-            forward(&mut y, &table, t, c, nh);
-            weighted_sum(&y, &g)
-        }, 1e-2, 1e-3);
+        check_grad(
+            "qkv",
+            &x,
+            &d,
+            |x| {
+                let mut y = x.to_vec();
+                forward(&mut y, &table, t, c, nh);
+                weighted_sum(&y, &g)
+            },
+            1e-2,
+            1e-3,
+        );
         // convention check at position 3, head dim 4 (half 2), i = 1: inv_freq = 1e4^(-1/2)
         let mut y = x.clone();
         forward(&mut y, &table, t, c, nh);

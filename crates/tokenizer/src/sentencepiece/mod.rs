@@ -47,16 +47,30 @@ fn reserved_name(id: usize) -> String {
 impl SpTokenizer {
     /// Parses a `.model` file's bytes; `path` is only used in error messages.
     pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self> {
-        let proto = proto::ModelProto::decode(bytes.as_slice()).map_err(|e| TokenizerError::bad_file(path, format!("not a SentencePiece model: {e}")))?;
+        let proto = proto::ModelProto::decode(bytes.as_slice()).map_err(|e| {
+            TokenizerError::bad_file(path, format!("not a SentencePiece model: {e}"))
+        })?;
         if proto.pieces.is_empty() {
-            return Err(TokenizerError::bad_file(path, "SentencePiece model has no pieces"));
+            return Err(TokenizerError::bad_file(
+                path,
+                "SentencePiece model has no pieces",
+            ));
         }
         let trainer = proto.trainer_spec.clone().unwrap_or_default();
         let norm = proto.normalizer_spec.clone().unwrap_or_default();
-        let pieces: Vec<(String, i32)> = proto.pieces.iter().map(|p| (p.piece().to_string(), p.r#type())).collect();
+        let pieces: Vec<(String, i32)> = proto
+            .pieces
+            .iter()
+            .map(|p| (p.piece().to_string(), p.r#type()))
+            .collect();
         let n = pieces.len() as i32;
         let id_opt = |id: i32| (0..n).contains(&id).then_some(id as u32);
-        let unk_id = id_opt(trainer.unk_id()).ok_or_else(|| TokenizerError::bad_file(path, "SentencePiece model's unk_id is outside the vocabulary"))?;
+        let unk_id = id_opt(trainer.unk_id()).ok_or_else(|| {
+            TokenizerError::bad_file(
+                path,
+                "SentencePiece model's unk_id is outside the vocabulary",
+            )
+        })?;
         let byte_fallback = trainer.byte_fallback();
         let seg_names: Vec<String> = pieces
             .iter()
@@ -68,15 +82,29 @@ impl SpTokenizer {
             .collect();
         let (segmenter, model_type) = match trainer.model_type() {
             1 => {
-                let vocab = seg_names.iter().zip(&proto.pieces).map(|(s, p)| (s.clone(), p.score() as f64)).collect();
-                let u = Unigram::from(vocab, Some(unk_id as usize), byte_fallback).map_err(|e| TokenizerError::bad_file(path, e))?;
+                let vocab = seg_names
+                    .iter()
+                    .zip(&proto.pieces)
+                    .map(|(s, p)| (s.clone(), p.score() as f64))
+                    .collect();
+                let u = Unigram::from(vocab, Some(unk_id as usize), byte_fallback)
+                    .map_err(|e| TokenizerError::bad_file(path, e))?;
                 (Segmenter::Unigram(u), "unigram")
             }
             2 => {
-                let vocab: HashMap<String, u32> = seg_names.iter().enumerate().map(|(i, s)| (s.clone(), i as u32)).collect();
+                let vocab: HashMap<String, u32> = seg_names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (s.clone(), i as u32))
+                    .collect();
                 let merges = generate_merges(&seg_names, &vocab);
                 let bpe = BPE::builder()
-                    .vocab_and_merges(vocab.into_iter().collect::<tokenizers::models::bpe::Vocab>(), merges)
+                    .vocab_and_merges(
+                        vocab
+                            .into_iter()
+                            .collect::<tokenizers::models::bpe::Vocab>(),
+                        merges,
+                    )
                     .unk_token(reserved_name(unk_id as usize))
                     .fuse_unk(true)
                     .byte_fallback(byte_fallback)
@@ -84,9 +112,17 @@ impl SpTokenizer {
                     .map_err(|e| TokenizerError::bad_file(path, e))?;
                 (Segmenter::Bpe(bpe), "bpe")
             }
-            other => return Err(TokenizerError::bad_file(path, format!("SentencePiece model type {other} is not supported (only unigram=1 and bpe=2)"))),
+            other => {
+                return Err(TokenizerError::bad_file(
+                    path,
+                    format!(
+                    "SentencePiece model type {other} is not supported (only unigram=1 and bpe=2)"
+                ),
+                ))
+            }
         };
-        let charsmap = CharsMap::parse(norm.precompiled_charsmap()).ok_or_else(|| TokenizerError::bad_file(path, "corrupt precompiled_charsmap"))?;
+        let charsmap = CharsMap::parse(norm.precompiled_charsmap())
+            .ok_or_else(|| TokenizerError::bad_file(path, "corrupt precompiled_charsmap"))?;
         Ok(SpTokenizer {
             bytes,
             normalizer: Normalizer {
@@ -152,10 +188,13 @@ impl SpTokenizer {
         let mut out = Vec::new();
         let mut first = true;
         for &id in ids {
-            let (piece, kind) = self.pieces.get(id as usize).ok_or(TokenizerError::IdOutOfRange {
-                id: id as u64,
-                vocab_size: self.pieces.len(),
-            })?;
+            let (piece, kind) =
+                self.pieces
+                    .get(id as usize)
+                    .ok_or(TokenizerError::IdOutOfRange {
+                        id: id as u64,
+                        vocab_size: self.pieces.len(),
+                    })?;
             let text: String = match *kind {
                 piece_type::CONTROL => continue,
                 piece_type::BYTE => {
@@ -169,7 +208,11 @@ impl SpTokenizer {
                 piece_type::UNKNOWN => self.unk_surface.clone(),
                 _ => piece.replace(SPACE_SYMBOL, " "),
             };
-            let text = if first && self.normalizer.add_dummy_prefix && !self.normalizer.treat_whitespace_as_suffix && *kind != piece_type::UNKNOWN {
+            let text = if first
+                && self.normalizer.add_dummy_prefix
+                && !self.normalizer.treat_whitespace_as_suffix
+                && *kind != piece_type::UNKNOWN
+            {
                 text.strip_prefix(' ').unwrap_or(&text).to_string()
             } else {
                 text
@@ -194,8 +237,15 @@ fn split_before_spaces(text: &str) -> impl Iterator<Item = &str> {
         if rest.is_empty() {
             return None;
         }
-        let skip = if rest.starts_with(SPACE_SYMBOL) { SPACE_SYMBOL.len() } else { 0 };
-        let end = rest[skip..].find(SPACE_SYMBOL).map(|i| i + skip).unwrap_or(rest.len());
+        let skip = if rest.starts_with(SPACE_SYMBOL) {
+            SPACE_SYMBOL.len()
+        } else {
+            0
+        };
+        let end = rest[skip..]
+            .find(SPACE_SYMBOL)
+            .map(|i| i + skip)
+            .unwrap_or(rest.len());
         let (seg, tail) = rest.split_at(end);
         rest = tail;
         Some(seg)
@@ -215,7 +265,11 @@ fn generate_merges(pieces: &[String], vocab: &HashMap<String, u32>) -> Vec<(Stri
             }
         }
         local.sort_by_key(|&(li, ri, _, _)| (li, ri));
-        merges.extend(local.into_iter().map(|(_, _, l, r)| (id as u32, l.chars().count(), r.chars().count(), l, r)));
+        merges.extend(
+            local
+                .into_iter()
+                .map(|(_, _, l, r)| (id as u32, l.chars().count(), r.chars().count(), l, r)),
+        );
     }
     merges.sort_by_key(|m| (m.0, m.1, m.2));
     merges.into_iter().map(|(_, _, _, l, r)| (l, r)).collect()

@@ -21,7 +21,10 @@ impl CharsMap {
         }
         let size = u32::from_le_bytes(blob.get(..4)?.try_into().ok()?) as usize;
         let trie = blob.get(4..4 + size)?;
-        let units = trie.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let units = trie
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         Some(CharsMap {
             units,
             normalized: blob[4 + size..].to_vec(),
@@ -89,7 +92,11 @@ pub struct Normalizer {
 impl Normalizer {
     /// Normalises `text` the way SentencePiece does before segmentation.
     pub fn normalize(&self, text: &str) -> String {
-        let space = if self.escape_whitespaces { SPACE_SYMBOL } else { " " };
+        let space = if self.escape_whitespaces {
+            SPACE_SYMBOL
+        } else {
+            " "
+        };
         let mut input = text;
         if self.remove_extra_whitespaces {
             while !input.is_empty() {

@@ -1,0 +1,76 @@
+//! `meta.json`: what a data folder was made from, so a run can be traced back to its exact
+//! inputs and a mismatched tokenizer refused.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{DataError, Dtype, Result};
+
+/// Current `meta.json` format version.
+pub const META_VERSION: u32 = 1;
+
+/// One source file as it was read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceMeta {
+    /// The path as resolved from what the user named.
+    pub path: String,
+    /// Size in bytes on disk.
+    pub bytes: u64,
+    /// sha256 of the file's bytes (hex).
+    pub sha256: String,
+    /// Tokens it produced (separators not included).
+    pub tokens: u64,
+    /// Which stream it went to: `train` (then split by fraction), `val` or `test`.
+    pub stream: String,
+}
+
+/// The tokenizer the data was made with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenizerMeta {
+    pub kind: String,
+    pub fingerprint: String,
+    pub vocab_size: usize,
+    /// File name of the tokenizer copy inside the folder.
+    pub file: String,
+    /// End-of-text id placed between documents, if the tokenizer has one.
+    pub separator: Option<u32>,
+}
+
+/// Contents of `meta.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    pub lmforge_data: u32,
+    pub lmforge_version: String,
+    pub tokenizer: TokenizerMeta,
+    pub dtype: Dtype,
+    pub train_tokens: u64,
+    pub val_tokens: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_tokens: Option<u64>,
+    /// How the val split was made, in words (e.g. `last 0.1 of the token stream`).
+    pub split: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_size: Option<usize>,
+    pub strip_gutenberg: bool,
+    pub sources: Vec<SourceMeta>,
+}
+
+impl Meta {
+    /// Reads and parses `path`.
+    pub fn read(path: &Path) -> Result<Meta> {
+        let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+        serde_json::from_str(&text).map_err(|e| DataError::BadMeta {
+            path: path.to_path_buf(),
+            reason: format!("corrupted meta.json: {e}"),
+        })
+    }
+
+    /// Pretty JSON bytes, newline-terminated.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let mut v = serde_json::to_vec_pretty(self)
+            .map_err(|e| DataError::InvalidOption(format!("cannot serialise meta.json: {e}")))?;
+        v.push(b'\n');
+        Ok(v)
+    }
+}

@@ -1,0 +1,58 @@
+//! `cargo run --release -p lmforge-model --example bench_train -- PRESET [--batch B]
+//!  [--threads N] [--steps S] [--warmup W] [--kernel gemm|matrixmultiply] [--json]`
+use lmforge_model::bench::bench_train;
+use lmforge_model::ops::matmul::{set_kernel, Kernel};
+use lmforge_model::ModelConfig;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let preset = args
+        .first()
+        .filter(|a| !a.starts_with("--"))
+        .cloned()
+        .unwrap_or_else(|| "bench-s".into());
+    let cfg = match ModelConfig::preset(&preset) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let default_batch = if preset == "bench-m" { 8 } else { 12 };
+    let batch = flag("--batch")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default_batch);
+    let steps = flag("--steps").and_then(|s| s.parse().ok()).unwrap_or(20);
+    let warmup = flag("--warmup").and_then(|s| s.parse().ok()).unwrap_or(3);
+    if let Some(t) = flag("--threads").and_then(|s| s.parse().ok()) {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()
+            .ok();
+    }
+    match flag("--kernel").as_deref() {
+        Some("matrixmultiply") => set_kernel(Kernel::MatrixMultiply),
+        Some("gemm") => set_kernel(Kernel::Gemm),
+        Some("gemm-split") => set_kernel(Kernel::GemmSplit),
+        _ => {}
+    }
+    match bench_train(&cfg, batch, steps, warmup) {
+        Ok(r) if args.iter().any(|a| a == "--json") => println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default()),
+        Ok(r) => println!(
+            "{preset}: batch {} × block {} on {} threads: {:.0} tok/s (best step {:.0}), {:.1} ms/step, {:.1} GFLOP/s, MFU {:.1}% \
+             of measured matmul peak {:.1} GFLOP/s ({}), peak RSS {:.0} MiB, loss {:.3} -> {:.3}",
+            r.batch, r.block_size, r.threads, r.tokens_per_s, r.best_tokens_per_s, r.ms_per_step, r.achieved_gflops, 100.0 * r.mfu,
+            r.matmul_peak_gflops, r.matmul_kernel, r.peak_rss_mb, r.first_loss, r.last_loss
+        ),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}

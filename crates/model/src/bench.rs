@@ -1,0 +1,188 @@
+//! Training throughput benchmark (`lmforge bench train` and `examples/bench_train.rs`).
+//!
+//! MFU follows nanoGPT's `estimate_mfu`: FLOPs per token `6·N + 12·L·H·hs·T` with `N` the
+//! parameter count without the position table, divided by a *measured* fp32 matmul peak on
+//! this machine (2048³ through our matmul kernel and thread pool) rather than a datasheet.
+
+use crate::config::ModelConfig;
+use crate::error::Result;
+use crate::model::Gpt;
+use crate::ops::matmul::{matmul, Par, View};
+use crate::optim::{AdamW, AdamWConfig};
+use crate::rng::Rng;
+use std::time::Instant;
+
+/// Result of [`bench_train`].
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BenchReport {
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_embd: usize,
+    pub block_size: usize,
+    pub vocab_size: usize,
+    pub batch: usize,
+    pub threads: usize,
+    pub steps: usize,
+    pub warmup: usize,
+    pub num_params: usize,
+    /// Mean over the timed steps.
+    pub tokens_per_s: f64,
+    pub ms_per_step: f64,
+    /// Fastest single step (robust to other load on a shared machine).
+    pub best_tokens_per_s: f64,
+    pub best_ms_per_step: f64,
+    /// nanoGPT's estimate, per token (forward + backward).
+    pub flops_per_token: f64,
+    pub achieved_gflops: f64,
+    pub matmul_peak_gflops: f64,
+    pub mfu: f64,
+    pub peak_rss_mb: f64,
+    pub first_loss: f32,
+    pub last_loss: f32,
+    pub matmul_kernel: String,
+}
+
+/// Best-of-3 GFLOP/s of one `n×n×n` product on the current rayon pool.
+pub fn matmul_gflops(n: usize) -> f64 {
+    let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.1).collect();
+    let b = a.clone();
+    let mut c = vec![0.0f32; n * n];
+    let mut best = f64::MAX;
+    for _ in 0..4 {
+        let t = Instant::now();
+        matmul(
+            n,
+            n,
+            n,
+            View::rows(&a, n),
+            View::rows(&b, n),
+            &mut c,
+            n,
+            false,
+            Par::Pool,
+        );
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    2.0 * (n * n * n) as f64 / best / 1e9
+}
+
+/// Peak resident set size of this process in MiB (`VmHWM` from /proc/self/status), or 0
+/// where unavailable.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|k| k.parse::<f64>().ok())
+            })
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// nanoGPT's FLOPs per token for one forward+backward at sequence length `block_size`.
+pub fn flops_per_token(model: &Gpt) -> f64 {
+    let c = model.config();
+    let n = model.num_params_non_embedding() as f64;
+    6.0 * n + 12.0 * (c.n_layer * c.n_head * c.head_size() * c.block_size) as f64
+}
+
+/// Time `steps` full training steps (zero_grad, forward, backward, clip 1.0, AdamW) on
+/// random tokens of shape `[batch, block_size]`, after `warmup` untimed steps.
+pub fn bench_train(
+    config: &ModelConfig,
+    batch: usize,
+    steps: usize,
+    warmup: usize,
+) -> Result<BenchReport> {
+    let peak = matmul_gflops(2048);
+    let mut model = Gpt::new(config.clone(), 1337)?;
+    let mut opt = AdamW::new(&model, AdamWConfig::default());
+    let t = config.block_size;
+    let mut rng = Rng::new(42);
+    let v = config.vocab_size as u64;
+    let idx: Vec<u32> = (0..batch * t)
+        .map(|_| (rng.next_u64() % v) as u32)
+        .collect();
+    let targets: Vec<i32> = (0..batch * t)
+        .map(|_| (rng.next_u64() % v) as i32)
+        .collect();
+    let step = |model: &mut Gpt, opt: &mut AdamW| -> Result<f32> {
+        model.zero_grad();
+        let loss = model
+            .forward(&idx, Some(&targets), batch, t)?
+            .unwrap_or(f32::NAN);
+        model.backward()?;
+        model.clip_grad_norm(1.0);
+        opt.step(model, 1e-3)?;
+        Ok(loss)
+    };
+    let mut first_loss = f32::NAN;
+    for i in 0..warmup {
+        let l = step(&mut model, &mut opt)?;
+        if i == 0 {
+            first_loss = l;
+        }
+    }
+    let start = Instant::now();
+    let mut last_loss = f32::NAN;
+    let mut best = f64::MAX;
+    for i in 0..steps.max(1) {
+        let t0 = Instant::now();
+        last_loss = step(&mut model, &mut opt)?;
+        best = best.min(t0.elapsed().as_secs_f64());
+        if warmup == 0 && i == 0 {
+            first_loss = last_loss;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64() / steps.max(1) as f64;
+    let tokens = (batch * t) as f64;
+    let fpt = flops_per_token(&model);
+    let achieved = fpt * tokens / secs / 1e9;
+    Ok(BenchReport {
+        n_layer: config.n_layer,
+        n_head: config.n_head,
+        n_embd: config.n_embd,
+        block_size: t,
+        vocab_size: config.vocab_size,
+        batch,
+        threads: rayon::current_num_threads(),
+        steps: steps.max(1),
+        warmup,
+        num_params: model.num_params(),
+        tokens_per_s: tokens / secs,
+        ms_per_step: secs * 1e3,
+        best_tokens_per_s: tokens / best,
+        best_ms_per_step: best * 1e3,
+        flops_per_token: fpt,
+        achieved_gflops: achieved,
+        matmul_peak_gflops: peak,
+        mfu: achieved / peak,
+        peak_rss_mb: peak_rss_mb(),
+        first_loss,
+        last_loss,
+        matmul_kernel: format!("{:?}", crate::ops::matmul::kernel()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiny_bench_reports_sane_numbers() {
+        let cfg = ModelConfig::preset("tiny").unwrap();
+        let r = bench_train(&cfg, 2, 2, 1).unwrap();
+        assert!(r.tokens_per_s > 0.0 && r.ms_per_step > 0.0 && r.matmul_peak_gflops > 0.0);
+        assert!(r.mfu > 0.0 && r.mfu < 2.0, "{r:?}");
+        assert!(r.first_loss.is_finite() && r.last_loss.is_finite());
+        // nanoGPT formula by hand: N excludes wpe
+        let m = Gpt::new(cfg.clone(), 0).unwrap();
+        let n = (m.num_params() - cfg.block_size * cfg.n_embd) as f64;
+        assert_eq!(flops_per_token(&m), 6.0 * n + 12.0 * (2 * 2 * 8 * 8) as f64);
+        if cfg!(target_os = "linux") {
+            assert!(r.peak_rss_mb > 1.0);
+        }
+    }
+}

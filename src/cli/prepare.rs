@@ -1,0 +1,110 @@
+//! `lmforge prepare`: tokenize a corpus once into memory-mapped token files.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use lmforge_corpus::SourceFilter;
+use lmforge_data::prepare::WikiTextOptions;
+use lmforge_data::{prepare, PrepareOptions, TokenizerChoice, ValSplit};
+
+/// `prepare`: writes OUT/train.bin and OUT/val.bin (u16 tokens when the vocabulary fits,
+/// else u32, behind a small header), OUT/meta.json and a copy of the tokenizer.
+#[derive(Args, Debug)]
+pub struct PrepareArgs {
+    /// Tokenizer: char, word, bpe or unigram (train that kind on the training sources), or
+    /// a tokenizer file/folder or built-in name such as tiktoken:o200k_base.
+    #[arg(long, short = 't', value_name = "T", default_value = "char")]
+    pub tokenizer: String,
+    /// Vocabulary size when training a tokenizer (default: 8192; char keeps every character).
+    #[arg(long, value_name = "N")]
+    pub vocab_size: Option<usize>,
+    /// Output data folder (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Fraction of the concatenated token stream (its end) that becomes val.bin.
+    #[arg(long, value_name = "F", default_value_t = 0.1, conflicts_with = "val")]
+    pub val_fraction: f64,
+    /// Make val.bin from these files, folders or globs instead of a fraction.
+    #[arg(long, value_name = "SOURCE", num_args = 1..)]
+    pub val: Vec<String>,
+    /// Every split must hold at least block_size + 1 tokens.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub block_size: usize,
+    /// Glob filter on files found in folders and globs (repeatable), e.g. --include '*.txt'.
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Glob filter excluding files found in folders and globs (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Strip Project Gutenberg licence headers and footers from every source.
+    #[arg(long)]
+    pub strip_gutenberg: bool,
+    /// Replace invalid UTF-8 bytes with U+FFFD instead of failing.
+    #[arg(long)]
+    pub lossy: bool,
+    /// WikiText-2/-103 folder (wiki.{train,valid,test}.tokens or .raw, itself or in a
+    /// sub-folder); its own splits become train.bin, val.bin and test.bin.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["sources", "val"])]
+    pub wikitext: Option<PathBuf>,
+    /// With --wikitext: download and unzip the archive into DIR when the files are missing.
+    #[arg(long, requires = "wikitext")]
+    pub download: bool,
+    /// Archive URL for --download (default: WikiText-2's public archive).
+    #[arg(long, value_name = "URL", requires = "download")]
+    pub url: Option<String>,
+    /// Expected sha256 of the downloaded archive.
+    #[arg(long, value_name = "HEX", requires = "download")]
+    pub sha256: Option<String>,
+    /// No progress output.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Corpus files, folders or glob patterns (default: the bundled Shakespeare corpus).
+    #[arg(value_name = "SOURCES")]
+    pub sources: Vec<String>,
+}
+
+/// Runs `prepare` and prints a one-line summary.
+pub fn run(a: PrepareArgs) -> anyhow::Result<()> {
+    let mut opts = PrepareOptions::new(a.out);
+    opts.sources = a.sources;
+    opts.filter = SourceFilter {
+        include: a.include,
+        exclude: a.exclude,
+    };
+    opts.tokenizer = TokenizerChoice::parse(&a.tokenizer, a.vocab_size);
+    opts.split = if a.val.is_empty() {
+        ValSplit::Fraction(a.val_fraction)
+    } else {
+        ValSplit::Sources(a.val)
+    };
+    opts.wikitext = a.wikitext.map(|dir| WikiTextOptions {
+        dir,
+        download: a.download,
+        url: a.url,
+        sha256: a.sha256,
+    });
+    opts.block_size = a.block_size;
+    opts.strip_gutenberg = a.strip_gutenberg;
+    opts.lossy = a.lossy;
+    opts.quiet = a.quiet;
+    let r = prepare(&opts)?;
+    let m = &r.meta;
+    let test = m
+        .test_tokens
+        .map(|t| format!(", test {t}"))
+        .unwrap_or_default();
+    eprintln!(
+        "prepared {} sources ({:.1} MB) with {} (vocab {}, {:?}): train {} tokens, val {}{test} in {:.1}s ({:.1} MB/s) → {}",
+        m.sources.len(),
+        r.bytes as f64 / 1e6,
+        m.tokenizer.kind,
+        m.tokenizer.vocab_size,
+        m.dtype,
+        m.train_tokens,
+        m.val_tokens,
+        r.total_seconds,
+        r.mb_per_s(),
+        r.out.display()
+    );
+    Ok(())
+}
