@@ -67,9 +67,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         let r = best.ok_or("no run")?;
+        // Reference in the same conditions: pure in-memory encode_batch of the same texts.
+        let tok = match &choice {
+            TokenizerChoice::Given(t) => t.clone(),
+            _ => Arc::new(
+                DataDir::open(&work.path().join(format!("{}-0", name.len())))?.tokenizer()?,
+            ),
+        };
+        let paths =
+            lmforge_corpus::resolve_sources(std::slice::from_ref(&corpus), &Default::default())?;
+        let texts = lmforge_corpus::read::read_documents(&paths, false)?
+            .into_iter()
+            .map(|d| d.text)
+            .collect::<Vec<_>>();
+        let t = Instant::now();
+        std::hint::black_box(tok.encode_batch(&texts)?);
+        let encode_only = r.bytes as f64 / 1e6 / t.elapsed().as_secs_f64();
         let incl = r.bytes as f64 / 1e6 / r.total_seconds;
         println!(
-            "{name:40} {:6.1} MB/s tokenize+write, {:6.1} MB/s incl. tokenizer ({:.2} MB → {} + {} tokens, {:?})",
+            "{name:40} {:6.1} MB/s tokenize+write, {:6.1} MB/s incl. tokenizer, {encode_only:6.1} MB/s encode_batch only ({:.2} MB → {} + {} tokens, {:?})",
             r.mb_per_s(),
             incl,
             r.bytes as f64 / 1e6,

@@ -143,7 +143,7 @@ impl ModelConfig {
         if self.n_embd == 0 {
             return bad("n_embd", "must be at least 1".into());
         }
-        if self.n_embd % self.n_head != 0 {
+        if !self.n_embd.is_multiple_of(self.n_head) {
             return bad(
                 "n_embd",
                 format!(
@@ -162,7 +162,7 @@ impl ModelConfig {
             return bad("dropout", format!("{} is not in [0, 1)", self.dropout));
         }
         if self.pos_encoding == PosEncoding::Rope {
-            if self.head_size() % 2 != 0 {
+            if !self.head_size().is_multiple_of(2) {
                 return bad(
                     "n_head",
                     format!(
@@ -178,7 +178,7 @@ impl ModelConfig {
                 );
             }
         }
-        if self.pos_encoding == PosEncoding::Sinusoidal && self.n_embd % 2 != 0 {
+        if self.pos_encoding == PosEncoding::Sinusoidal && !self.n_embd.is_multiple_of(2) {
             return bad("n_embd", "sinusoidal positions need an even n_embd".into());
         }
         Ok(())

@@ -36,7 +36,8 @@ struct Acts {
     ln_2: Vec<f32>,
     ln_2_mean: Vec<f32>,
     ln_2_rstd: Vec<f32>,
-    /// `c_fc` output `[L,N,4C]`
+    /// `c_fc` output `[L,N,4C]`; in training passes overwritten by `gelu'(c_fc output)`
+    /// (the only thing backward needs from it)
     fc: Vec<f32>,
     /// `gelu(c_fc)` `[L,N,4C]`
     fc_gelu: Vec<f32>,
@@ -491,7 +492,11 @@ impl Gpt {
             let (w, bb) = wb(lay, p, bp.c_fc);
             dev::linear::forward(fc, ln_2, w, bb, None, c);
             let fc_gelu = &mut a.fc_gelu[l * nh4..(l + 1) * nh4];
-            dev::gelu::forward(fc_gelu, fc, cfg.activation);
+            if targets.is_some() {
+                dev::gelu::forward_keep_derivative(fc_gelu, fc, cfg.activation);
+            } else {
+                dev::gelu::forward(fc_gelu, fc, cfg.activation);
+            }
             let res_mlp = &mut a.res_mlp[l * nc..(l + 1) * nc];
             let (w, bb) = wb(lay, p, bp.mlp_proj);
             match mask(site(l, 2)) {
@@ -637,11 +642,7 @@ impl Gpt {
                 h,
                 false,
             );
-            dev::gelu::backward(
-                &mut a.dfc[..nh4],
-                &a.fc[l * nh4..(l + 1) * nh4],
-                cfg.activation,
-            );
+            dev::gelu::backward_from_derivative(&mut a.dfc[..nh4], &a.fc[l * nh4..(l + 1) * nh4]);
             let (gw, gb) = wb_mut(lay, g, bp.c_fc);
             let ln_2 = &a.ln_2[l * nc..(l + 1) * nc];
             dev::linear::backward(

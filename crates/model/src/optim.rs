@@ -6,6 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::Gpt;
+use crate::ops::matmul::SendPtr;
 use rayon::prelude::*;
 use std::ops::Range;
 
@@ -40,7 +41,8 @@ pub struct AdamW {
     pub v: Vec<f32>,
     /// Number of steps taken (torch's `state["step"]`).
     pub step: u64,
-    groups: Vec<(Range<usize>, bool)>,
+    /// `(range, decays)` work items of at most `CHUNK` values: one parallel loop per step.
+    chunks: Vec<(Range<usize>, bool)>,
 }
 
 const CHUNK: usize = 1 << 14;
@@ -65,25 +67,26 @@ impl AdamW {
     /// Fresh state (zero moments, step 0) for `model`.
     pub fn new(model: &Gpt, config: AdamWConfig) -> Self {
         let n = model.num_params();
-        let groups = model
-            .layout()
-            .tensors
-            .iter()
-            .map(|t| (t.range(), t.decays()))
-            .collect();
+        let mut chunks = Vec::new();
+        for t in &model.layout().tensors {
+            let r = t.range();
+            for s in r.clone().step_by(CHUNK) {
+                chunks.push((s..(s + CHUNK).min(r.end), t.decays()));
+            }
+        }
         AdamW {
             config,
             m: vec![0.0; n],
             v: vec![0.0; n],
             step: 0,
-            groups,
+            chunks,
         }
     }
 
     /// One `optimizer.step()` with learning rate `lr` using the model's current gradients.
     pub fn step(&mut self, model: &mut Gpt, lr: f32) -> Result<()> {
         let (params, grads) = model.params_and_grads_mut();
-        if params.len() != self.m.len() {
+        if params.len() != self.m.len() || self.v.len() != self.m.len() {
             return Err(Error::Optimizer(format!(
                 "state has {} values, model has {} parameters",
                 self.m.len(),
@@ -98,7 +101,14 @@ impl AdamW {
         let bc2 = 1.0 - (c.beta2 as f64).powi(t);
         let step_size = (lr as f64 / bc1) as f32;
         let bc2_sqrt = bc2.sqrt() as f32;
-        for (r, decays) in &self.groups {
+        let (pp, mp, vp) = (
+            SendPtr(params.as_mut_ptr()),
+            SendPtr(self.m.as_mut_ptr()),
+            SendPtr(self.v.as_mut_ptr()),
+        );
+        let grads: &[f32] = grads;
+        self.chunks.par_iter().for_each(|(r, decays)| {
+            let (pp, mp, vp) = (pp, mp, vp);
             let decay = if *decays {
                 1.0 - lr * c.weight_decay
             } else {
@@ -113,16 +123,17 @@ impl AdamW {
                 bc2_sqrt,
                 c.eps,
             ];
-            params[r.clone()]
-                .par_chunks_mut(CHUNK)
-                .zip(grads[r.clone()].par_chunks(CHUNK))
-                .zip(
-                    self.m[r.clone()]
-                        .par_chunks_mut(CHUNK)
-                        .zip(self.v[r.clone()].par_chunks_mut(CHUNK)),
+            // SAFETY: the chunks are disjoint ranges inside the three equally long buffers
+            // (lengths checked above).
+            let (p, m, v) = unsafe {
+                (
+                    std::slice::from_raw_parts_mut(pp.0.add(r.start), r.len()),
+                    std::slice::from_raw_parts_mut(mp.0.add(r.start), r.len()),
+                    std::slice::from_raw_parts_mut(vp.0.add(r.start), r.len()),
                 )
-                .for_each(|((p, g), (m, v))| update(p, g, m, v, k));
-        }
+            };
+            update(p, &grads[r.clone()], m, v, k);
+        });
         Ok(())
     }
 

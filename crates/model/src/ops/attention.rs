@@ -196,7 +196,6 @@ pub fn backward(
     let dp = SendPtr(dqkv.as_mut_ptr());
     let per = scratch_per_worker(t);
     for_each_task(d, scratch, |task, s| {
-        let dp = dp;
         let (bi, h) = (task / nh, task % nh);
         let (s0, s1) = s[..per].split_at_mut(per / 2);
         let q = qkv[bi * t * 3 * c + h * hs..].as_ptr();
@@ -204,7 +203,7 @@ pub fn backward(
         // writes the (bi, h) head columns of dqkv.
         unsafe {
             let (k, v) = (q.add(c), q.add(2 * c));
-            let dq = dp.0.add(bi * t * 3 * c + h * hs);
+            let dq = dp.get().add(bi * t * 3 * c + h * hs);
             let (dk, dv) = (dq.add(c), dq.add(2 * c));
             for r in 0..t {
                 std::slice::from_raw_parts_mut(dk.add(r * 3 * c), hs).fill(0.0);

@@ -44,6 +44,52 @@ crate::simd_fn! {
     }
 }
 
+crate::simd_fn! {
+    fn fwd_grad_chunk(y: &mut [f32], xd: &mut [f32], tanh_approx: bool) {
+        if tanh_approx {
+            for (y, xd) in y.iter_mut().zip(xd.iter_mut()) {
+                let x = *xd;
+                let th = tanh(SQRT_2_OVER_PI * (x + K * x * x * x));
+                let du = SQRT_2_OVER_PI * (1.0 + 3.0 * K * x * x);
+                *y = 0.5 * x * (1.0 + th);
+                *xd = 0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * du;
+            }
+        } else {
+            for (y, xd) in y.iter_mut().zip(xd.iter_mut()) {
+                let x = *xd;
+                let cdf = 0.5 * (1.0 + erf(x * INV_SQRT2));
+                *y = x * cdf;
+                *xd = cdf + x * INV_SQRT_2PI * exp(-0.5 * x * x);
+            }
+        }
+    }
+}
+
+crate::simd_fn! {
+    fn mul_chunk(d: &mut [f32], g: &[f32]) {
+        for (d, g) in d.iter_mut().zip(g) {
+            *d *= g;
+        }
+    }
+}
+
+/// Training forward: `y = gelu(x)` and, in place, `x ← gelu'(x)` — one pass shares the
+/// erf/tanh between value and derivative, so backward is a plain product
+/// ([`backward_from_derivative`]).
+pub fn forward_keep_derivative(y: &mut [f32], x: &mut [f32], act: Activation) {
+    let t = act == Activation::GeluTanh;
+    y.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks_mut(CHUNK))
+        .for_each(|(y, x)| fwd_grad_chunk(y, x, t));
+}
+
+/// `d ← d·g` where `g = gelu'(x)` was kept by [`forward_keep_derivative`].
+pub fn backward_from_derivative(d: &mut [f32], g: &[f32]) {
+    d.par_chunks_mut(CHUNK)
+        .zip(g.par_chunks(CHUNK))
+        .for_each(|(d, g)| mul_chunk(d, g));
+}
+
 /// `y = gelu(x)`.
 pub fn forward(y: &mut [f32], x: &[f32], act: Activation) {
     let t = act == Activation::GeluTanh;
@@ -78,6 +124,16 @@ mod tests {
                 weighted_sum(&y, &g)
             };
             check_grad("x", &x, &d, f, 1e-2, 1e-3);
+            // the fused training path gives the same value and gradient
+            let (mut y1, mut y2, mut xd) = (vec![0.0; 200], vec![0.0; 200], x.clone());
+            forward(&mut y1, &x, act);
+            forward_keep_derivative(&mut y2, &mut xd, act);
+            assert_eq!(y1, y2);
+            let mut d2 = g.clone();
+            backward_from_derivative(&mut d2, &xd);
+            for (a, b) in d.iter().zip(&d2) {
+                assert!((a - b).abs() <= 1e-6 * (1.0 + a.abs()), "{a} vs {b}");
+            }
         }
         // torch.nn.functional.gelu(torch.tensor([1.0, -0.5])) = [0.8413447, -0.1542687]
         let mut y = [0.0; 2];

@@ -97,7 +97,6 @@ pub fn bias_grad(db: &mut [f32], dout: &[f32], oc: usize) {
     let p = SendPtr(db.as_mut_ptr());
     (0..oc.div_ceil(COL_CHUNK)).into_par_iter().for_each(|ci| {
         let (c0, c1) = (ci * COL_CHUNK, ((ci + 1) * COL_CHUNK).min(oc));
-        let p = p;
         let mut acc = [0.0f32; COL_CHUNK];
         for row in 0..n {
             let d = &dout[row * oc + c0..row * oc + c1];
@@ -107,7 +106,7 @@ pub fn bias_grad(db: &mut [f32], dout: &[f32], oc: usize) {
         }
         for k in c0..c1 {
             // SAFETY: this task owns db[c0..c1].
-            unsafe { *p.0.add(k) += acc[k - c0] };
+            unsafe { *p.get().add(k) += acc[k - c0] };
         }
     });
 }

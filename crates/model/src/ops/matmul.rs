@@ -258,7 +258,11 @@ unsafe fn matmul_raw_with(
             );
         }
         Kernel::GemmSplit => {
-            let chunks = if threads > 1 && m >= 16 * threads && m * n * k >= 64 * 64 * 64 { threads } else { 1 };
+            let chunks = if threads > 1 && m >= 16 * threads && m * n * k >= 64 * 64 * 64 {
+                threads
+            } else {
+                1
+            };
             let per = m.div_ceil(chunks);
             let (ap, bp, cp) = (SendPtr(a as *mut f32), SendPtr(b as *mut f32), SendPtr(c));
             let run = move |r0: usize, r1: usize| {
@@ -367,6 +371,14 @@ unsafe fn matmul_raw_with(
 /// A raw pointer that may cross threads; users guarantee disjoint access.
 #[derive(Clone, Copy)]
 pub struct SendPtr(pub *mut f32);
+impl SendPtr {
+    /// The pointer (a method, so closures capture the whole `Send` wrapper).
+    #[inline]
+    pub fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 // SAFETY: only used to hand disjoint regions of one buffer to rayon tasks.
 unsafe impl Send for SendPtr {}
 // SAFETY: as above.

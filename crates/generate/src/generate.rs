@@ -1,0 +1,153 @@
+//! KV-cached generation: the prompt is prefilled once, then each new token costs one
+//! position's forward pass ([`lmforge_model::InferenceSession`]); text streams out through
+//! a callback as soon as it is complete.
+
+use std::time::Instant;
+
+use lmforge_model::Gpt;
+use lmforge_tokenizer::Tokenizer;
+
+use crate::sampling::{Sampler, SamplingConfig};
+use crate::stream::TextStream;
+use crate::{GenerateError, Result};
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    pub max_new_tokens: usize,
+    pub sampling: SamplingConfig,
+    /// Stop (without printing it) when any of these strings appears.
+    pub stop: Vec<String>,
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    MaxTokens,
+    EndOfText,
+    StopString,
+}
+
+/// The result of one sample.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GenerateOutput {
+    /// Generated text (without the prompt), exactly what was streamed.
+    pub text: String,
+    /// Generated ids (without the prompt).
+    pub ids: Vec<u32>,
+    pub prompt_tokens: usize,
+    pub stop_reason: StopReason,
+    /// From the call until the first generated token was sampled.
+    pub ms_to_first_token: f64,
+    pub tokens_per_s: f64,
+    /// Things the user should know (e.g. a truncated prompt).
+    pub warnings: Vec<String>,
+}
+
+/// Encodes a prompt for `model`. An empty prompt starts from the end-of-text token (which
+/// separates documents in lmforge's training data, GPT-2's convention for a start token),
+/// or from "\n" when the tokenizer has none. A prompt longer than `block_size` keeps its last
+/// `block_size` tokens (with a warning). Characters a char tokenizer does not know are an error.
+pub fn encode_prompt(
+    tokenizer: &Tokenizer,
+    prompt: &str,
+    block_size: usize,
+) -> Result<(Vec<u32>, Vec<String>)> {
+    let mut warnings = Vec::new();
+    if let Tokenizer::Char(t) = tokenizer {
+        let unknown = t.unknown_chars(prompt);
+        if !unknown.is_empty() {
+            let list: Vec<String> = unknown.iter().take(10).map(|c| format!("{c:?}")).collect();
+            return Err(GenerateError::Prompt(format!(
+                "the prompt contains characters this char tokenizer does not know: {} (use only characters from the training text, or train with a byte-level tokenizer such as --tokenizer bpe)",
+                list.join(", ")
+            )));
+        }
+    }
+    let mut ids = if prompt.is_empty() {
+        match tokenizer.eos_id() {
+            Some(eos) => vec![eos],
+            None => tokenizer.encode("\n")?,
+        }
+    } else {
+        tokenizer.encode(prompt)?
+    };
+    if ids.is_empty() {
+        return Err(GenerateError::Prompt(
+            "the prompt encodes to no tokens".into(),
+        ));
+    }
+    if ids.len() > block_size {
+        warnings.push(format!(
+            "the prompt has {} tokens, more than the model's block size {}: keeping the last {}",
+            ids.len(),
+            block_size,
+            block_size
+        ));
+        ids.drain(..ids.len() - block_size);
+    }
+    Ok((ids, warnings))
+}
+
+/// Generates one sample after `prompt`, calling `on_text` with each complete piece of text.
+pub fn generate(
+    model: &Gpt,
+    tokenizer: &Tokenizer,
+    prompt: &str,
+    opts: &GenerateOptions,
+    on_text: &mut dyn FnMut(&str),
+) -> Result<GenerateOutput> {
+    let start = Instant::now();
+    let mut sampler = Sampler::new(opts.sampling)?;
+    let (mut history, warnings) = encode_prompt(tokenizer, prompt, model.config().block_size)?;
+    let prompt_tokens = history.len();
+    let eos = tokenizer.eos_id();
+    let mut session = model.session();
+    let mut stream = TextStream::new(tokenizer, opts.stop.clone());
+    let mut ids = Vec::with_capacity(opts.max_new_tokens);
+    let mut stop_reason = StopReason::MaxTokens;
+    let mut first_token_ms = 0.0;
+    let mut gen_start = Instant::now();
+    for i in 0..opts.max_new_tokens {
+        let logits = session.next_logits(&history)?;
+        let id = sampler.sample(logits);
+        if i == 0 {
+            first_token_ms = start.elapsed().as_secs_f64() * 1e3;
+            gen_start = Instant::now();
+        }
+        if Some(id) == eos {
+            stop_reason = StopReason::EndOfText;
+            break;
+        }
+        history.push(id);
+        ids.push(id);
+        let chunk = stream.push(id)?;
+        if !chunk.is_empty() {
+            on_text(&chunk);
+        }
+        if stream.stopped {
+            stop_reason = StopReason::StopString;
+            break;
+        }
+    }
+    let rest = stream.finish();
+    if !rest.is_empty() {
+        on_text(&rest);
+    }
+    let secs = gen_start.elapsed().as_secs_f64();
+    let n_after_first = ids.len().saturating_sub(1);
+    Ok(GenerateOutput {
+        text: stream.text,
+        tokens_per_s: if secs > 0.0 && n_after_first > 0 {
+            n_after_first as f64 / secs
+        } else {
+            0.0
+        },
+        ids,
+        prompt_tokens,
+        stop_reason,
+        ms_to_first_token: first_token_ms,
+        warnings,
+    })
+}
