@@ -1,8 +1,12 @@
 //! The `lmforge` command line: one subcommand per job. Each subcommand module parses its
 //! flags (clap) and calls the library; no logic lives here beyond argument plumbing.
 
+pub mod bench;
+pub mod eval;
+pub mod generate;
 pub mod prepare;
 pub mod tokenizer;
+pub mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +30,15 @@ pub enum Command {
     Tokenizer(tokenizer::TokenizerCommand),
     /// Tokenize a corpus once into memory-mapped token files (train.bin, val.bin, meta.json).
     Prepare(prepare::PrepareArgs),
+    /// Train a GPT (with no arguments: a small char-level model on the bundled corpus).
+    Train(train::TrainArgs),
+    /// Generate text from a checkpoint (KV cache, temperature/top-k/top-p, streaming).
+    Generate(generate::GenerateArgs),
+    /// Loss, perplexity and bits per byte of a checkpoint on held-out text.
+    Eval(eval::EvalArgs),
+    /// Benchmarks of the compute engine.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 /// Runs the CLI and returns the process exit code: 0 on success, 1 on an error (printed as
@@ -66,5 +79,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Tokenizer(cmd) => tokenizer::run(cmd),
         Command::Prepare(args) => prepare::run(args),
+        Command::Train(args) => train::run(args, cli.threads),
+        Command::Generate(args) => generate::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Bench(cmd) => bench::run(cmd),
     }
 }

@@ -103,6 +103,15 @@ pub fn generate(
     let (mut history, warnings) = encode_prompt(tokenizer, prompt, model.config().block_size)?;
     let prompt_tokens = history.len();
     let eos = tokenizer.eos_id();
+    // Padding and begin-of-sequence ids never occur inside training text: never sample them.
+    let specials = tokenizer.special_tokens();
+    let banned: Vec<usize> = [specials.pad, specials.bos]
+        .into_iter()
+        .flatten()
+        .filter(|&id| Some(id) != eos)
+        .map(|id| id as usize)
+        .collect();
+    let mut masked = Vec::new();
     let mut session = model.session();
     let mut stream = TextStream::new(tokenizer, opts.stop.clone());
     let mut ids = Vec::with_capacity(opts.max_new_tokens);
@@ -111,7 +120,18 @@ pub fn generate(
     let mut gen_start = Instant::now();
     for i in 0..opts.max_new_tokens {
         let logits = session.next_logits(&history)?;
-        let id = sampler.sample(logits);
+        let id = if banned.is_empty() {
+            sampler.sample(logits)
+        } else {
+            masked.clear();
+            masked.extend_from_slice(logits);
+            for &b in &banned {
+                if let Some(l) = masked.get_mut(b) {
+                    *l = f32::NEG_INFINITY;
+                }
+            }
+            sampler.sample(&masked)
+        };
         if i == 0 {
             first_token_ms = start.elapsed().as_secs_f64() * 1e3;
             gen_start = Instant::now();

@@ -1,4 +1,53 @@
-//! lmforge-model
+//! # lmforge-model
+//!
+//! nanoGPT's GPT with a hand-written CPU engine: forward, backward, AdamW, safetensors
+//! checkpoints in nanoGPT's `state_dict` layout, KV-cached inference, and a training
+//! benchmark. Proven against PyTorch by `tests/torch_fixture.rs` (logits, loss, every
+//! gradient and three AdamW steps within 1e-4, for learned/no-bias/RoPE/sinusoidal models).
+//!
+//! ## Training
+//! ```
+//! use lmforge_model::{AdamW, AdamWConfig, Gpt, ModelConfig};
+//! let cfg = ModelConfig::preset("tiny")?;            // or serde from config.json
+//! let mut model = Gpt::new(cfg, 1337)?;               // nanoGPT init, seeded
+//! let mut opt = AdamW::new(&model, AdamWConfig::default());
+//! let (b, t) = (2, 8);
+//! let idx = vec![1u32; b * t];
+//! let targets = vec![2i32; b * t];                    // -1 = ignored
+//! model.zero_grad();
+//! let loss = model.forward(&idx, Some(&targets), b, t)?.expect("targets given");
+//! model.backward()?;                                  // backward_scaled(1/k) to accumulate
+//! let norm = model.clip_grad_norm(1.0);               // pre-clip norm, like torch
+//! opt.step(&mut model, 6e-4)?;                        // lr per step (schedules)
+//! # let _ = (loss, norm);
+//! # Ok::<(), lmforge_model::Error>(())
+//! ```
+//! A NaN/Inf loss comes back as [`Error::NonFiniteLoss`]. Evaluation: `set_training(false)`
+//! (dropout off) and `forward` with targets, skipping `backward`.
+//!
+//! ## Checkpoints ([`io`])
+//! `save_model_dir` / `load_model_dir` (`config.json` + `model.safetensors`),
+//! `save_optimizer` / `load_optimizer` (`optimizer.safetensors`: `exp_avg.<name>`,
+//! `exp_avg_sq.<name>`, `step`). Files are written to `*.tmp` and renamed.
+//!
+//! ## Generation ([`infer`])
+//! `let mut s = model.session(); let logits = s.next_logits(&history)?;` — pass the whole
+//! token history each time; the session feeds only what is new, slides the window (RoPE,
+//! sinusoidal) or re-prefills the last `block_size` tokens (learned positions).
+//!
+//! ## Engine
+//! - [`ops`]: one file per op, forward and backward side by side, shapes in the docs, each with
+//!   a finite-difference test. Attention is flash-style (per-row logsumexp only).
+//! - Memory: parameters, gradients and AdamW moments are flat buffers sharing one layout
+//!   ([`params`]); activations are planned once per (batch, block) shape and reused — no
+//!   allocation inside a training step after the first.
+//! - Threads: the global rayon pool (the CLI sizes it). Matmuls split over the pool;
+//!   attention splits (batch, head) pairs; elementwise ops split rows. All parameter-gradient
+//!   reductions run in a fixed order, so the same seed and thread count give the same bits.
+//! - Device seam: the model calls ops only through [`device::active`] (today [`device::cpu`]);
+//!   a future `cuda` feature would provide the same function set.
+//! - Matmul: [`ops::matmul`]; candidates and measurements are in the crate README.
+
 pub mod bench;
 pub mod config;
 pub mod device;

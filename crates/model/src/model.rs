@@ -178,6 +178,17 @@ impl Gpt {
         self.training
     }
 
+    /// Dropout-mask position: forward passes run so far. Saved in training checkpoints so a
+    /// resumed run draws the same masks as an uninterrupted one.
+    pub fn dropout_passes(&self) -> u64 {
+        self.passes
+    }
+
+    /// Restores the dropout-mask position saved by [`Gpt::dropout_passes`].
+    pub fn set_dropout_passes(&mut self, passes: u64) {
+        self.passes = passes;
+    }
+
     /// `(name, shape, values)` for every parameter, in nanoGPT's order.
     pub fn named_parameters(&self) -> impl Iterator<Item = (&str, &[usize], &[f32])> {
         named(&self.layout.tensors, &self.params)
@@ -227,7 +238,9 @@ impl Gpt {
 
     /// Set all gradients to zero.
     pub fn zero_grad(&mut self) {
-        self.grads.fill(0.0);
+        use rayon::prelude::*;
+        let g = &mut self.grads;
+        on_pool(|| g.par_chunks_mut(1 << 16).for_each(|c| c.fill(0.0)));
     }
 
     /// Logits `[b, t, vocab]` of the last forward.
@@ -253,6 +266,10 @@ impl Gpt {
     /// `torch.nn.utils.clip_grad_norm_`: scales gradients by `max_norm/(norm + 1e-6)` when
     /// that is below 1; returns the norm before clipping.
     pub fn clip_grad_norm(&mut self, max_norm: f32) -> f32 {
+        on_pool(|| self.clip_impl(max_norm))
+    }
+
+    fn clip_impl(&mut self, max_norm: f32) -> f32 {
         use rayon::prelude::*;
         let norm = self.grad_norm();
         let coef = max_norm / (norm + 1e-6);
@@ -407,6 +424,16 @@ impl Gpt {
         b: usize,
         t: usize,
     ) -> Result<Option<f32>> {
+        on_pool(|| self.forward_impl(idx, targets, b, t))
+    }
+
+    fn forward_impl(
+        &mut self,
+        idx: &[u32],
+        targets: Option<&[i32]>,
+        b: usize,
+        t: usize,
+    ) -> Result<Option<f32>> {
         self.check_inputs(idx, targets, b, t)?;
         self.plan(b, t);
         self.passes += 1;
@@ -554,6 +581,10 @@ impl Gpt {
 
     /// [`backward`](Self::backward) for `scale · loss` (e.g. `1/grad_accum_steps`).
     pub fn backward_scaled(&mut self, scale: f32) -> Result<()> {
+        on_pool(|| self.backward_impl(scale))
+    }
+
+    fn backward_impl(&mut self, scale: f32) -> Result<()> {
         use rayon::prelude::*;
         if !self.pass.has_targets {
             return Err(Error::NoForward);
@@ -759,6 +790,17 @@ impl Gpt {
             None => dev::embedding::backward(&mut g[wte], None, &a.dres[..nc], &a.idx[..n], t, c),
         }
         Ok(())
+    }
+}
+
+/// Run `f` on a rayon worker thread. Called from outside the pool, every parallel loop would
+/// otherwise hand its work across threads and put the caller to sleep (two context switches
+/// per op, hundreds per step); entering the pool once per model call avoids that.
+pub(crate) fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() {
+        f()
+    } else {
+        rayon::join(f, || ()).0
     }
 }
 

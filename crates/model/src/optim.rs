@@ -85,6 +85,10 @@ impl AdamW {
 
     /// One `optimizer.step()` with learning rate `lr` using the model's current gradients.
     pub fn step(&mut self, model: &mut Gpt, lr: f32) -> Result<()> {
+        crate::model::on_pool(|| self.step_impl(model, lr))
+    }
+
+    fn step_impl(&mut self, model: &mut Gpt, lr: f32) -> Result<()> {
         let (params, grads) = model.params_and_grads_mut();
         if params.len() != self.m.len() || self.v.len() != self.m.len() {
             return Err(Error::Optimizer(format!(
@@ -205,8 +209,8 @@ mod tests {
                 p[i] -= lr / bc1 * mm[i] / (vv[i].sqrt() / bc2.sqrt() + 1e-6);
             }
         }
-        for i in 0..n {
-            assert!((m.params()[i] as f64 - p[i]).abs() < 1e-5, "param {i}");
+        for (i, (&got, want)) in m.params().iter().zip(&p).enumerate() {
+            assert!((got as f64 - want).abs() < 1e-5, "param {i}");
         }
         // LayerNorm weights (1-D, initialised to 1) are not decayed: with g = 0 they stay put
         let mut m2 = Gpt::new(ModelConfig::preset("tiny").unwrap(), 1).unwrap();

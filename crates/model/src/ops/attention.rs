@@ -14,7 +14,7 @@
 //! Dropout on the probabilities uses [`Mask`] with element index `((b·H+h)·T+i)·T+j`.
 
 use crate::ops::dropout::Mask;
-use crate::ops::math::{dot, exp};
+use crate::ops::math::{dot, exp, exp_sum, max};
 use crate::ops::matmul::{matmul_raw, Par, SendPtr};
 use rayon::prelude::*;
 
@@ -61,17 +61,8 @@ fn for_each_task(d: Dims, scratch: &mut [f32], f: impl Fn(usize, &mut [f32]) + S
 crate::simd_fn! {
     /// Softmax of one score row in place over `0..=i` (zeros after); returns its logsumexp.
     fn softmax_row(row: &mut [f32], valid: usize, scale: f32) -> f32 {
-        let mut mx = f32::NEG_INFINITY;
-        for v in &row[..valid] {
-            mx = mx.max(*v);
-        }
-        let mx = mx * scale;
-        let mut s = 0.0f32;
-        for v in &mut row[..valid] {
-            let e = exp(*v * scale - mx);
-            *v = e;
-            s += e;
-        }
+        let mx = max(&row[..valid]) * scale;
+        let s = exp_sum(&mut row[..valid], scale, mx);
         let inv = 1.0 / s;
         for v in &mut row[..valid] {
             *v *= inv;

@@ -37,7 +37,11 @@ const MAGIC: f32 = 12_582_912.0; // 1.5·2^23: adding it rounds to an integer
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.3, 88.3);
-    let n = (x * std::f32::consts::LOG2_E + MAGIC) - MAGIC;
+    // t = MAGIC + round(x·log2 e): its low mantissa bits hold the integer, so both the float
+    // n and its integer value come without a (non-vectorising) float→int conversion.
+    let t = x * std::f32::consts::LOG2_E + MAGIC;
+    let n = t - MAGIC;
+    let ni = (t.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
     let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
     let r2 = r * r;
     let p = ((((1.987_569_1e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
@@ -45,7 +49,7 @@ pub fn exp(x: f32) -> f32 {
         * r
         + 0.5;
     let p = p * r2 + r + 1.0;
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    let scale = f32::from_bits((ni.wrapping_add(127) as u32) << 23);
     p * scale
 }
 
@@ -84,6 +88,46 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
     for (x, y) in ra.iter().zip(rb) {
         s += x * y;
+    }
+    s
+}
+
+/// Maximum with 8 lanes (vectorises; `-inf` for an empty slice).
+#[inline(always)]
+pub fn max(a: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let c = a.chunks_exact(8);
+    let r = c.remainder();
+    for x in c {
+        for l in 0..8 {
+            acc[l] = if x[l] > acc[l] { x[l] } else { acc[l] };
+        }
+    }
+    let mut m = acc
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+    for &x in r {
+        m = if x > m { x } else { m };
+    }
+    m
+}
+
+/// `a[i] ← e^(a[i]·scale − shift)`, returning the sum (8 fixed partial sums).
+#[inline(always)]
+pub fn exp_sum(a: &mut [f32], scale: f32, shift: f32) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let mut c = a.chunks_exact_mut(8);
+    for x in &mut c {
+        for l in 0..8 {
+            let e = exp(x[l] * scale - shift);
+            x[l] = e;
+            acc[l] += e;
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for x in c.into_remainder() {
+        *x = exp(*x * scale - shift);
+        s += *x;
     }
     s
 }
@@ -149,5 +193,9 @@ mod tests {
         let a: Vec<f32> = (0..37).map(|i| i as f32).collect();
         assert_eq!(sum(&a), 666.0);
         assert_eq!(dot(&a, &a), (0..37).map(|i| (i * i) as f32).sum::<f32>());
+        assert_eq!(max(&a), 36.0);
+        assert_eq!(max(&a[..3]), 2.0);
+        let mut b = vec![0.0f32; 11];
+        assert_eq!(exp_sum(&mut b, 1.0, 0.0), 11.0);
     }
 }

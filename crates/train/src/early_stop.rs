@@ -1,0 +1,62 @@
+//! Early stopping: stop when the validation loss has not improved by at least `min_delta`
+//! for `patience` evaluations in a row.
+
+use serde::{Deserialize, Serialize};
+
+/// Early-stopping state (saved in `state.json` so a resumed run keeps counting).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EarlyStopping {
+    pub patience: Option<usize>,
+    pub min_delta: f32,
+    pub best: Option<f32>,
+    /// Evaluations since the last improvement.
+    pub bad_evals: usize,
+}
+
+impl EarlyStopping {
+    pub fn new(patience: Option<usize>, min_delta: f32) -> Self {
+        EarlyStopping {
+            patience,
+            min_delta,
+            best: None,
+            bad_evals: 0,
+        }
+    }
+
+    /// Records an evaluation; returns (improved, stop).
+    pub fn update(&mut self, val_loss: f32) -> (bool, bool) {
+        let improved = match self.best {
+            None => true,
+            Some(b) => val_loss < b - self.min_delta,
+        };
+        if improved {
+            self.best = Some(val_loss);
+            self.bad_evals = 0;
+        } else {
+            self.bad_evals += 1;
+        }
+        let stop = self.patience.is_some_and(|p| self.bad_evals >= p);
+        (improved, stop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stops_after_patience_evals_without_improvement() {
+        let mut es = EarlyStopping::new(Some(3), 0.01);
+        let curve = [2.0, 1.5, 1.2, 1.195, 1.21, 1.19, 1.25];
+        let stops: Vec<bool> = curve.iter().map(|&v| es.update(v).1).collect();
+        // 1.195 and 1.19 improve by < min_delta over 1.2: three bad evals end at index 5.
+        assert_eq!(stops, [false, false, false, false, false, true, true]);
+        assert_eq!(es.best, Some(1.2));
+    }
+
+    #[test]
+    fn never_stops_without_patience() {
+        let mut es = EarlyStopping::new(None, 0.0);
+        assert!((0..100).all(|i| !es.update(i as f32).1));
+    }
+}

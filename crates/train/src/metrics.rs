@@ -1,0 +1,190 @@
+//! Run metrics: one JSON line per evaluation in `metrics.jsonl`, and `loss.png` (train and
+//! val loss against step) redrawn after every evaluation.
+
+use std::io::Write;
+use std::path::Path;
+
+use plotters::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::{Result, TrainError};
+
+/// One evaluation's record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalRecord {
+    pub step: usize,
+    /// Mean loss over the fixed train eval batches.
+    pub train_loss: f32,
+    /// Mean loss over the fixed val eval batches.
+    pub val_loss: f32,
+    pub lr: f32,
+    /// Global gradient norm (before clipping) of the last step.
+    pub grad_norm: f32,
+    pub tokens_per_s: f64,
+    pub elapsed_s: f64,
+}
+
+/// Appends a record to `metrics.jsonl`.
+pub fn append_record(path: &Path, rec: &EvalRecord) -> Result<()> {
+    let line = serde_json::to_string(rec).map_err(|e| TrainError::io(path, e))?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| TrainError::io(path, format!("cannot write metrics: {e}")))?;
+    writeln!(f, "{line}").map_err(|e| TrainError::io(path, format!("cannot write metrics: {e}")))
+}
+
+/// Reads `metrics.jsonl` (missing file: no records).
+pub fn read_records(path: &Path) -> Result<Vec<EvalRecord>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(TrainError::io(path, e)),
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .map_err(|e| TrainError::io(path, format!("line {}: {e}", i + 1)))
+        })
+        .collect()
+}
+
+/// Rewrites `metrics.jsonl` with only the records `keep` accepts (used when resuming).
+pub fn retain_records(path: &Path, keep: impl Fn(&EvalRecord) -> bool) -> Result<Vec<EvalRecord>> {
+    let kept: Vec<EvalRecord> = read_records(path)?
+        .into_iter()
+        .filter(|r| keep(r))
+        .collect();
+    let mut text = String::new();
+    for r in &kept {
+        text.push_str(&serde_json::to_string(r).map_err(|e| TrainError::io(path, e))?);
+        text.push('\n');
+    }
+    lmforge_tokenizer::write_atomic(path, text.as_bytes())?;
+    Ok(kept)
+}
+
+static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+
+fn register_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // The bundled font is valid; a failure would only mean text-less plots.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+/// Draws train/val loss against step into `path` (PNG), replacing it atomically.
+pub fn plot_losses(
+    records: &[EvalRecord],
+    path: &Path,
+    log_scale: bool,
+    title: &str,
+) -> Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    register_font();
+    let tmp = path.with_extension("tmp.png");
+    draw(records, &tmp, log_scale, title)
+        .map_err(|e| TrainError::io(path, format!("cannot draw the loss plot: {e}")))?;
+    std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
+}
+
+fn draw(
+    records: &[EvalRecord],
+    path: &Path,
+    log_scale: bool,
+    title: &str,
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let max_step = records.iter().map(|r| r.step).max().unwrap_or(1).max(1) as f64;
+    let losses = records
+        .iter()
+        .flat_map(|r| [r.train_loss, r.val_loss])
+        .filter(|v| v.is_finite());
+    let (lo, hi) = losses.fold((f32::MAX, f32::MIN), |(a, b), v| (a.min(v), b.max(v)));
+    let (lo, hi) = (lo.max(1e-3) as f64 * 0.95, hi as f64 * 1.05);
+    let series = |f: fn(&EvalRecord) -> f32| {
+        records
+            .iter()
+            .map(move |r| (r.step as f64, f(r) as f64))
+            .collect::<Vec<_>>()
+    };
+    let train = series(|r| r.train_loss);
+    let val = series(|r| r.val_loss);
+    macro_rules! plot_into {
+        ($chart:expr) => {{
+            let mut chart = $chart;
+            chart
+                .configure_mesh()
+                .x_desc("step")
+                .y_desc("loss")
+                .draw()?;
+            chart
+                .draw_series(LineSeries::new(train, BLUE.stroke_width(2)))?
+                .label("train")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+            chart
+                .draw_series(LineSeries::new(val, RED.stroke_width(2)))?
+                .label("val")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()?;
+        }};
+    }
+    let mut builder = ChartBuilder::on(&root);
+    builder
+        .caption(title, ("sans-serif", 22))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(60);
+    if log_scale {
+        plot_into!(builder.build_cartesian_2d(0f64..max_step, (lo..hi).log_scale())?);
+    } else {
+        plot_into!(builder.build_cartesian_2d(0f64..max_step, lo..hi)?);
+    }
+    root.present()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_plot_is_a_png() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("metrics.jsonl");
+        for step in [0, 10, 20] {
+            let r = EvalRecord {
+                step,
+                train_loss: 4.0 - step as f32 / 10.0,
+                val_loss: 4.1 - step as f32 / 12.0,
+                lr: 1e-3,
+                grad_norm: 1.0,
+                tokens_per_s: 1e4,
+                elapsed_s: step as f64,
+            };
+            append_record(&m, &r).unwrap();
+        }
+        let recs = read_records(&m).unwrap();
+        assert_eq!(recs.len(), 3);
+        let kept = retain_records(&m, |r| r.step < 20).unwrap();
+        assert_eq!(kept.len(), 2);
+        assert_eq!(read_records(&m).unwrap(), kept);
+        let png = dir.path().join("loss.png");
+        for log in [false, true] {
+            plot_losses(&recs, &png, log, "test").unwrap();
+            let bytes = std::fs::read(&png).unwrap();
+            assert_eq!(&bytes[1..4], b"PNG");
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! End-to-end training runs on a tiny model (seconds): loss goes down, resume equals an
+//! uninterrupted run bit for bit, early stopping, atomic checkpoints, bad input.
+
+use std::path::Path;
+
+use lmforge_train::checkpoint::{
+    find_checkpoint, load_state, save_checkpoint, save_checkpoint_failing_after, CheckpointParts,
+};
+use lmforge_train::trainer::EndReason;
+use lmforge_train::{train, RunOptions, TrainConfig};
+
+/// A small corpus (a few plays) prepared once per test into its own folder.
+fn tiny_config(dir: &Path, extra: &[&str]) -> TrainConfig {
+    let corpus = lmforge_corpus::bundled_corpus_dir().unwrap();
+    let mut args: Vec<String> = vec![
+        "--data".into(),
+        corpus.join("macbeth_gut.txt").display().to_string(),
+        corpus.join("hamlet_gut.txt").display().to_string(),
+    ];
+    for a in [
+        "--preset",
+        "tiny",
+        "--n-embd",
+        "32",
+        "--block-size",
+        "32",
+        "--batch-size",
+        "4",
+        "--max-iters",
+        "40",
+        "--eval-interval",
+        "10",
+        "--eval-iters",
+        "2",
+        "--warmup-iters",
+        "5",
+        "--learning-rate",
+        "3e-3",
+        "--sample-tokens",
+        "0",
+    ] {
+        args.push(a.into());
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push("--out".into());
+    args.push(dir.display().to_string());
+    TrainConfig::resolve(None, &args).unwrap()
+}
+
+fn quiet() -> RunOptions {
+    RunOptions {
+        quiet: true,
+        ..RunOptions::default()
+    }
+}
+
+#[test]
+fn loss_goes_down_and_run_folder_is_complete() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = tiny_config(d.path(), &[]);
+    let r = train(&cfg, &quiet()).unwrap();
+    assert_eq!(r.end, EndReason::Finished);
+    assert_eq!(r.steps, 40);
+    let recs = lmforge_train::metrics::read_records(&d.path().join("metrics.jsonl")).unwrap();
+    assert_eq!(
+        recs.iter().map(|r| r.step).collect::<Vec<_>>(),
+        [0, 10, 20, 30, 40]
+    );
+    assert!(recs[4].val_loss < recs[0].val_loss - 0.5, "{recs:?}");
+    for f in [
+        "config.toml",
+        "loss.png",
+        "checkpoints/best/model.safetensors",
+        "checkpoints/last/optimizer.safetensors",
+        "checkpoints/last/state.json",
+        "checkpoints/best/tokenizer.json",
+    ] {
+        assert!(d.path().join(f).is_file(), "{f} missing");
+    }
+    // The checkpoint generates.
+    let ck = lmforge_generate::Checkpoint::load(&d.path().join("checkpoints/best")).unwrap();
+    assert_eq!(ck.model.config().n_embd, 32);
+}
+
+#[test]
+fn resume_after_interruption_equals_uninterrupted_training() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    // Dropout on, so the dropout-mask position must be restored too.
+    let extra = ["--dropout", "0.1", "--ckpt-interval", "15"];
+    let full = train(&tiny_config(a.path(), &extra), &quiet()).unwrap();
+
+    let cfg_b = tiny_config(b.path(), &extra);
+    let first = train(
+        &cfg_b,
+        &RunOptions {
+            stop_after: Some(17),
+            quiet: true,
+            ..RunOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(first.end, EndReason::Interrupted);
+    assert_eq!(first.steps, 17);
+    let resumed_cfg = TrainConfig::load(&b.path().join("config.toml")).unwrap();
+    let second = train(
+        &resumed_cfg,
+        &RunOptions {
+            resume: Some(b.path().to_path_buf()),
+            quiet: true,
+            ..RunOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(second.steps, 40);
+    assert_eq!(
+        second.best_val_loss.map(f32::to_bits),
+        full.best_val_loss.map(f32::to_bits)
+    );
+
+    let weights =
+        |dir: &Path| std::fs::read(dir.join("checkpoints/last/model.safetensors")).unwrap();
+    assert!(
+        weights(a.path()) == weights(b.path()),
+        "resumed weights differ from uninterrupted ones"
+    );
+    let opt =
+        |dir: &Path| std::fs::read(dir.join("checkpoints/last/optimizer.safetensors")).unwrap();
+    assert!(opt(a.path()) == opt(b.path()));
+    let metrics = |dir: &Path| {
+        lmforge_train::metrics::read_records(&dir.join("metrics.jsonl"))
+            .unwrap()
+            .iter()
+            .map(|r| (r.step, r.train_loss.to_bits(), r.val_loss.to_bits()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(metrics(a.path()), metrics(b.path()));
+    assert!(b.path().join("checkpoints/step-0000030").is_dir());
+}
+
+#[test]
+fn resume_refuses_incompatible_config_and_missing_run() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = tiny_config(d.path(), &["--max-iters", "10"]);
+    train(&cfg, &quiet()).unwrap();
+    let changed = TrainConfig {
+        n_embd: Some(64),
+        ..cfg.clone()
+    };
+    let e = train(
+        &changed,
+        &RunOptions {
+            resume: Some(d.path().to_path_buf()),
+            quiet: true,
+            ..RunOptions::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("cannot resume") && e.contains("n_embd"), "{e}");
+    let more = TrainConfig {
+        max_iters: 20,
+        ..cfg.clone()
+    };
+    let r = train(
+        &more,
+        &RunOptions {
+            resume: Some(d.path().to_path_buf()),
+            quiet: true,
+            ..RunOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(r.steps, 20, "max_iters may grow on resume");
+
+    let empty = tempfile::tempdir().unwrap();
+    let e = train(
+        &cfg,
+        &RunOptions {
+            resume: Some(empty.path().to_path_buf()),
+            quiet: true,
+            ..RunOptions::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("cannot resume"), "{e}");
+}
+
+#[test]
+fn early_stopping_ends_the_run() {
+    let d = tempfile::tempdir().unwrap();
+    // A learning rate this small cannot improve val loss by min_delta = 10.
+    let cfg = tiny_config(
+        d.path(),
+        &[
+            "--patience",
+            "2",
+            "--min-delta",
+            "10",
+            "--eval-interval",
+            "5",
+        ],
+    );
+    let r = train(&cfg, &quiet()).unwrap();
+    assert_eq!(r.end, EndReason::EarlyStopped);
+    assert_eq!(
+        r.steps, 10,
+        "evals at 0 (best), 5 (bad 1), 10 (bad 2 → stop)"
+    );
+}
+
+#[test]
+fn a_failed_checkpoint_write_leaves_the_previous_one_loadable() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = tiny_config(d.path(), &["--max-iters", "10"]);
+    train(&cfg, &quiet()).unwrap();
+    let root = d.path().join("checkpoints");
+    let before = std::fs::read(root.join("last/model.safetensors")).unwrap();
+    let (mut model, tok) = lmforge_train::trainer::load_trained(&root.join("last")).unwrap();
+    for p in model.params_mut() {
+        *p += 1.0;
+    }
+    let state = load_state(&root.join("last")).unwrap();
+    let parts = CheckpointParts {
+        model: &model,
+        tokenizer: &tok,
+        optimizer: None,
+        state: Some(&state),
+    };
+    for fail_after in 0..4 {
+        assert!(save_checkpoint_failing_after(&root, "last", &parts, Some(fail_after)).is_err());
+        assert_eq!(
+            std::fs::read(root.join("last/model.safetensors")).unwrap(),
+            before,
+            "old checkpoint must survive"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(&root)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+    assert!(lmforge_generate::Checkpoint::load(&root.join("last")).is_ok());
+    save_checkpoint(&root, "last", &parts).unwrap();
+    assert_ne!(
+        std::fs::read(root.join("last/model.safetensors")).unwrap(),
+        before
+    );
+    assert_eq!(find_checkpoint(&root, "last"), Some(root.join("last")));
+}
+
+#[test]
+fn bad_input_is_reported() {
+    let d = tempfile::tempdir().unwrap();
+    let missing = TrainConfig {
+        data_dir: Some(d.path().join("nope")),
+        ..tiny_config(d.path(), &[])
+    };
+    let e = train(&missing, &quiet()).unwrap_err().to_string();
+    assert!(e.contains("nope"), "{e}");
+    let too_long = tiny_config(d.path(), &["--block-size", "100000"]);
+    let e = train(&too_long, &quiet()).unwrap_err().to_string();
+    assert!(e.contains("block"), "{e}");
+    let unwritable = TrainConfig {
+        out_dir: Some("/proc/lmforge-cannot-write".into()),
+        ..tiny_config(d.path(), &[])
+    };
+    let e = train(&unwritable, &quiet()).unwrap_err().to_string();
+    assert!(e.contains("/proc/lmforge-cannot-write"), "{e}");
+    let nan = tiny_config(
+        d.path(),
+        &[
+            "--learning-rate",
+            "1e30",
+            "--max-iters",
+            "30",
+            "--grad-clip",
+            "0",
+        ],
+    );
+    let e = train(&nan, &quiet()).unwrap_err().to_string();
+    assert!(
+        e.contains("at step") && (e.contains("NaN") || e.contains("inf")),
+        "{e}"
+    );
+}

@@ -1,0 +1,66 @@
+//! `lmforge bench train`: training throughput of the compute engine on a preset shape.
+
+use clap::{Args, Subcommand};
+use lmforge_model::{bench::bench_train, ModelConfig};
+
+/// Benchmarks (measurements, not tests).
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Time full training steps (forward, backward, clip, AdamW) on random tokens.
+    Train(BenchTrainArgs),
+}
+
+/// `lmforge bench train --preset P`
+#[derive(Args, Debug)]
+pub struct BenchTrainArgs {
+    /// Model shape: bench-s (4 layers, 128 wide, block 64, batch 12) or bench-m (6 layers,
+    /// 384 wide, block 256, batch 8), or any model preset.
+    #[arg(long, default_value = "bench-s")]
+    pub preset: String,
+    /// Batch size (default: 12 for bench-s, 8 for bench-m and others).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Timed steps.
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    /// Untimed warm-up steps.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Print one JSON object (tokens_per_s, ms_per_step, mfu, peak_rss_mb, ...).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs a benchmark.
+pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Train(a) => {
+            let cfg = ModelConfig::preset(&a.preset)?;
+            let batch = a
+                .batch
+                .unwrap_or(if a.preset == "bench-s" || a.preset == "baby" {
+                    12
+                } else {
+                    8
+                });
+            let r = bench_train(&cfg, batch, a.steps, a.warmup)?;
+            if a.json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "{}: {} params, batch {batch}, block {}, {} threads\n{:.0} tokens/s, {:.1} ms/step, MFU {:.1}% of measured matmul peak {:.1} GFLOP/s, peak RSS {:.0} MB",
+                    a.preset,
+                    r.num_params,
+                    r.block_size,
+                    r.threads,
+                    r.tokens_per_s,
+                    r.ms_per_step,
+                    100.0 * r.mfu,
+                    r.matmul_peak_gflops,
+                    r.peak_rss_mb
+                );
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! `lmforge generate`: sample text from a checkpoint with a KV cache, streaming to stdout.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use lmforge_generate::{generate, Checkpoint, GenerateOptions, SamplingConfig};
+
+/// `lmforge generate --checkpoint DIR [--prompt TEXT] ...`
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// Checkpoint folder (or a run folder: its checkpoints/best is used). The model config
+    /// and tokenizer come from it.
+    #[arg(long, value_name = "DIR", default_value = "models/shakespeare-char")]
+    pub checkpoint: PathBuf,
+    /// Text to continue. Empty (the default) starts from the end-of-text token that
+    /// separates documents in the training data (or a newline if the tokenizer has none).
+    #[arg(long, default_value = "", conflicts_with = "prompt_file")]
+    pub prompt: String,
+    /// Read the prompt from a file.
+    #[arg(long, value_name = "FILE")]
+    pub prompt_file: Option<PathBuf>,
+    /// Tokens to generate per sample.
+    #[arg(long, default_value_t = 500)]
+    pub max_new_tokens: usize,
+    /// Sampling temperature; 0 = greedy.
+    #[arg(long, default_value_t = 0.8)]
+    pub temperature: f32,
+    /// Keep only the K most likely tokens (0 = no limit).
+    #[arg(long, default_value_t = 200)]
+    pub top_k: usize,
+    /// Nucleus sampling: keep the smallest set of tokens whose probability reaches P, in (0, 1].
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    /// Random seed (same seed, same text).
+    #[arg(long, default_value_t = 1337)]
+    pub seed: u64,
+    /// Number of samples, separated by a line of dashes.
+    #[arg(long, default_value_t = 1)]
+    pub num_samples: usize,
+    /// Also write the samples to this file.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Stop when this string is generated (repeatable); it is not printed.
+    #[arg(long, value_name = "STRING")]
+    pub stop: Vec<String>,
+    /// Print timing as one JSON line on stderr at the end (tokens/s, ms to first token).
+    #[arg(long)]
+    pub json_stats: bool,
+}
+
+/// Runs `lmforge generate`.
+pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
+    let sampling = SamplingConfig {
+        temperature: a.temperature,
+        top_k: (a.top_k > 0).then_some(a.top_k),
+        top_p: a.top_p,
+        seed: a.seed,
+    };
+    sampling.validate()?;
+    let prompt = match &a.prompt_file {
+        Some(f) => lmforge_corpus::read_text(f, false)?,
+        None => a.prompt.clone(),
+    };
+    let mut out_file = match &a.output {
+        Some(p) => Some(
+            std::fs::File::create(p)
+                .with_context(|| format!("--output {}: cannot write", p.display()))?,
+        ),
+        None => None,
+    };
+    let ckpt = Checkpoint::load(&a.checkpoint)?;
+    let mut stdout = std::io::stdout().lock();
+    let mut stats = Vec::new();
+    for i in 0..a.num_samples {
+        if i > 0 {
+            writeln!(stdout, "\n---------------")?;
+        }
+        let opts = GenerateOptions {
+            max_new_tokens: a.max_new_tokens,
+            sampling: SamplingConfig {
+                seed: a.seed.wrapping_add(i as u64),
+                ..sampling
+            },
+            stop: a.stop.clone(),
+        };
+        write!(stdout, "{prompt}")?;
+        let mut write_err = None;
+        let out = generate(&ckpt.model, &ckpt.tokenizer, &prompt, &opts, &mut |text| {
+            if let Err(e) = stdout
+                .write_all(text.as_bytes())
+                .and_then(|_| stdout.flush())
+            {
+                write_err.get_or_insert(e);
+            }
+        })?;
+        if let Some(e) = write_err {
+            return Err(e).context("writing to stdout");
+        }
+        writeln!(stdout)?;
+        for w in &out.warnings {
+            eprintln!("warning: {w}");
+        }
+        if let Some(f) = out_file.as_mut() {
+            if i > 0 {
+                writeln!(f, "---------------")?;
+            }
+            writeln!(f, "{prompt}{}", out.text)
+                .with_context(|| "--output: cannot write".to_string())?;
+        }
+        stats.push(out);
+    }
+    if a.json_stats {
+        let n: usize = stats.iter().map(|s| s.ids.len()).sum();
+        let tps = stats.iter().map(|s| s.tokens_per_s).sum::<f64>() / stats.len().max(1) as f64;
+        let first = stats.first().map(|s| s.ms_to_first_token).unwrap_or(0.0);
+        eprintln!(
+            "{}",
+            serde_json::json!({"tokens": n, "tokens_per_s": tps, "ms_to_first_token": first, "stop_reason": stats.last().map(|s| s.stop_reason)})
+        );
+    }
+    Ok(())
+}
