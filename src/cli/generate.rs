@@ -25,13 +25,13 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 500)]
     pub max_new_tokens: usize,
     /// Sampling temperature; 0 = greedy.
-    #[arg(long, default_value_t = 0.8)]
+    #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
     pub temperature: f32,
     /// Keep only the K most likely tokens (0 = no limit).
     #[arg(long, default_value_t = 200)]
     pub top_k: usize,
     /// Nucleus sampling: keep the smallest set of tokens whose probability reaches P, in (0, 1].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub top_p: Option<f32>,
     /// Random seed (same seed, same text).
     #[arg(long, default_value_t = 1337)]
@@ -49,6 +49,21 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub json_stats: bool,
 }
+
+/// The shipped sample model is found from any folder: `models/shakespeare-char` relative to
+/// the current folder, else in the checkout the binary was built from.
+fn resolve_default_checkpoint(p: &std::path::Path) -> PathBuf {
+    if !p.exists() && p == std::path::Path::new(SAMPLE_MODEL) {
+        let built_from = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(SAMPLE_MODEL);
+        if built_from.is_dir() {
+            return built_from;
+        }
+    }
+    p.to_path_buf()
+}
+
+/// The small model shipped with the repository (trained by `lmforge train` with the defaults).
+pub const SAMPLE_MODEL: &str = "models/shakespeare-char";
 
 /// Runs `lmforge generate`.
 pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
@@ -70,7 +85,13 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let ckpt = Checkpoint::load(&a.checkpoint)?;
+    let ckpt = Checkpoint::load(&resolve_default_checkpoint(&a.checkpoint))?;
+    // Check the prompt before printing anything.
+    lmforge_generate::generate::encode_prompt(
+        &ckpt.tokenizer,
+        &prompt,
+        ckpt.model.config().block_size,
+    )?;
     let mut stdout = std::io::stdout().lock();
     let mut stats = Vec::new();
     for i in 0..a.num_samples {

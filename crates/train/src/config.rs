@@ -255,10 +255,10 @@ impl TrainConfig {
         if self.eval_iters == 0 {
             return bad("eval_iters", "must be at least 1");
         }
-        if !(self.val_fraction > 0.0 && self.val_fraction < 1.0) {
+        if !(0.0..1.0).contains(&self.val_fraction) || self.val_fraction == 0.0 {
             return bad("val_fraction", "must be between 0 and 1");
         }
-        if !(self.learning_rate > 0.0) || self.min_lr < 0.0 {
+        if self.learning_rate.is_nan() || self.learning_rate <= 0.0 || self.min_lr < 0.0 {
             return bad("learning_rate", "must be positive (and min_lr ≥ 0)");
         }
         if !(0.0..1.0).contains(&self.dropout) {
@@ -271,7 +271,7 @@ impl TrainConfig {
             return bad("sampling", "must be 'random' or 'sequential'");
         }
         if let Some(e) = self.max_epochs {
-            if !(e > 0.0) {
+            if e.is_nan() || e <= 0.0 {
                 return bad("max_epochs", "must be positive");
             }
         }

@@ -42,7 +42,7 @@ impl Progress {
                 bar.set_position(step as u64);
                 bar.set_message(msg);
             }
-            None if !self.quiet && (step % self.log_interval == 0 || step == total) => {
+            None if !self.quiet && (step.is_multiple_of(self.log_interval) || step == total) => {
                 eprintln!("step {step}/{total}: {msg}")
             }
             None => {}

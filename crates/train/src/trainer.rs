@@ -287,7 +287,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainReport> {
     let steps_at_start = step;
     let last_ckpt_name = ckpt_root.join("last");
     loop {
-        let due = step % cfg.eval_interval == 0 || step == max_iters;
+        let due = step.is_multiple_of(cfg.eval_interval) || step == max_iters;
         if due && evaluated_at != Some(step) {
             let train_loss = estimate_loss(&mut model, &train_eval, &mut x, &mut y, b, t, step)?;
             let val_loss = estimate_loss(&mut model, &val_eval, &mut x, &mut y, b, t, step)?;
@@ -431,7 +431,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainReport> {
         );
 
         if let Some(every) = cfg.ckpt_interval {
-            if every > 0 && step % every == 0 {
+            if every > 0 && step.is_multiple_of(every) {
                 let state = make_state(
                     step,
                     evaluated_at,
