@@ -87,7 +87,10 @@ pub fn run(mut a: TrainArgs, threads: Option<usize>) -> anyhow::Result<()> {
     })
     .context("cannot install the Ctrl-C handler")?;
     if !a.quiet {
-        eprintln!("config:\n{}", cfg.to_toml()?);
+        println!(
+            "# resolved config (saved as RUN_DIR/config.toml)\n{}",
+            cfg.to_toml()?
+        );
     }
     let opts = RunOptions {
         resume: a.resume.clone(),

@@ -1,0 +1,158 @@
+//! The `lmforge` binary as a user runs it: each job works, and bad input gives one `error:`
+//! line with exit code 1 and no panic.
+
+use std::process::{Command, Output};
+
+fn lmforge(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lmforge"))
+        .args(args)
+        .output()
+        .expect("run lmforge")
+}
+
+fn assert_one_line_error(out: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line, got: {err}");
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains(needle),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"));
+}
+
+#[test]
+fn tokenizer_round_trip_through_the_cli() {
+    let out = lmforge(&[
+        "tokenizer",
+        "encode",
+        "--tokenizer",
+        "tiktoken:o200k_base",
+        "مرحبا بالعالم",
+    ]);
+    assert!(out.status.success());
+    let ids = String::from_utf8(out.stdout).unwrap();
+    let out = lmforge(&[
+        "tokenizer",
+        "decode",
+        "--tokenizer",
+        "tiktoken:o200k_base",
+        ids.trim(),
+    ]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "مرحبا بالعالم\n");
+}
+
+#[test]
+fn train_generate_eval_on_a_tiny_run() {
+    let d = tempfile::tempdir().unwrap();
+    let run = d.path().join("run");
+    let corpus = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/corpus/shakespeare/macbeth_gut.txt"
+    );
+    let run_s = run.to_str().unwrap();
+    let out = lmforge(&[
+        "train",
+        "--quiet",
+        "--data",
+        corpus,
+        "--preset",
+        "tiny",
+        "--max-iters",
+        "6",
+        "--eval-interval",
+        "3",
+        "--eval-iters",
+        "1",
+        "--batch-size",
+        "2",
+        "--sample-tokens",
+        "5",
+        "--out",
+        run_s,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("checkpoints/best"));
+    let out = lmforge(&[
+        "generate",
+        "--checkpoint",
+        run_s,
+        "--prompt",
+        "The",
+        "--max-new-tokens",
+        "10",
+        "--seed",
+        "3",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("The"));
+    let out = lmforge(&["eval", "--checkpoint", run_s, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!((v["perplexity"].as_f64().unwrap() - v["loss"].as_f64().unwrap().exp()).abs() < 1e-6);
+
+    // Resuming with a changed model shape is refused, naming the field.
+    let out = lmforge(&["train", "--resume", run_s, "--n-embd", "32"]);
+    assert_one_line_error(&out, "n_embd");
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_code_1() {
+    let d = tempfile::tempdir().unwrap();
+    let bad = d.path().join("bad.txt");
+    std::fs::write(&bad, b"ok \xfe\xff").unwrap();
+    let out_file = d.path().join("t.json");
+    let out_s = out_file.to_str().unwrap();
+    assert_one_line_error(
+        &lmforge(&[
+            "tokenizer",
+            "train",
+            "--kind",
+            "char",
+            "--out",
+            out_s,
+            bad.to_str().unwrap(),
+        ]),
+        "byte offset 3",
+    );
+    assert!(!out_file.exists(), "no partial output");
+    assert_one_line_error(
+        &lmforge(&["tokenizer", "info", "tiktoken:nope"]),
+        "unknown tokenizer",
+    );
+    assert_one_line_error(
+        &lmforge(&["train", "--max-iterz", "3"]),
+        "unknown setting --max-iterz",
+    );
+    assert_one_line_error(
+        &lmforge(&["train", "--data-dir", "/no/such/data"]),
+        "/no/such/data",
+    );
+    assert_one_line_error(
+        &lmforge(&["generate", "--checkpoint", "/no/such/ckpt"]),
+        "/no/such/ckpt",
+    );
+    assert_one_line_error(&lmforge(&["generate", "--top-p", "0"]), "--top-p");
+    assert_one_line_error(
+        &lmforge(&[
+            "prepare",
+            "--out",
+            d.path().join("p").to_str().unwrap(),
+            "/no/such/*.txt",
+        ]),
+        "matches no files",
+    );
+}
