@@ -22,6 +22,7 @@ AdamW lr 1e-3, betas (0.9, 0.99), weight decay 0.1 on dim >= 2 params (nanoGPT's
 Run (from the repository root, after `bash tools/setup_venv.sh` and `cargo build --release`):
     tools/.venv/bin/python tools/bench_train.py [--lmforge target/release/lmforge]
         [--presets bench-s,bench-m] [--threads N] [--steps 20] [--warmup 3]
+        [--wait-idle 600 --retries 3]     # on a shared machine
 """
 
 from __future__ import annotations
@@ -108,20 +109,59 @@ def worker_train(preset: str, attn: str, threads: int, steps: int, warmup: int) 
 # Driver
 
 
+def busy_cpu_s() -> float:
+    """CPU seconds the whole machine (all cores, every process) has been busy since boot."""
+    v = [int(x) for x in open("/proc/stat").readline().split()[1:9]]
+    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_idle(max_wait: float) -> bool:
+    """Wait (at most max_wait s) until the machine is < 5% busy over 3 s."""
+    deadline = time.monotonic() + max_wait
+    while time.monotonic() < deadline:
+        b0 = busy_cpu_s()
+        time.sleep(3)
+        if (busy_cpu_s() - b0) / (3 * os.cpu_count()) < 0.05:
+            return True
+    return False
+
+
 def run_child(cmd: list[str]) -> dict:
-    """Run cmd to completion; return rc, stdout, stderr and the child's own peak RSS (MB)."""
+    """Run cmd to completion; return rc, stdout, stderr, the child's own peak RSS (MB) and the
+    share of the machine that *other* processes used meanwhile (0..1)."""
     with tempfile.TemporaryFile() as err:
+        b0, t0 = busy_cpu_s(), time.monotonic()
         try:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
         except OSError as e:
-            return {"rc": None, "stdout": "", "stderr": str(e), "rss_mb": None}
+            return {"rc": None, "stdout": "", "stderr": str(e), "rss_mb": None, "others": 0.0}
         out = proc.stdout.read()
         proc.stdout.close()
         _, status, usage = os.wait4(proc.pid, 0)
+        others = busy_cpu_s() - b0 - usage.ru_utime - usage.ru_stime
         proc.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         return {"rc": proc.returncode, "stdout": out.decode(errors="replace"),
-                "stderr": err.read().decode(errors="replace"), "rss_mb": usage.ru_maxrss / 1024}
+                "stderr": err.read().decode(errors="replace"), "rss_mb": usage.ru_maxrss / 1024,
+                "others": max(0.0, others / ((time.monotonic() - t0) * os.cpu_count()))}
+
+
+def measure(cmd: list[str], args) -> dict:
+    """run_child, first waiting for an idle machine (--wait-idle) and running again (up to
+    --retries times) when other processes took more than 10% of the machine meanwhile."""
+    for attempt in range(1 + args.retries):
+        if args.wait_idle > 0 and not wait_idle(args.wait_idle):
+            print(f"    machine not idle after {args.wait_idle:.0f} s; measuring anyway", flush=True)
+        r = run_child(cmd)
+        if r["rc"] != 0 or r["others"] <= 0.10 or attempt == args.retries:
+            return r
+        print(f"    other processes used {100 * r['others']:.0f}% of the machine; measuring again", flush=True)
+
+
+def own_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def last_json(text: str) -> dict | None:
@@ -147,6 +187,10 @@ def main():
     ap.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     ap.add_argument("--skip-lmforge", action="store_true", help="PyTorch rows only")
+    ap.add_argument("--wait-idle", type=float, default=0, metavar="S",
+                    help="before each measurement wait up to S seconds for an idle machine (shared machines)")
+    ap.add_argument("--retries", type=int, default=0,
+                    help="measure again (up to N times) when other processes took > 10%% of the machine")
     ap.add_argument("--worker", choices=["matmul", "train", "import"], help=argparse.SUPPRESS)
     ap.add_argument("--preset", help=argparse.SUPPRESS)
     ap.add_argument("--attn", help=argparse.SUPPRESS)
@@ -156,9 +200,9 @@ def main():
         print(json.dumps(worker_matmul(args.threads)))
         return
     if args.worker == "import":  # RSS baseline: what `import torch` alone costs
-        import torch  # noqa: F401
+        import torch
 
-        print(json.dumps({}))
+        print(json.dumps({"torch": torch.__version__}))
         return
     if args.worker == "train":
         print(json.dumps(worker_train(args.preset, args.attn, args.threads, args.steps, args.warmup)))
@@ -168,17 +212,21 @@ def main():
     for p in presets:
         if p not in PRESETS:
             ap.error(f"unknown preset {p!r}; known: {', '.join(PRESETS)}")
-    import torch
-
-    print(f"torch {torch.__version__}, {args.threads} threads, {args.steps} timed steps after {args.warmup} warmup", flush=True)
-    r = run_child(self_cmd("--worker", "matmul", "--threads", args.threads))
+    # No torch in this driver process: on Linux a child's ru_maxrss starts from the RSS of the
+    # process it was spawned from, so the driver must stay small for the RSS column to be fair.
+    r = run_child(self_cmd("--worker", "import"))
+    if r["rc"] != 0:
+        sys.exit(f"cannot import torch:\n{r['stderr']}")
+    print(f"torch {last_json(r['stdout'])['torch']}, {args.threads} threads, {args.steps} timed steps after "
+          f"{args.warmup} warmup; a process that only imports torch peaks at {r['rss_mb']:.0f} MB RSS "
+          f"(included in the torch rows)", flush=True)
+    r = measure(self_cmd("--worker", "matmul", "--threads", args.threads), args)
     if r["rc"] != 0:
         sys.exit(f"matmul peak measurement failed:\n{r['stderr']}")
     peak = last_json(r["stdout"])["gflops"]
-    print(f"measured fp32 matmul peak (torch.mm {MATMUL_N}^3, {args.threads} threads): {peak:.1f} GFLOP/s", flush=True)
+    print(f"measured fp32 matmul peak (torch.mm {MATMUL_N}^3, {args.threads} threads): {peak:.1f} GFLOP/s "
+          f"(other processes used {100 * r['others']:.0f}% of the machine meanwhile)", flush=True)
 
-    r = run_child(self_cmd("--worker", "import"))
-    print(f"peak RSS of a process that only imports torch: {r['rss_mb']:.0f} MB (included in the torch rows)", flush=True)
 
     rows, notes = [], []
     lmforge = args.lmforge
@@ -192,8 +240,8 @@ def main():
         eager_tps = None
         for attn in ("eager", "sdpa"):
             print(f"  {preset} torch {attn} ...", flush=True)
-            r = run_child(self_cmd("--worker", "train", "--preset", preset, "--attn", attn, "--threads", args.threads,
-                                   "--steps", args.steps, "--warmup", args.warmup))
+            r = measure(self_cmd("--worker", "train", "--preset", preset, "--attn", attn, "--threads", args.threads,
+                                 "--steps", args.steps, "--warmup", args.warmup), args)
             res = last_json(r["stdout"]) if r["rc"] == 0 else None
             if res is None:
                 notes.append(f"{preset} torch {attn}: FAILED (rc {r['rc']}): {r['stderr'].strip()[-500:]}")
@@ -204,11 +252,12 @@ def main():
             rows.append([preset, f"torch {attn}", res["tokens_per_s"], res["ms_per_step"],
                          res["tokens_per_s"] * flops_per_token / (peak * 1e9), r["rss_mb"]])
             notes.append(f"{preset} torch {attn}: step ms median {res['ms_per_step']:.1f}, "
-                         f"mean {res['mean_ms_per_step']:.1f}, min {res['min_ms_per_step']:.1f}")
+                         f"mean {res['mean_ms_per_step']:.1f}, min {res['min_ms_per_step']:.1f}; "
+                         f"other processes used {100 * r['others']:.0f}% of the machine meanwhile")
         if lmforge and not args.skip_lmforge:
             cmd = [lmforge, "bench", "train", "--preset", preset, "--threads", str(args.threads), "--json"]
             print(f"  {preset} lmforge ...", flush=True)
-            r = run_child(cmd)
+            r = measure(cmd, args)
             res = last_json(r["stdout"]) if r["rc"] == 0 else None
             if res is None or "tokens_per_s" not in res:
                 notes.append(f"{preset} lmforge: FAILED -- `{' '.join(cmd)}` exited {r['rc']}: "
@@ -216,7 +265,8 @@ def main():
             else:
                 mfu = res["tokens_per_s"] * flops_per_token / (peak * 1e9) if flops_per_token else None
                 rows.append([preset, "lmforge", res["tokens_per_s"], res.get("ms_per_step"), mfu, r["rss_mb"]])
-                notes.append(f"{preset} lmforge self-reported: mfu {res.get('mfu')}, peak_rss_mb {res.get('peak_rss_mb')}")
+                notes.append(f"{preset} lmforge self-reported: mfu {res.get('mfu')}, peak_rss_mb {res.get('peak_rss_mb')}; "
+                             f"other processes used {100 * r['others']:.0f}% of the machine meanwhile")
         for row in rows:
             if row[0] == preset:
                 row.append(row[2] / eager_tps if eager_tps else None)
@@ -232,7 +282,9 @@ def main():
               f"{'n/a' if mfu is None else f'{100 * mfu:.1f}%'} | {fmt(rss, '.0f')} | {fmt(ratio, '.2f')}x |")
     print()
     print(f"MFU = tokens/s x FLOPs/token (6N + 12*L*H*Q*T) / measured peak {peak:.1f} GFLOP/s. "
-          f"Ratio = tokens/s / torch eager tokens/s (> 1 is faster). RSS = each child's ru_maxrss.\n"
+          f"Ratio = tokens/s / torch eager tokens/s (> 1 is faster).\n"
+          f"RSS = each child's ru_maxrss from os.wait4 (Linux counts from the spawning process's RSS, "
+          f"so about {own_rss_mb():.0f} MB is the floor).\n"
           f"torch rows: median step time over {args.steps} steps (robust to other load on a shared machine); "
           f"lmforge rows: what its --json reports.")
     for n in notes:

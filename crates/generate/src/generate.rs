@@ -151,9 +151,12 @@ pub fn generate(
             break;
         }
     }
-    let rest = stream.finish();
+    let rest = stream.finish()?;
     if !rest.is_empty() {
         on_text(&rest);
+    }
+    if stream.stopped {
+        stop_reason = StopReason::StopString;
     }
     let secs = gen_start.elapsed().as_secs_f64();
     let n_after_first = ids.len().saturating_sub(1);

@@ -69,14 +69,37 @@ impl<'t> TextStream<'t> {
         Ok(self.release(chunk))
     }
 
-    /// Emits held-back text once no more tokens will come.
-    pub fn finish(&mut self) -> String {
+    /// Emits what is still pending (an incomplete character becomes U+FFFD) and the
+    /// held-back text, once no more tokens will come.
+    pub fn finish(&mut self) -> Result<String> {
         if self.stopped {
-            return String::new();
+            return Ok(String::new());
+        }
+        let mut out = String::new();
+        if !self.pending.is_empty() {
+            let mut ids: Vec<u32> = self.anchor.into_iter().collect();
+            ids.extend_from_slice(&self.pending);
+            let full = self.tokenizer.decode_bytes(&ids)?;
+            let prefix = match self.anchor {
+                Some(a) => self.tokenizer.decode_bytes(&[a])?,
+                None => Vec::new(),
+            };
+            let new = if full.starts_with(&prefix) {
+                &full[prefix.len()..]
+            } else {
+                &full[..]
+            };
+            let chunk = String::from_utf8_lossy(new).into_owned();
+            self.pending.clear();
+            out.push_str(&self.release(chunk));
+            if self.stopped {
+                return Ok(out);
+            }
         }
         let rest = std::mem::take(&mut self.held);
         self.text.push_str(&rest);
-        rest
+        out.push_str(&rest);
+        Ok(out)
     }
 
     fn release(&mut self, chunk: String) -> String {

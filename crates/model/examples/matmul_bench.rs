@@ -58,6 +58,15 @@ fn main() {
         let g = bench(Kernel::Gemm, m, n, k, at, bt);
         let mm = bench(Kernel::MatrixMultiply, m, n, k, at, bt);
         let gs = bench(Kernel::GemmSplit, m, n, k, at, bt);
-        println!("{label:34} gemm {g:7.1}  matrixmultiply {mm:7.1}  gemm-split {gs:7.1} GFLOP/s");
+        #[cfg(feature = "openblas")]
+        let ob = format!(
+            "  openblas {:7.1}",
+            bench(Kernel::OpenBlas, m, n, k, at, bt)
+        );
+        #[cfg(not(feature = "openblas"))]
+        let ob = String::new();
+        println!(
+            "{label:34} gemm {g:7.1}  matrixmultiply {mm:7.1}  gemm-split {gs:7.1}{ob} GFLOP/s"
+        );
     }
 }

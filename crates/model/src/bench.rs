@@ -25,17 +25,18 @@ pub struct BenchReport {
     pub steps: usize,
     pub warmup: usize,
     pub num_params: usize,
-    /// Mean over the timed steps.
+    /// From the median step time (robust to other load on a shared machine; this is also
+    /// what `tools/bench_train.py` reports for PyTorch).
     pub tokens_per_s: f64,
     pub ms_per_step: f64,
-    /// Fastest single step (robust to other load on a shared machine).
-    pub best_tokens_per_s: f64,
-    pub best_ms_per_step: f64,
+    pub mean_ms_per_step: f64,
+    pub min_ms_per_step: f64,
     /// nanoGPT's estimate, per token (forward + backward).
     pub flops_per_token: f64,
     pub achieved_gflops: f64,
     pub matmul_peak_gflops: f64,
     pub mfu: f64,
+    /// Peak RSS during model set-up and training (VmHWM, reset after the matmul probe).
     pub peak_rss_mb: f64,
     pub first_loss: f32,
     pub last_loss: f32,
@@ -97,6 +98,9 @@ pub fn bench_train(
     warmup: usize,
 ) -> Result<BenchReport> {
     let peak = matmul_gflops(2048);
+    // Reset the high-water mark so peak RSS reflects training, not the 48 MB matmul probe
+    // (Linux: writing 5 to clear_refs resets VmHWM; harmless where unsupported).
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
     let mut model = Gpt::new(config.clone(), 1337)?;
     let mut opt = AdamW::new(&model, AdamWConfig::default());
     let t = config.block_size;
@@ -125,18 +129,24 @@ pub fn bench_train(
             first_loss = l;
         }
     }
-    let start = Instant::now();
+    let mut times = Vec::with_capacity(steps.max(1));
     let mut last_loss = f32::NAN;
-    let mut best = f64::MAX;
     for i in 0..steps.max(1) {
         let t0 = Instant::now();
         last_loss = step(&mut model, &mut opt)?;
-        best = best.min(t0.elapsed().as_secs_f64());
+        times.push(t0.elapsed().as_secs_f64());
         if warmup == 0 && i == 0 {
             first_loss = last_loss;
         }
     }
-    let secs = start.elapsed().as_secs_f64() / steps.max(1) as f64;
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    times.sort_by(f64::total_cmp);
+    let mid = times.len() / 2;
+    let secs = if times.len() % 2 == 1 {
+        times[mid]
+    } else {
+        0.5 * (times[mid - 1] + times[mid])
+    };
     let tokens = (batch * t) as f64;
     let fpt = flops_per_token(&model);
     let achieved = fpt * tokens / secs / 1e9;
@@ -153,8 +163,8 @@ pub fn bench_train(
         num_params: model.num_params(),
         tokens_per_s: tokens / secs,
         ms_per_step: secs * 1e3,
-        best_tokens_per_s: tokens / best,
-        best_ms_per_step: best * 1e3,
+        mean_ms_per_step: mean * 1e3,
+        min_ms_per_step: times[0] * 1e3,
         flops_per_token: fpt,
         achieved_gflops: achieved,
         matmul_peak_gflops: peak,

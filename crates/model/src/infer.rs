@@ -161,6 +161,11 @@ impl<'m> InferenceSession<'m> {
 
     /// Feed new tokens after the cached ones; returns the logits of the last one.
     pub fn feed(&mut self, new: &[u32]) -> Result<&[f32]> {
+        crate::model::on_pool(|| self.feed_impl(new))?;
+        Ok(&self.logits)
+    }
+
+    fn feed_impl(&mut self, new: &[u32]) -> Result<()> {
         let model = self.model;
         let cfg = model.config();
         let (bs, e, nh, hd, v) = (
@@ -330,7 +335,7 @@ impl<'m> InferenceSession<'m> {
             e,
         );
         self.tokens.extend_from_slice(new);
-        Ok(&self.logits)
+        Ok(())
     }
 }
 

@@ -793,6 +793,16 @@ impl Gpt {
     }
 }
 
+impl std::fmt::Debug for Gpt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpt")
+            .field("config", &self.config)
+            .field("num_params", &self.num_params())
+            .field("training", &self.training)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Run `f` on a rayon worker thread. Called from outside the pool, every parallel loop would
 /// otherwise hand its work across threads and put the caller to sleep (two context switches
 /// per op, hundreds per step); entering the pool once per model call avoids that.

@@ -43,7 +43,8 @@ fn max_err(got: &[f32], want: &[f32]) -> (f32, usize) {
         .fold((0.0, 0), |acc, (i, e)| if e > acc.0 { (e, i) } else { acc })
 }
 
-fn assert_close(what: &str, got: &[f32], want: &[f32]) {
+/// Asserts agreement within [`TOL`]; returns the error for the summary line.
+fn assert_close(what: &str, got: &[f32], want: &[f32]) -> f32 {
     let (e, i) = max_err(got, want);
     assert!(
         e <= TOL,
@@ -51,6 +52,7 @@ fn assert_close(what: &str, got: &[f32], want: &[f32]) {
         got[i],
         want[i]
     );
+    e
 }
 
 fn check_variant(variant: &str) {
@@ -101,9 +103,9 @@ fn check_variant(variant: &str) {
     let loss = model.forward(&idx, Some(&targets), b, t).unwrap().unwrap();
     let (lshape, want_logits) = read_f32(&st, &spath, "expected.logits");
     assert_eq!(lshape, vec![b, t, cfg.vocab_size]);
-    assert_close(&format!("{variant} logits"), model.logits(), &want_logits);
+    let e_logits = assert_close(&format!("{variant} logits"), model.logits(), &want_logits);
     let want_loss = read_f32(&st, &spath, "expected.loss").1[0];
-    assert_close(&format!("{variant} loss"), &[loss], &[want_loss]);
+    let e_loss = assert_close(&format!("{variant} loss"), &[loss], &[want_loss]);
 
     // backward: every gradient
     model.zero_grad();
@@ -112,19 +114,18 @@ fn check_variant(variant: &str) {
         .named_parameters()
         .map(|(n, _, _)| n.to_string())
         .collect();
+    let mut e_grad = 0.0f32;
     for name in &names {
         let (_, want) = read_f32(&st, &spath, &format!("grad.{name}"));
-        assert_close(
-            &format!("{variant} grad.{name}"),
-            model.grad(name).unwrap(),
-            &want,
-        );
+        let what = format!("{variant} grad.{name}");
+        e_grad = e_grad.max(assert_close(&what, model.grad(name).unwrap(), &want));
     }
 
     // three optimizer steps, replayed from the initial parameters
     let mut model = Gpt::zeroed(cfg, 0).unwrap();
     lmforge_model::io::load_params(&mut model, &spath).unwrap();
     let mut opt = AdamW::new(&model, opt_cfg);
+    let mut e_step = 0.0f32;
     for step in 1..=steps {
         model.zero_grad();
         model.forward(&idx, Some(&targets), b, t).unwrap();
@@ -139,13 +140,14 @@ fn check_variant(variant: &str) {
         opt.step(&mut model, lr).unwrap();
         for name in &names {
             let (_, want) = read_f32(&st, &spath, &format!("step{step}.{name}"));
-            assert_close(
-                &format!("{variant} step{step}.{name}"),
-                model.param(name).unwrap(),
-                &want,
-            );
+            let what = format!("{variant} step{step}.{name}");
+            e_step = e_step.max(assert_close(&what, model.param(name).unwrap(), &want));
         }
     }
+    eprintln!(
+        "{variant}: max error logits {e_logits:.1e}, loss {e_loss:.1e}, grads {e_grad:.1e}, \
+         params after {steps} steps {e_step:.1e}"
+    );
 }
 
 #[test]

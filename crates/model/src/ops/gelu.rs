@@ -4,7 +4,7 @@
 //! Backward: `dx = dy·gelu'(x)` (in place over `dy`). Shapes: any, elementwise.
 
 use crate::config::Activation;
-use crate::ops::math::{erf, exp, tanh};
+use crate::ops::math::{erf_with_exp, exp, tanh};
 use rayon::prelude::*;
 
 const CHUNK: usize = 8192;
@@ -21,7 +21,8 @@ crate::simd_fn! {
             }
         } else {
             for (y, &x) in y.iter_mut().zip(x) {
-                *y = 0.5 * x * (1.0 + erf(x * INV_SQRT2));
+                // same expression as the training path, so eval and train agree bit for bit
+                *y = x * (0.5 * (1.0 + erf_with_exp(x * INV_SQRT2, exp(-0.5 * x * x))));
             }
         }
     }
@@ -37,8 +38,9 @@ crate::simd_fn! {
             }
         } else {
             for (d, &x) in d.iter_mut().zip(x) {
-                let cdf = 0.5 * (1.0 + erf(x * INV_SQRT2));
-                *d *= cdf + x * INV_SQRT_2PI * exp(-0.5 * x * x);
+                let e = exp(-0.5 * x * x);
+                let cdf = 0.5 * (1.0 + erf_with_exp(x * INV_SQRT2, e));
+                *d *= cdf + x * INV_SQRT_2PI * e;
             }
         }
     }
@@ -57,9 +59,11 @@ crate::simd_fn! {
         } else {
             for (y, xd) in y.iter_mut().zip(xd.iter_mut()) {
                 let x = *xd;
-                let cdf = 0.5 * (1.0 + erf(x * INV_SQRT2));
+                // erf(x/√2) and the normal pdf share e^{-x²/2}: one exp per element
+                let e = exp(-0.5 * x * x);
+                let cdf = 0.5 * (1.0 + erf_with_exp(x * INV_SQRT2, e));
                 *y = x * cdf;
-                *xd = cdf + x * INV_SQRT_2PI * exp(-0.5 * x * x);
+                *xd = cdf + x * INV_SQRT_2PI * e;
             }
         }
     }

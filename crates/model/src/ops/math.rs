@@ -56,12 +56,18 @@ pub fn exp(x: f32) -> f32 {
 /// `erf(x)` (Abramowitz–Stegun 7.1.26, |error| ≤ 1.5e-7).
 #[inline(always)]
 pub fn erf(x: f32) -> f32 {
+    erf_with_exp(x, exp(-x * x))
+}
+
+/// [`erf`] given `e = e^{-x²}` already computed by the caller.
+#[inline(always)]
+pub fn erf_with_exp(x: f32, e: f32) -> f32 {
     let a = x.abs();
     let t = 1.0 / (1.0 + 0.327_591_1 * a);
     let poly = ((((1.061_405_4 * t - 1.453_152) * t + 1.421_413_8) * t - 0.284_496_74) * t
         + 0.254_829_6)
         * t;
-    let y = 1.0 - poly * exp(-a * a);
+    let y = 1.0 - poly * e;
     y.copysign(x)
 }
 

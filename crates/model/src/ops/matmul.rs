@@ -24,6 +24,12 @@ pub enum Kernel {
     MatrixMultiply,
     /// The `gemm` crate single-threaded per task, rows split over rayon by us.
     GemmSplit,
+    /// Plain loops: slow, allocation-free, the reference the others are tested against.
+    Reference,
+    /// OpenBLAS `cblas_sgemm` (cargo feature `openblas`; Debian `libopenblas-dev`), run
+    /// single-threaded per call with rows split over rayon by us.
+    #[cfg(feature = "openblas")]
+    OpenBlas,
 }
 
 static KERNEL: AtomicU8 = AtomicU8::new(0);
@@ -35,6 +41,9 @@ pub fn set_kernel(k: Kernel) {
             Kernel::Gemm => 1,
             Kernel::MatrixMultiply => 2,
             Kernel::GemmSplit => 3,
+            Kernel::Reference => 4,
+            #[cfg(feature = "openblas")]
+            Kernel::OpenBlas => 5,
         },
         Ordering::Relaxed,
     );
@@ -46,6 +55,9 @@ pub fn kernel() -> Kernel {
         1 => Kernel::Gemm,
         2 => Kernel::MatrixMultiply,
         3 => Kernel::GemmSplit,
+        4 => Kernel::Reference,
+        #[cfg(feature = "openblas")]
+        5 => Kernel::OpenBlas,
         _ => DEFAULT_KERNEL,
     }
 }
@@ -229,6 +241,18 @@ unsafe fn matmul_raw_with(
         Par::Single => 1,
     };
     match kern {
+        Kernel::Reference => {
+            for i in 0..m {
+                for j in 0..n {
+                    let mut s = 0.0f32;
+                    for p in 0..k {
+                        s += *a.add(i * a_rs + p * a_cs) * *b.add(p * b_rs + j * b_cs);
+                    }
+                    let d = c.add(i * c_rs + j);
+                    *d = if accumulate { *d + s } else { s };
+                }
+            }
+        }
         Kernel::Gemm => {
             let p = if threads > 1 && m * n * k >= 32 * 32 * 32 {
                 gemm::Parallelism::Rayon(threads)
@@ -256,6 +280,47 @@ unsafe fn matmul_raw_with(
                 false,
                 p,
             );
+        }
+        #[cfg(feature = "openblas")]
+        Kernel::OpenBlas => {
+            let chunks = if threads > 1 && m >= 16 * threads && m * n * k >= 64 * 64 * 64 {
+                threads
+            } else {
+                1
+            };
+            let per = m.div_ceil(chunks);
+            let (ap, bp, cp) = (SendPtr(a as *mut f32), SendPtr(b as *mut f32), SendPtr(c));
+            let run = move |r0: usize, r1: usize| {
+                // SAFETY: disjoint row ranges of C; A/B in bounds as for the caller.
+                unsafe {
+                    blas::sgemm(
+                        r1 - r0,
+                        n,
+                        k,
+                        ap.get().add(r0 * a_rs),
+                        a_rs,
+                        a_cs,
+                        bp.get(),
+                        b_rs,
+                        b_cs,
+                        cp.get().add(r0 * c_rs),
+                        c_rs,
+                        accumulate,
+                    )
+                }
+            };
+            if chunks == 1 {
+                run(0, m);
+            } else {
+                rayon::scope(|s| {
+                    for t in 0..chunks {
+                        let (r0, r1) = (t * per, ((t + 1) * per).min(m));
+                        if r0 < r1 {
+                            s.spawn(move |_| run(r0, r1));
+                        }
+                    }
+                });
+            }
         }
         Kernel::GemmSplit => {
             let chunks = if threads > 1 && m >= 16 * threads && m * n * k >= 64 * 64 * 64 {
@@ -368,6 +433,92 @@ unsafe fn matmul_raw_with(
     }
 }
 
+#[cfg(feature = "openblas")]
+mod blas {
+    const ROW_MAJOR: i32 = 101;
+    const NO_TRANS: i32 = 111;
+    const TRANS: i32 = 112;
+
+    #[link(name = "openblas")]
+    extern "C" {
+        fn cblas_sgemm(
+            layout: i32,
+            ta: i32,
+            tb: i32,
+            m: i32,
+            n: i32,
+            k: i32,
+            alpha: f32,
+            a: *const f32,
+            lda: i32,
+            b: *const f32,
+            ldb: i32,
+            beta: f32,
+            c: *mut f32,
+            ldc: i32,
+        );
+        fn openblas_set_num_threads(n: i32);
+    }
+
+    static SINGLE: std::sync::Once = std::sync::Once::new();
+
+    /// `C (+)= A·B` with row-major C; each of A, B must have a unit row or column stride.
+    ///
+    /// # Safety
+    /// Views in bounds, C not aliased.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn sgemm(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: *const f32,
+        a_rs: usize,
+        a_cs: usize,
+        b: *const f32,
+        b_rs: usize,
+        b_cs: usize,
+        c: *mut f32,
+        c_rs: usize,
+        accumulate: bool,
+    ) {
+        // rayon owns the threads: OpenBLAS runs on the calling thread only
+        SINGLE.call_once(|| unsafe { openblas_set_num_threads(1) });
+        let (ta, lda) = if a_cs == 1 {
+            (NO_TRANS, a_rs)
+        } else {
+            (TRANS, a_cs)
+        };
+        let (tb, ldb) = if b_cs == 1 {
+            (NO_TRANS, b_rs)
+        } else {
+            (TRANS, b_cs)
+        };
+        assert!(
+            (a_cs == 1 || a_rs == 1) && (b_cs == 1 || b_rs == 1),
+            "openblas needs a unit stride"
+        );
+        let beta = if accumulate { 1.0 } else { 0.0 };
+        unsafe {
+            cblas_sgemm(
+                ROW_MAJOR,
+                ta,
+                tb,
+                m as i32,
+                n as i32,
+                k as i32,
+                1.0,
+                a,
+                lda.max(1) as i32,
+                b,
+                ldb.max(1) as i32,
+                beta,
+                c,
+                c_rs.max(1) as i32,
+            )
+        }
+    }
+}
+
 /// A raw pointer that may cross threads; users guarantee disjoint access.
 #[derive(Clone, Copy)]
 pub struct SendPtr(pub *mut f32);
@@ -411,7 +562,14 @@ mod tests {
         let b: Vec<f32> = (0..k * n)
             .map(|i| ((i * 5 % 11) as f32 - 5.0) / 5.0)
             .collect();
-        for kern in [Kernel::Gemm, Kernel::MatrixMultiply, Kernel::GemmSplit] {
+        for kern in [
+            #[cfg(feature = "openblas")]
+            Kernel::OpenBlas,
+            Kernel::Gemm,
+            Kernel::MatrixMultiply,
+            Kernel::GemmSplit,
+            Kernel::Reference,
+        ] {
             for par in [Par::Pool, Par::Single] {
                 // A row-major, B given as a transposed [n,k] buffer.
                 let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();

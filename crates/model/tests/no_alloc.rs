@@ -1,0 +1,60 @@
+//! "No allocation inside a training step": after the first step for a shape, a training step
+//! (zero_grad, forward, backward, clip, AdamW) performs no heap allocation in our code.
+//! Counted with a global allocator wrapper, on one thread, with the allocation-free reference
+//! matmul kernel — the production kernels (`gemm`, `matrixmultiply`) malloc their packing
+//! workspace on every call, which is theirs, not ours (see the README).
+
+use lmforge_model::ops::matmul::{set_kernel, Kernel};
+use lmforge_model::{AdamW, AdamWConfig, Gpt, ModelConfig};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator, only counting calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+#[test]
+fn training_step_does_not_allocate_after_the_first() {
+    set_kernel(Kernel::Reference);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let mut cfg = ModelConfig::preset("tiny").unwrap();
+        cfg.dropout = 0.1;
+        let mut m = Gpt::new(cfg, 1).unwrap();
+        let mut opt = AdamW::new(&m, AdamWConfig::default());
+        let idx = vec![3u32; 16];
+        let tg = vec![1i32; 16];
+        let mut step = |m: &mut Gpt| {
+            m.zero_grad();
+            m.forward(&idx, Some(&tg), 2, 8).unwrap();
+            m.backward().unwrap();
+            m.clip_grad_norm(1.0);
+            opt.step(m, 1e-3).unwrap();
+        };
+        step(&mut m);
+        let before = ALLOCS.load(Ordering::Relaxed);
+        step(&mut m);
+        step(&mut m);
+        // a smaller shape reuses the planned buffers too
+        m.forward(&idx[..8], Some(&tg[..8]), 1, 8).unwrap();
+        m.backward().unwrap();
+        let n = ALLOCS.load(Ordering::Relaxed) - before;
+        assert_eq!(n, 0, "{n} allocations in steady-state training steps");
+    });
+}
