@@ -36,6 +36,8 @@ import sys
 import tempfile
 import time
 
+sys.dont_write_bytecode = True  # no tools/__pycache__ from importing torch_reference
+
 PRESETS = {
     "bench-s": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch=12, vocab_size=65),
     "bench-m": dict(n_layer=6, n_head=6, n_embd=384, block_size=256, batch=8, vocab_size=65),

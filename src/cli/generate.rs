@@ -45,6 +45,11 @@ pub struct GenerateArgs {
     /// Stop when this string is generated (repeatable); it is not printed.
     #[arg(long, value_name = "STRING")]
     pub stop: Vec<String>,
+    /// Learned-position models past their block size: re-read the whole last block for
+    /// every new token, as nanoGPT does (slow). By default the context shifts by half a block
+    /// and generation continues from the KV cache.
+    #[arg(long)]
+    pub exact_context: bool,
     /// Print timing as one JSON line on stderr at the end (tokens/s, ms to first token).
     #[arg(long)]
     pub json_stats: bool,
@@ -105,6 +110,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
                 ..sampling
             },
             stop: a.stop.clone(),
+            exact_context: a.exact_context,
         };
         write!(stdout, "{prompt}")?;
         let mut write_err = None;

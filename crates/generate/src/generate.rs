@@ -18,6 +18,9 @@ pub struct GenerateOptions {
     pub sampling: SamplingConfig,
     /// Stop (without printing it) when any of these strings appears.
     pub stop: Vec<String>,
+    /// Learned positions past block_size: re-read the full last block for every token
+    /// (nanoGPT's behaviour) instead of shifting the context by half a block.
+    pub exact_context: bool,
 }
 
 /// Why generation ended.
@@ -113,6 +116,7 @@ pub fn generate(
         .collect();
     let mut masked = Vec::new();
     let mut session = model.session();
+    session.set_exact_context(opts.exact_context);
     let mut stream = TextStream::new(tokenizer, opts.stop.clone());
     let mut ids = Vec::with_capacity(opts.max_new_tokens);
     let mut stop_reason = StopReason::MaxTokens;

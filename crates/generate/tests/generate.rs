@@ -25,6 +25,7 @@ fn opts(seed: u64, n: usize) -> GenerateOptions {
             seed,
         },
         stop: vec![],
+        exact_context: false,
     }
 }
 
@@ -96,6 +97,7 @@ fn greedy_equals_top_k_one() {
             seed: 1,
         },
         stop: vec![],
+        exact_context: false,
     };
     let topk1 = GenerateOptions {
         max_new_tokens: 40,
@@ -106,6 +108,7 @@ fn greedy_equals_top_k_one() {
             seed: 99,
         },
         stop: vec![],
+        exact_context: false,
     };
     let a = generate(&model, &tok, "To", &greedy, &mut |_| {}).unwrap();
     let b = generate(&model, &tok, "To", &topk1, &mut |_| {}).unwrap();

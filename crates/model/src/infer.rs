@@ -29,6 +29,12 @@ pub struct InferenceSession<'m> {
     tokens: Vec<u32>,
     /// absolute position of cache slot 0
     start_pos: usize,
+    /// index in the caller's token history of cache slot 0 (differs from `start_pos` for
+    /// learned positions, which restart at 0 after a context shift)
+    hist_offset: usize,
+    /// learned positions: re-read the whole last block for every token past block_size
+    /// (nanoGPT's behaviour) instead of shifting the context by half a block
+    exact_context: bool,
     // scratch for up to block_size new rows
     x: Vec<f32>,
     ln: Vec<f32>,
@@ -61,6 +67,8 @@ impl<'m> InferenceSession<'m> {
             v: vec![0.0; l * bs * e],
             tokens: Vec::with_capacity(bs),
             start_pos: 0,
+            hist_offset: 0,
+            exact_context: false,
             x: vec![0.0; bs * e],
             ln: vec![0.0; bs * e],
             qkv: vec![0.0; bs * 3 * e],
@@ -80,6 +88,16 @@ impl<'m> InferenceSession<'m> {
     pub fn reset(&mut self) {
         self.tokens.clear();
         self.start_pos = 0;
+        self.hist_offset = 0;
+    }
+
+    /// Learned positions past `block_size`: `true` re-reads the last `block_size` tokens for
+    /// every new token (nanoGPT's cropping; each token sees a full block of context, at the
+    /// cost of a whole forward pass per token). `false` (default) shifts the context: the
+    /// last `block_size / 2` tokens are re-read once, then generation continues from the
+    /// cache, so each token sees between half a block and a block of context.
+    pub fn set_exact_context(&mut self, on: bool) {
+        self.exact_context = on;
     }
 
     /// Tokens currently in the cache.
@@ -114,16 +132,19 @@ impl<'m> InferenceSession<'m> {
     /// logits for the next token.
     pub fn next_logits(&mut self, history: &[u32]) -> Result<&[f32]> {
         let bs = self.model.config().block_size;
+        let learned = self.model.config().pos_encoding == PosEncoding::Learned;
         if history.is_empty() {
             return Err(Error::Shape("next_logits needs at least one token".into()));
         }
-        let seen = self.start_pos + self.tokens.len();
+        let seen = self.hist_offset + self.tokens.len();
         let consistent =
-            seen <= history.len() && seen > 0 && history[self.start_pos..seen] == self.tokens[..];
+            seen > 0 && seen <= history.len() && history[self.hist_offset..seen] == self.tokens[..];
         if !consistent || history.len() - seen > bs {
+            // Start over on (at most) the last block_size tokens.
             let from = history.len().saturating_sub(bs);
             self.reset();
-            if self.model.config().pos_encoding != PosEncoding::Learned {
+            self.hist_offset = from;
+            if !learned {
                 self.start_pos = from;
             }
             return self.feed(&history[from..]);
@@ -132,12 +153,16 @@ impl<'m> InferenceSession<'m> {
         if new.is_empty() {
             return Ok(&self.logits);
         }
-        if self.model.config().pos_encoding == PosEncoding::Learned
-            && self.tokens.len() + new.len() > bs
-        {
-            // no position past block_size-1: recompute on the last block_size tokens
-            let from = history.len() - bs;
+        if learned && self.tokens.len() + new.len() > bs {
+            // No position past block_size-1: re-read the last `keep` tokens from position 0.
+            let keep = if self.exact_context {
+                bs
+            } else {
+                (bs / 2).max(new.len()).min(bs)
+            };
+            let from = history.len() - keep;
             self.reset();
+            self.hist_offset = from;
             return self.feed(&history[from..]);
         }
         self.feed(new)
@@ -157,6 +182,7 @@ impl<'m> InferenceSession<'m> {
         }
         self.tokens.drain(..n);
         self.start_pos += n;
+        self.hist_offset += n;
     }
 
     /// Feed new tokens after the cached ones; returns the logits of the last one.
@@ -390,12 +416,13 @@ mod tests {
 
     #[test]
     fn past_block_size_windows() {
-        // learned: next_logits re-prefills the last block_size tokens
+        // learned, exact context: every token re-reads the last block_size tokens (nanoGPT)
         let mut m = model(PosEncoding::Learned);
         let toks = seq(11);
         m.forward(&toks[3..], None, 1, 8).unwrap();
         let want = m.logits()[7 * 13..].to_vec();
         let mut s = m.session();
+        s.set_exact_context(true);
         for n in 1..=11 {
             let got = s.next_logits(&toks[..n]).unwrap().to_vec();
             if n == 11 {
@@ -403,6 +430,27 @@ mod tests {
             }
         }
         assert!(s.feed(&[1]).is_err());
+        // learned, context shift (default): the cache is always the last tokens of the
+        // history, at most block_size of them, and its logits equal a full forward over them
+        let toks = seq(30);
+        let mut seen = Vec::new();
+        let mut s = m.session();
+        for n in 1..=30 {
+            let got = s.next_logits(&toks[..n]).unwrap().to_vec();
+            let window = s.cached_tokens().to_vec();
+            assert!(!window.is_empty() && window.len() <= 8);
+            assert_eq!(window[..], toks[n - window.len()..n]);
+            seen.push((window, got));
+        }
+        assert!(
+            seen.iter().any(|(w, _)| w.len() == 4),
+            "a shift keeps half a block"
+        );
+        for (window, got) in seen {
+            let l = window.len();
+            m.forward(&window, None, 1, l).unwrap();
+            close(&got, &m.logits()[(l - 1) * 13..l * 13]);
+        }
         // rope: sliding window keeps block_size positions and stays finite
         let m = model(PosEncoding::Rope);
         let mut s = m.session();

@@ -469,6 +469,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainReport> {
                 seed: cfg.seed,
             },
             stop: vec![],
+            exact_context: false,
         };
         Some(generate(&model, &tokenizer, &cfg.sample_prompt, &gopts, &mut |_| {})?.text)
     } else {
