@@ -287,3 +287,40 @@ fn bad_input_is_reported() {
         "{e}"
     );
 }
+
+#[test]
+fn init_from_starts_from_the_checkpoint_weights_with_a_fresh_optimizer() {
+    let a = tempfile::tempdir().unwrap();
+    train(&tiny_config(a.path(), &["--max-iters", "20"]), &quiet()).unwrap();
+    let best = a.path().join("checkpoints/best");
+    let b = tempfile::tempdir().unwrap();
+    let mut cfg = tiny_config(b.path(), &["--max-iters", "5", "--eval-interval", "5"]);
+    // Fine-tune on the same prepared data (same tokenizer), from the first run's weights.
+    cfg.data_dir = Some(a.path().join("data"));
+    cfg.init_from = Some(best.clone());
+    let r = train(&cfg, &quiet()).unwrap();
+    assert_eq!(r.steps, 5);
+    let recs = lmforge_train::metrics::read_records(&b.path().join("metrics.jsonl")).unwrap();
+    let first_run = lmforge_train::metrics::read_records(&a.path().join("metrics.jsonl")).unwrap();
+    let best_val = first_run
+        .iter()
+        .map(|r| r.val_loss)
+        .fold(f32::MAX, f32::min);
+    assert!(
+        (recs[0].val_loss - best_val).abs() < 1e-5,
+        "step 0 of the fine-tune evaluates the loaded weights: {} vs {best_val}",
+        recs[0].val_loss
+    );
+    let state = load_state(&b.path().join("checkpoints/last")).unwrap();
+    assert_eq!(state.step, 5, "the optimizer and step count start fresh");
+
+    // A checkpoint made with another tokenizer is refused.
+    let c = tempfile::tempdir().unwrap();
+    let mut other = tiny_config(
+        c.path(),
+        &["--tokenizer", "tiktoken:gpt2", "--max-iters", "1"],
+    );
+    other.init_from = Some(best);
+    let e = train(&other, &quiet()).unwrap_err().to_string();
+    assert!(e.contains("fingerprint") || e.contains("tokenizer"), "{e}");
+}
