@@ -40,30 +40,32 @@ impl<'t> TextStream<'t> {
         }
     }
 
+    /// Bytes of the pending ids: `decode([anchor] + pending)` minus `decode([anchor])`.
+    fn pending_bytes(&self) -> Result<Vec<u8>> {
+        let mut ids: Vec<u32> = self.anchor.into_iter().collect();
+        ids.extend_from_slice(&self.pending);
+        let mut full = self.tokenizer.decode_bytes(&ids)?;
+        if let Some(a) = self.anchor {
+            let prefix = self.tokenizer.decode_bytes(&[a])?;
+            if full.starts_with(&prefix) {
+                full.drain(..prefix.len());
+            }
+        }
+        Ok(full)
+    }
+
     /// Adds one id; returns the text that became final (possibly empty).
     pub fn push(&mut self, id: u32) -> Result<String> {
         self.pending.push(id);
-        let mut ids = Vec::with_capacity(self.pending.len() + 1);
-        ids.extend(self.anchor);
-        ids.extend_from_slice(&self.pending);
-        let full = self.tokenizer.decode_bytes(&ids)?;
-        let prefix = match self.anchor {
-            Some(a) => self.tokenizer.decode_bytes(&[a])?,
-            None => Vec::new(),
-        };
-        let new = if full.starts_with(&prefix) {
-            &full[prefix.len()..]
-        } else {
-            &full[..]
-        };
-        let complete = match std::str::from_utf8(new) {
+        let new = self.pending_bytes()?;
+        let complete = match std::str::from_utf8(&new) {
             Ok(s) => !s.ends_with('\u{FFFD}'),
             Err(e) => e.error_len().is_some(),
         };
         if !complete && self.pending.len() < MAX_PENDING {
             return Ok(String::new());
         }
-        let chunk = String::from_utf8_lossy(new).into_owned();
+        let chunk = String::from_utf8_lossy(&new).into_owned();
         self.anchor = self.pending.last().copied();
         self.pending.clear();
         Ok(self.release(chunk))
@@ -77,19 +79,7 @@ impl<'t> TextStream<'t> {
         }
         let mut out = String::new();
         if !self.pending.is_empty() {
-            let mut ids: Vec<u32> = self.anchor.into_iter().collect();
-            ids.extend_from_slice(&self.pending);
-            let full = self.tokenizer.decode_bytes(&ids)?;
-            let prefix = match self.anchor {
-                Some(a) => self.tokenizer.decode_bytes(&[a])?,
-                None => Vec::new(),
-            };
-            let new = if full.starts_with(&prefix) {
-                &full[prefix.len()..]
-            } else {
-                &full[..]
-            };
-            let chunk = String::from_utf8_lossy(new).into_owned();
+            let chunk = String::from_utf8_lossy(&self.pending_bytes()?).into_owned();
             self.pending.clear();
             out.push_str(&self.release(chunk));
             if self.stopped {

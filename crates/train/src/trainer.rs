@@ -242,27 +242,42 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainReport> {
     }
 
     let data_dir_abs = data_dir.canonicalize().unwrap_or(data_dir.clone());
-    let make_state = |step,
-                      evaluated_at,
-                      early: &EarlyStopping,
-                      sampler: &BatchSampler,
-                      model: &Gpt,
-                      tokens_seen,
-                      elapsed_s,
-                      lr| TrainState {
-        format: STATE_FORMAT,
-        lmforge_version: env!("CARGO_PKG_VERSION").into(),
-        step,
-        evaluated_at,
-        best_val_loss: early.best,
-        early_stopping: early.clone(),
-        sampler: sampler.state().clone(),
-        dropout_passes: model.dropout_passes(),
-        tokens_seen,
-        elapsed_s,
-        lr,
-        data_dir: data_dir_abs.display().to_string(),
-        tokenizer_fingerprint: tokenizer.fingerprint(),
+    // Writes checkpoint folders `names` holding the run's current state.
+    let save = |names: &[&str],
+                step: usize,
+                evaluated_at: Option<usize>,
+                early: &EarlyStopping,
+                sampler: &BatchSampler,
+                model: &Gpt,
+                opt: &AdamW,
+                tokens_seen: u64,
+                lr: f32|
+     -> Result<()> {
+        let state = TrainState {
+            format: STATE_FORMAT,
+            lmforge_version: env!("CARGO_PKG_VERSION").into(),
+            step,
+            evaluated_at,
+            best_val_loss: early.best,
+            early_stopping: early.clone(),
+            sampler: sampler.state().clone(),
+            dropout_passes: model.dropout_passes(),
+            tokens_seen,
+            elapsed_s: elapsed_before + t_start.elapsed().as_secs_f64(),
+            lr,
+            data_dir: data_dir_abs.display().to_string(),
+            tokenizer_fingerprint: tokenizer.fingerprint(),
+        };
+        let parts = CheckpointParts {
+            model,
+            tokenizer: &tokenizer,
+            optimizer: Some(opt),
+            state: Some(&state),
+        };
+        for name in names {
+            save_checkpoint(&ckpt_root, name, &parts)?;
+        }
+        Ok(())
     };
 
     // --- the loop --------------------------------------------------------------------------
@@ -317,26 +332,22 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainReport> {
             evaluated_at = Some(step);
             last_val = Some(val_loss);
             (window_tokens, window_secs) = (0, 0.0);
-            let state = make_state(
+            let names: &[&str] = if improved {
+                &["last", "best"]
+            } else {
+                &["last"]
+            };
+            save(
+                names,
                 step,
                 evaluated_at,
                 &early,
                 &sampler,
                 &model,
+                &opt,
                 tokens_seen,
-                elapsed_before + t_start.elapsed().as_secs_f64(),
                 lr,
-            );
-            let parts = CheckpointParts {
-                model: &model,
-                tokenizer: &tokenizer,
-                optimizer: Some(&opt),
-                state: Some(&state),
-            };
-            save_checkpoint(&ckpt_root, "last", &parts)?;
-            if improved {
-                save_checkpoint(&ckpt_root, "best", &parts)?;
-            }
+            )?;
             progress.println(&format!(
                 "step {step}: train loss {train_loss:.4}, val loss {val_loss:.4}{}",
                 if improved { " (best)" } else { "" }
@@ -359,25 +370,16 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainReport> {
             .is_some_and(|f| f.load(Ordering::SeqCst))
             || opts.stop_after.is_some_and(|n| step - steps_at_start >= n);
         if interrupted {
-            let state = make_state(
+            save(
+                &["last"],
                 step,
                 evaluated_at,
                 &early,
                 &sampler,
                 &model,
+                &opt,
                 tokens_seen,
-                elapsed_before + t_start.elapsed().as_secs_f64(),
                 lr,
-            );
-            save_checkpoint(
-                &ckpt_root,
-                "last",
-                &CheckpointParts {
-                    model: &model,
-                    tokenizer: &tokenizer,
-                    optimizer: Some(&opt),
-                    state: Some(&state),
-                },
             )?;
             end = EndReason::Interrupted;
             break;
@@ -432,25 +434,17 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainReport> {
 
         if let Some(every) = cfg.ckpt_interval {
             if every > 0 && step.is_multiple_of(every) {
-                let state = make_state(
+                let name = format!("step-{step:07}");
+                save(
+                    &[name.as_str()],
                     step,
                     evaluated_at,
                     &early,
                     &sampler,
                     &model,
+                    &opt,
                     tokens_seen,
-                    elapsed_before + t_start.elapsed().as_secs_f64(),
                     lr,
-                );
-                save_checkpoint(
-                    &ckpt_root,
-                    &format!("step-{step:07}"),
-                    &CheckpointParts {
-                        model: &model,
-                        tokenizer: &tokenizer,
-                        optimizer: Some(&opt),
-                        state: Some(&state),
-                    },
                 )?;
                 prune_periodic(&ckpt_root, cfg.keep_last)?;
             }
