@@ -288,7 +288,6 @@ unsafe fn matmul_raw_with(
             } else {
                 1
             };
-            let per = m.div_ceil(chunks);
             let (ap, bp, cp) = (SendPtr(a as *mut f32), SendPtr(b as *mut f32), SendPtr(c));
             let run = move |r0: usize, r1: usize| {
                 // SAFETY: disjoint row ranges of C; A/B in bounds as for the caller.
@@ -309,18 +308,7 @@ unsafe fn matmul_raw_with(
                     )
                 }
             };
-            if chunks == 1 {
-                run(0, m);
-            } else {
-                rayon::scope(|s| {
-                    for t in 0..chunks {
-                        let (r0, r1) = (t * per, ((t + 1) * per).min(m));
-                        if r0 < r1 {
-                            s.spawn(move |_| run(r0, r1));
-                        }
-                    }
-                });
-            }
+            for_row_chunks(m, chunks, run);
         }
         Kernel::GemmSplit => {
             let chunks = if threads > 1 && m >= 16 * threads && m * n * k >= 64 * 64 * 64 {
@@ -328,7 +316,6 @@ unsafe fn matmul_raw_with(
             } else {
                 1
             };
-            let per = m.div_ceil(chunks);
             let (ap, bp, cp) = (SendPtr(a as *mut f32), SendPtr(b as *mut f32), SendPtr(c));
             let run = move |r0: usize, r1: usize| {
                 let (ap, bp, cp) = (ap, bp, cp);
@@ -357,18 +344,7 @@ unsafe fn matmul_raw_with(
                     )
                 }
             };
-            if chunks == 1 {
-                run(0, m);
-            } else {
-                rayon::scope(|s| {
-                    for t in 0..chunks {
-                        let (r0, r1) = (t * per, ((t + 1) * per).min(m));
-                        if r0 < r1 {
-                            s.spawn(move |_| run(r0, r1));
-                        }
-                    }
-                });
-            }
+            for_row_chunks(m, chunks, run);
         }
         Kernel::MatrixMultiply => {
             let beta = if accumulate { 1.0 } else { 0.0 };
@@ -534,6 +510,25 @@ impl SendPtr {
 unsafe impl Send for SendPtr {}
 // SAFETY: as above.
 unsafe impl Sync for SendPtr {}
+
+/// Runs `run(r0, r1)` on `chunks` disjoint row ranges covering `0..m` (in parallel when
+/// there is more than one): each task owns its rows of C.
+fn for_row_chunks<F: Fn(usize, usize) + Sync>(m: usize, chunks: usize, run: F) {
+    if chunks <= 1 {
+        run(0, m);
+        return;
+    }
+    let per = m.div_ceil(chunks);
+    let run = &run;
+    rayon::scope(|s| {
+        for t in 0..chunks {
+            let (r0, r1) = (t * per, ((t + 1) * per).min(m));
+            if r0 < r1 {
+                s.spawn(move |_| run(r0, r1));
+            }
+        }
+    });
+}
 
 #[cfg(test)]
 mod tests {
