@@ -328,8 +328,8 @@ impl<'m> InferenceSession<'m> {
                 b,
             );
             let (w, b) = wb(lay, p, bp.c_fc);
-            dev::linear::forward(&mut self.fc[..mh], &self.ln[..me], w, b, None, e);
-            dev::gelu::forward(&mut self.fc_gelu[..mh], &self.fc[..mh], cfg.activation);
+            dev::linear::forward(&mut self.fc[..mh], &self.ln[..me], w, None, None, e);
+            dev::gelu::forward(&mut self.fc_gelu[..mh], &self.fc[..mh], b, cfg.activation);
             let (w, b) = wb(lay, p, bp.mlp_proj);
             self.ln[..me].copy_from_slice(&self.x[..me]);
             dev::linear::forward(

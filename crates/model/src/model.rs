@@ -516,13 +516,14 @@ impl Gpt {
                 bb,
             );
             let fc = &mut a.fc[l * nh4..(l + 1) * nh4];
+            // c_fc's bias is added inside the GELU pass (one pass over `fc` fewer)
             let (w, bb) = wb(lay, p, bp.c_fc);
-            dev::linear::forward(fc, ln_2, w, bb, None, c);
+            dev::linear::forward(fc, ln_2, w, None, None, c);
             let fc_gelu = &mut a.fc_gelu[l * nh4..(l + 1) * nh4];
             if targets.is_some() {
-                dev::gelu::forward_keep_derivative(fc_gelu, fc, cfg.activation);
+                dev::gelu::forward_keep_derivative(fc_gelu, fc, bb, cfg.activation);
             } else {
-                dev::gelu::forward(fc_gelu, fc, cfg.activation);
+                dev::gelu::forward(fc_gelu, fc, bb, cfg.activation);
             }
             let res_mlp = &mut a.res_mlp[l * nc..(l + 1) * nc];
             let (w, bb) = wb(lay, p, bp.mlp_proj);

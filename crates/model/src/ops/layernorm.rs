@@ -5,8 +5,6 @@
 //! Backward: with `x̂ = (x-mean)·rstd`, `g = dout·w`:
 //!   `dx += rstd·(g - mean(g) - x̂·mean(g·x̂))`, `dw += Σ_n dout·x̂`, `db += Σ_n dout`.
 
-use crate::ops::embedding::COL_CHUNK;
-use crate::ops::matmul::SendPtr;
 use rayon::prelude::*;
 
 pub const EPS: f32 = 1e-5;
@@ -67,36 +65,39 @@ pub fn forward(
 
 crate::simd_fn! {
     fn dx_row(dx: &mut [f32], dout: &[f32], x: &[f32], w: &[f32], mean: f32, rstd: f32, accumulate: bool) {
-        let c = x.len() as f32;
-        let (mut sg, mut sgx) = (0.0f32, 0.0f32);
+        // equal lengths up front, so the loops below carry no bounds checks and vectorise
+        let c = x.len();
+        let (dx, dout, w) = (&mut dx[..c], &dout[..c], &w[..c]);
         let (mut ag, mut agx) = ([0.0f32; 8], [0.0f32; 8]);
-        let n8 = x.len() / 8 * 8;
-        for i in (0..n8).step_by(8) {
+        let n8 = c / 8 * 8;
+        for ((d, x), w) in dout[..n8].chunks_exact(8).zip(x[..n8].chunks_exact(8)).zip(w[..n8].chunks_exact(8)) {
             for l in 0..8 {
-                let g = dout[i + l] * w[i + l];
+                let g = d[l] * w[l];
                 ag[l] += g;
-                agx[l] += g * (x[i + l] - mean) * rstd;
+                agx[l] += g * (x[l] - mean) * rstd;
             }
         }
+        let (mut sg, mut sgx) = (0.0f32, 0.0f32);
         for l in 0..8 {
             sg += ag[l];
             sgx += agx[l];
         }
-        for i in n8..x.len() {
+        for i in n8..c {
             let g = dout[i] * w[i];
             sg += g;
             sgx += g * (x[i] - mean) * rstd;
         }
-        let (mg, mgx) = (sg / c, sgx / c);
+        let (mg, mgx) = (sg / c as f32, sgx / c as f32);
+        let rows = dx.iter_mut().zip(dout).zip(x).zip(w);
         if accumulate {
-            for i in 0..x.len() {
-                let xh = (x[i] - mean) * rstd;
-                dx[i] += rstd * (dout[i] * w[i] - mg - xh * mgx);
+            for (((dx, &d), &x), &w) in rows {
+                let xh = (x - mean) * rstd;
+                *dx += rstd * (d * w - mg - xh * mgx);
             }
         } else {
-            for i in 0..x.len() {
-                let xh = (x[i] - mean) * rstd;
-                dx[i] = rstd * (dout[i] * w[i] - mg - xh * mgx);
+            for (((dx, &d), &x), &w) in rows {
+                let xh = (x - mean) * rstd;
+                *dx = rstd * (d * w - mg - xh * mgx);
             }
         }
     }
@@ -116,37 +117,11 @@ pub fn backward(
     accumulate: bool,
 ) {
     let c = w.len();
-    let n = mean.len();
     dx.par_chunks_mut(c)
         .zip(dout.par_chunks(c).zip(x.par_chunks(c)))
         .zip(mean.par_iter().zip(rstd.par_iter()))
         .for_each(|((dx, (d, x)), (&m, &r))| dx_row(dx, d, x, w, m, r, accumulate));
-    // Parameter grads: each task owns a column chunk and walks rows in order.
-    let dwp = SendPtr(dw.as_mut_ptr());
-    let dbp = db.map(|d| SendPtr(d.as_mut_ptr()));
-    (0..c.div_ceil(COL_CHUNK)).into_par_iter().for_each(|ci| {
-        let (c0, c1) = (ci * COL_CHUNK, ((ci + 1) * COL_CHUNK).min(c));
-        let (dwp, dbp) = (dwp, dbp);
-        let mut aw = [0.0f32; COL_CHUNK];
-        let mut ab = [0.0f32; COL_CHUNK];
-        for row in 0..n {
-            let (m, r) = (mean[row], rstd[row]);
-            for k in c0..c1 {
-                let d = dout[row * c + k];
-                aw[k - c0] += d * (x[row * c + k] - m) * r;
-                ab[k - c0] += d;
-            }
-        }
-        // SAFETY: columns c0..c1 belong to this task only.
-        unsafe {
-            for k in c0..c1 {
-                *dwp.0.add(k) += aw[k - c0];
-                if let Some(p) = dbp {
-                    *p.0.add(k) += ab[k - c0];
-                }
-            }
-        }
-    });
+    crate::ops::colsum::add_layernorm_param_grads(dw, db, dout, x, mean, rstd);
 }
 
 #[cfg(test)]

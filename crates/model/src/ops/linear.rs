@@ -4,8 +4,7 @@
 //!           `x + proj(·)` of a transformer block: it seeds the output, the matmul accumulates.
 //! Backward: `dx[N,C] (+)= dout·W`, `dW[OC,C] += doutᵀ·x`, `db[OC] += Σ_n dout[n,:]`.
 
-use crate::ops::embedding::COL_CHUNK;
-use crate::ops::matmul::{matmul, Par, SendPtr, View};
+use crate::ops::matmul::{matmul, Par, View};
 use rayon::prelude::*;
 
 /// `out = x·Wᵀ + b + residual` with `b` and `residual` optional.
@@ -87,28 +86,13 @@ pub fn backward(
         Par::Pool,
     );
     if let Some(db) = db {
-        bias_grad(db, dout, oc);
+        bias_grad(db, dout);
     }
 }
 
-/// `db[j] += Σ_n dout[n,j]`, rows summed in order inside fixed column chunks.
-pub fn bias_grad(db: &mut [f32], dout: &[f32], oc: usize) {
-    let n = dout.len() / oc;
-    let p = SendPtr(db.as_mut_ptr());
-    (0..oc.div_ceil(COL_CHUNK)).into_par_iter().for_each(|ci| {
-        let (c0, c1) = (ci * COL_CHUNK, ((ci + 1) * COL_CHUNK).min(oc));
-        let mut acc = [0.0f32; COL_CHUNK];
-        for row in 0..n {
-            let d = &dout[row * oc + c0..row * oc + c1];
-            for (a, d) in acc.iter_mut().zip(d) {
-                *a += d;
-            }
-        }
-        for k in c0..c1 {
-            // SAFETY: this task owns db[c0..c1].
-            unsafe { *p.get().add(k) += acc[k - c0] };
-        }
-    });
+/// `db[j] += Σ_n dout[n,j]` (deterministic for any thread count, see [`colsum`](crate::ops::colsum)).
+pub fn bias_grad(db: &mut [f32], dout: &[f32]) {
+    crate::ops::colsum::add_column_sums(db, dout);
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! Scalar maths written so that LLVM vectorises loops over them (no libm calls, no
 //! branches), plus the [`simd_fn!`](crate::simd_fn) macro that compiles a loop twice — baseline and
 //! AVX2+FMA — and picks at run time. Both versions perform the same operations in the same
-//! order (Rust never contracts `a*b+c` into an FMA by itself), so they give the same bits.
+//! order (Rust never contracts `a*b+c` into an FMA by itself, and an explicit `mul_add` is a
+//! fused multiply-add in both: an instruction in one, libm's exact `fmaf` in the other), so they
+//! give the same bits.
 
 /// Define `fn name(args) [-> ret] { body }` that runs an AVX2+FMA-compiled copy of `body` when
 /// the CPU has it, else the baseline copy.
@@ -39,16 +41,18 @@ pub fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.3, 88.3);
     // t = MAGIC + round(x·log2 e): its low mantissa bits hold the integer, so both the float
     // n and its integer value come without a (non-vectorising) float→int conversion.
-    let t = x * std::f32::consts::LOG2_E + MAGIC;
+    let t = x.mul_add(std::f32::consts::LOG2_E, MAGIC);
     let n = t - MAGIC;
     let ni = (t.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
-    let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
+    let r = n.mul_add(-0.693_359_4, x);
+    let r = n.mul_add(2.121_944_4e-4, r);
     let r2 = r * r;
-    let p = ((((1.987_569_1e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
-        + 1.666_666_5e-1)
-        * r
-        + 0.5;
-    let p = p * r2 + r + 1.0;
+    let p = 1.987_569_1e-4f32.mul_add(r, 1.398_2e-3);
+    let p = p.mul_add(r, 8.333_452e-3);
+    let p = p.mul_add(r, 4.166_579_6e-2);
+    let p = p.mul_add(r, 1.666_666_5e-1);
+    let p = p.mul_add(r, 0.5);
+    let p = p.mul_add(r2, r) + 1.0;
     let scale = f32::from_bits((ni.wrapping_add(127) as u32) << 23);
     p * scale
 }
@@ -63,11 +67,12 @@ pub fn erf(x: f32) -> f32 {
 #[inline(always)]
 pub fn erf_with_exp(x: f32, e: f32) -> f32 {
     let a = x.abs();
-    let t = 1.0 / (1.0 + 0.327_591_1 * a);
-    let poly = ((((1.061_405_4 * t - 1.453_152) * t + 1.421_413_8) * t - 0.284_496_74) * t
-        + 0.254_829_6)
-        * t;
-    let y = 1.0 - poly * e;
+    let t = 1.0 / 0.327_591_1f32.mul_add(a, 1.0);
+    let poly = 1.061_405_4f32.mul_add(t, -1.453_152);
+    let poly = poly.mul_add(t, 1.421_413_8);
+    let poly = poly.mul_add(t, -0.284_496_74);
+    let poly = poly.mul_add(t, 0.254_829_6);
+    let y = (-(poly * t)).mul_add(e, 1.0);
     y.copysign(x)
 }
 

@@ -2,6 +2,7 @@
 //! the module docs, and its finite-difference gradient test.
 
 pub mod attention;
+pub mod colsum;
 pub mod crossentropy;
 pub mod dropout;
 pub mod embedding;
