@@ -62,7 +62,7 @@ fn main() {
             time("gelu fwd+deriv ×L", reps, || {
                 for _ in 0..l {
                     xd.copy_from_slice(&x);
-                    gelu::forward_keep_derivative(&mut y, &mut xd, Activation::Gelu)
+                    gelu::forward_keep_derivative(&mut y, &mut xd, None, Activation::Gelu)
                 }
             });
             let w = vec![1.0; c];
