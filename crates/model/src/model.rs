@@ -469,23 +469,45 @@ impl Gpt {
             dev::dropout::apply(&mut a.encoded[..n * c], m);
         }
 
+        // A branch's output projection without dropout is written bare; its residual and bias
+        // are added by the LayerNorm that reads the sum next (ln_2, the next block's ln_1, or
+        // ln_f). `pending` is that bias, when the add is still owed.
+        let nc = n * c;
+        let mut pending: Option<Option<&[f32]>> = None;
         for (l, bp) in lay.blocks.iter().enumerate() {
-            let (nc, nh4) = (n * c, n * h);
+            let nh4 = n * h;
+            let (w, bb) = wb(lay, p, bp.ln_1);
+            let (ln_1, mean, rstd) = (
+                &mut a.ln_1[l * nc..(l + 1) * nc],
+                &mut a.ln_1_mean[l * n..(l + 1) * n],
+                &mut a.ln_1_rstd[l * n..(l + 1) * n],
+            );
+            match pending.take() {
+                Some(proj_bias) => dev::layernorm::forward_residual(
+                    ln_1,
+                    mean,
+                    rstd,
+                    &mut a.res_mlp[(l - 1) * nc..l * nc],
+                    &a.res_attn[(l - 1) * nc..l * nc],
+                    proj_bias,
+                    w,
+                    bb,
+                ),
+                None => {
+                    let x = if l == 0 {
+                        &a.encoded[..nc]
+                    } else {
+                        &a.res_mlp[(l - 1) * nc..l * nc]
+                    };
+                    dev::layernorm::forward(ln_1, mean, rstd, x, w, bb)
+                }
+            }
             let x: &[f32] = if l == 0 {
                 &a.encoded[..nc]
             } else {
                 &a.res_mlp[(l - 1) * nc..l * nc]
             };
-            let ln_1 = &mut a.ln_1[l * nc..(l + 1) * nc];
-            let (w, bb) = wb(lay, p, bp.ln_1);
-            dev::layernorm::forward(
-                ln_1,
-                &mut a.ln_1_mean[l * n..(l + 1) * n],
-                &mut a.ln_1_rstd[l * n..(l + 1) * n],
-                x,
-                w,
-                bb,
-            );
+            let ln_1 = &a.ln_1[l * nc..(l + 1) * nc];
             let qkv = &mut a.qkv[l * 3 * nc..(l + 1) * 3 * nc];
             let (w, bb) = wb(lay, p, bp.c_attn);
             dev::linear::forward(qkv, ln_1, w, bb, None, c);
@@ -498,25 +520,34 @@ impl Gpt {
             let res_attn = &mut a.res_attn[l * nc..(l + 1) * nc];
             let (w, bb) = wb(lay, p, bp.attn_proj);
             match mask(site(l, 1)) {
-                None => dev::linear::forward(res_attn, atty, w, bb, Some(x), c),
+                None => {
+                    dev::linear::forward(res_attn, atty, w, None, None, c);
+                    pending = Some(bb);
+                }
                 Some(m) => {
                     dev::linear::forward(&mut a.tmp[..nc], atty, w, bb, None, c);
                     dev::dropout::apply(&mut a.tmp[..nc], m);
                     dev::residual::forward(res_attn, x, &a.tmp[..nc]);
                 }
             }
-            let ln_2 = &mut a.ln_2[l * nc..(l + 1) * nc];
             let (w, bb) = wb(lay, p, bp.ln_2);
-            dev::layernorm::forward(
-                ln_2,
+            let (ln_2, mean, rstd) = (
+                &mut a.ln_2[l * nc..(l + 1) * nc],
                 &mut a.ln_2_mean[l * n..(l + 1) * n],
                 &mut a.ln_2_rstd[l * n..(l + 1) * n],
-                res_attn,
-                w,
-                bb,
             );
-            let fc = &mut a.fc[l * nh4..(l + 1) * nh4];
+            match pending.take() {
+                Some(proj_bias) => dev::layernorm::forward_residual(
+                    ln_2, mean, rstd, res_attn, x, proj_bias, w, bb,
+                ),
+                None => dev::layernorm::forward(ln_2, mean, rstd, res_attn, w, bb),
+            }
+            let (ln_2, res_attn) = (
+                &a.ln_2[l * nc..(l + 1) * nc],
+                &a.res_attn[l * nc..(l + 1) * nc],
+            );
             // c_fc's bias is added inside the GELU pass (one pass over `fc` fewer)
+            let fc = &mut a.fc[l * nh4..(l + 1) * nh4];
             let (w, bb) = wb(lay, p, bp.c_fc);
             dev::linear::forward(fc, ln_2, w, None, None, c);
             let fc_gelu = &mut a.fc_gelu[l * nh4..(l + 1) * nh4];
@@ -528,7 +559,10 @@ impl Gpt {
             let res_mlp = &mut a.res_mlp[l * nc..(l + 1) * nc];
             let (w, bb) = wb(lay, p, bp.mlp_proj);
             match mask(site(l, 2)) {
-                None => dev::linear::forward(res_mlp, fc_gelu, w, bb, Some(res_attn), h),
+                None => {
+                    dev::linear::forward(res_mlp, fc_gelu, w, None, None, h);
+                    pending = Some(bb);
+                }
                 Some(m) => {
                     dev::linear::forward(&mut a.tmp[..nc], fc_gelu, w, bb, None, h);
                     dev::dropout::apply(&mut a.tmp[..nc], m);
@@ -536,18 +570,28 @@ impl Gpt {
                 }
             }
         }
-        let nc = n * c;
         let l = cfg.n_layer;
-        let x = &a.res_mlp[(l - 1) * nc..l * nc];
         let (w, bb) = wb(lay, p, lay.ln_f);
-        dev::layernorm::forward(
+        let (ln_f, mean, rstd) = (
             &mut a.ln_f[..nc],
             &mut a.ln_f_mean[..n],
             &mut a.ln_f_rstd[..n],
-            x,
-            w,
-            bb,
         );
+        match pending.take() {
+            Some(proj_bias) => dev::layernorm::forward_residual(
+                ln_f,
+                mean,
+                rstd,
+                &mut a.res_mlp[(l - 1) * nc..l * nc],
+                &a.res_attn[(l - 1) * nc..l * nc],
+                proj_bias,
+                w,
+                bb,
+            ),
+            None => {
+                dev::layernorm::forward(ln_f, mean, rstd, &a.res_mlp[(l - 1) * nc..l * nc], w, bb)
+            }
+        }
         dev::linear::forward(
             &mut a.logits[..n * v],
             &a.ln_f[..nc],

@@ -64,6 +64,47 @@ pub fn forward(
 }
 
 crate::simd_fn! {
+    /// `x ← x + (residual + bias)`: the rounding of a projection seeded with `residual + bias`.
+    fn add_residual_row(x: &mut [f32], residual: &[f32], bias: &[f32]) {
+        if bias.is_empty() {
+            for (x, &r) in x.iter_mut().zip(residual) {
+                *x += r;
+            }
+        } else {
+            for ((x, &r), &b) in x.iter_mut().zip(residual).zip(bias) {
+                *x += r + b;
+            }
+        }
+    }
+}
+
+/// The end of a transformer branch fused with the next LayerNorm (llm.c's fused residual):
+/// `x ← x + residual + proj_bias` in place (`x` holds the branch's projection output without
+/// its bias on entry, the residual stream on exit), then [`forward`] of the sum. Saves the
+/// projection a pass that would seed its output with `residual + bias`.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_residual(
+    out: &mut [f32],
+    mean: &mut [f32],
+    rstd: &mut [f32],
+    x: &mut [f32],
+    residual: &[f32],
+    proj_bias: Option<&[f32]>,
+    w: &[f32],
+    b: Option<&[f32]>,
+) {
+    let c = w.len();
+    let proj_bias = proj_bias.unwrap_or(&[]);
+    out.par_chunks_mut(c)
+        .zip(x.par_chunks_mut(c).zip(residual.par_chunks(c)))
+        .zip(mean.par_iter_mut().zip(rstd.par_iter_mut()))
+        .for_each(|((o, (x, r)), (m, s))| {
+            add_residual_row(x, r, proj_bias);
+            (*m, *s) = norm_row(o, x, w, b);
+        });
+}
+
+crate::simd_fn! {
     fn dx_row(dx: &mut [f32], dout: &[f32], x: &[f32], w: &[f32], mean: f32, rstd: f32, accumulate: bool) {
         // equal lengths up front, so the loops below carry no bounds checks and vectorise
         let c = x.len();
@@ -150,6 +191,24 @@ mod tests {
         check_grad("w", &w, &dw, |v| f(&x, v, &b), 1e-2, 2e-3);
         check_grad("b", &b, &db, |v| f(&x, &w, v), 1e-2, 2e-3);
         assert!(o.iter().all(|v| v.is_finite()));
+        // the fused residual form normalises x + residual + bias and leaves that sum in x
+        let (res, pb) = (randn(n * c, 5, 1.0), randn(c, 6, 1.0));
+        let sum: Vec<f32> = (0..n * c).map(|i| x[i] + (res[i] + pb[i % c])).collect();
+        let (mut o2, mut m2, mut r2, mut x2) =
+            (vec![0.0; n * c], vec![0.0; n], vec![0.0; n], x.clone());
+        forward_residual(
+            &mut o2,
+            &mut m2,
+            &mut r2,
+            &mut x2,
+            &res,
+            Some(&pb),
+            &w,
+            Some(&b),
+        );
+        let (mut o3, mut m3, mut r3) = (vec![0.0; n * c], vec![0.0; n], vec![0.0; n]);
+        forward(&mut o3, &mut m3, &mut r3, &sum, &w, Some(&b));
+        assert_eq!((&x2, &o2, &m2, &r2), (&sum, &o3, &m3, &r3));
         // accumulate mode adds
         let mut dx2 = dx.clone();
         backward(&mut dx2, &mut dw, None, &g, &x, &w, &m, &r, true);
