@@ -41,9 +41,12 @@
 //! - Memory: parameters, gradients and AdamW moments are flat buffers sharing one layout
 //!   ([`params`]); activations are planned once per (batch, block) shape and reused — no
 //!   allocation inside a training step after the first.
-//! - Threads: the global rayon pool (the CLI sizes it). Matmuls split over the pool;
-//!   attention splits (batch, head) pairs; elementwise ops split rows. All parameter-gradient
-//!   reductions run in a fixed order, so the same seed and thread count give the same bits.
+//! - Threads: the global rayon pool (the CLI sizes it). A small model splits the batch into
+//!   one shard per thread, each running whole forward/backward passes with single-threaded
+//!   products, then sums the shards' gradients in order (`pass.rs`, [`Gpt::set_batch_shards`]);
+//!   a large one runs each op over the whole batch: matmuls split over the pool, attention
+//!   splits (batch, head) pairs, elementwise ops split rows. All parameter-gradient reductions
+//!   run in a fixed order, so the same seed and thread count give the same bits.
 //! - Device seam: the model calls ops only through [`device::active`] (today [`device::cpu`]);
 //!   a future `cuda` feature would provide the same function set.
 //! - Matmul: [`ops::matmul`]; candidates and measurements are in the crate README.
@@ -58,6 +61,7 @@ pub mod model;
 pub mod ops;
 pub mod optim;
 pub mod params;
+mod pass;
 pub mod rng;
 
 pub use config::{Activation, ModelConfig, PosEncoding};

@@ -7,63 +7,20 @@
 use crate::config::{ModelConfig, PosEncoding};
 use crate::device::active as dev;
 use crate::error::{Error, Result};
-use crate::params::{wb, wb_mut, ParamLayout, TensorInfo};
+use crate::params::{ParamLayout, TensorInfo};
+use crate::pass::{self, Acts, Net, Shard};
 use crate::rng::{mix64, Rng};
-use dev::attention::Dims;
-use dev::dropout::Mask;
 use dev::rope::RopeTable;
-
-/// Activations for one (batch, block) shape, planned once and reused (llm.c's
-/// ActivationTensors). Per-layer tensors are stacked `[L, ...]`; names follow nanoGPT.
-#[derive(Default)]
-struct Acts {
-    cap_n: usize,
-    cap_t: usize,
-    idx: Vec<u32>,
-    /// `transformer.drop(wte(idx) + wpe)` `[N,C]`
-    encoded: Vec<f32>,
-    ln_1: Vec<f32>,
-    ln_1_mean: Vec<f32>,
-    ln_1_rstd: Vec<f32>,
-    /// `c_attn` output after RoPE `[L,N,3C]`
-    qkv: Vec<f32>,
-    /// attention output before `c_proj` `[L,N,C]`
-    atty: Vec<f32>,
-    /// per-row logsumexp `[L,B,H,T]`
-    lse: Vec<f32>,
-    /// `x + attn(ln_1(x))` `[L,N,C]`
-    res_attn: Vec<f32>,
-    ln_2: Vec<f32>,
-    ln_2_mean: Vec<f32>,
-    ln_2_rstd: Vec<f32>,
-    /// `c_fc` output `[L,N,4C]`; in training passes overwritten by `gelu'(c_fc output)`
-    /// (the only thing backward needs from it)
-    fc: Vec<f32>,
-    /// `gelu(c_fc)` `[L,N,4C]`
-    fc_gelu: Vec<f32>,
-    /// block output `[L,N,C]`
-    res_mlp: Vec<f32>,
-    ln_f: Vec<f32>,
-    ln_f_mean: Vec<f32>,
-    ln_f_rstd: Vec<f32>,
-    logits: Vec<f32>,
-    dlogits: Vec<f32>,
-    row_loss: Vec<f32>,
-    // backward scratch
-    dres: Vec<f32>,
-    dln: Vec<f32>,
-    dqkv: Vec<f32>,
-    datty: Vec<f32>,
-    dfc: Vec<f32>,
-    tmp: Vec<f32>,
-    attn_scratch: Vec<f32>,
-}
+use rayon::prelude::*;
 
 /// What the last forward left for backward.
 #[derive(Clone, Copy, Debug, Default)]
 struct Pass {
     b: usize,
     t: usize,
+    /// sequences per batch shard (the last shard may hold fewer) and the number of shards
+    shard_b: usize,
+    shards: usize,
     has_targets: bool,
     /// the factor currently folded into `dlogits` (the loss gradient)
     dlogits_scale: f32,
@@ -77,7 +34,17 @@ pub struct Gpt {
     layout: ParamLayout,
     params: Vec<f32>,
     grads: Vec<f32>,
-    acts: Acts,
+    /// activations, one set per batch shard (see [`Gpt::set_batch_shards`])
+    shards: Vec<Acts>,
+    /// gradients of shards 1.. (shard 0 accumulates straight into `grads`)
+    shard_grads: Vec<Vec<f32>>,
+    /// shards requested (0 = automatic)
+    batch_shards: usize,
+    /// `[N, V]` for the whole batch; each shard writes its own rows
+    logits: Vec<f32>,
+    dlogits: Vec<f32>,
+    /// `[N]` per-position loss
+    row_loss: Vec<f32>,
     pass: Pass,
     sin_table: Vec<f32>,
     rope: Option<RopeTable>,
@@ -85,12 +52,6 @@ pub struct Gpt {
     seed: u64,
     passes: u64,
     norm_partials: Vec<f64>,
-}
-
-// dropout sites within one pass
-const SITE_EMB: u64 = 0;
-fn site(layer: usize, k: u64) -> u64 {
-    1 + layer as u64 * 3 + k
 }
 
 impl Gpt {
@@ -139,7 +100,12 @@ impl Gpt {
             layout,
             params: vec![0.0; total],
             grads: vec![0.0; total],
-            acts: Acts::default(),
+            shards: Vec::new(),
+            shard_grads: Vec::new(),
+            batch_shards: 0,
+            logits: Vec::new(),
+            dlogits: Vec::new(),
+            row_loss: Vec::new(),
             pass: Pass::default(),
             sin_table,
             rope,
@@ -245,7 +211,7 @@ impl Gpt {
 
     /// Logits `[b, t, vocab]` of the last forward.
     pub fn logits(&self) -> &[f32] {
-        &self.acts.logits[..self.pass.b * self.pass.t * self.config.vocab_size]
+        &self.logits[..self.pass.b * self.pass.t * self.config.vocab_size]
     }
 
     /// Global L2 norm of the gradients (f64 partial sums over fixed chunks, summed in order).
@@ -322,94 +288,73 @@ impl Gpt {
         Ok(())
     }
 
-    /// Size the activation buffers for `b·t` rows (only grows; no allocation afterwards).
-    fn plan(&mut self, b: usize, t: usize) {
-        let n = b * t;
-        let a = &mut self.acts;
-        if n <= a.cap_n && t <= a.cap_t {
-            return;
-        }
-        let cfg = &self.config;
-        let (l, c, h, v, nh) = (
-            cfg.n_layer,
-            cfg.n_embd,
-            cfg.hidden(),
-            cfg.vocab_size,
-            cfg.n_head,
-        );
-        let (n, t) = (n.max(a.cap_n), t.max(a.cap_t));
-        let z = |len: usize| vec![0.0f32; len];
-        let workers = rayon::current_num_threads().max(1);
-        *a = Acts {
-            cap_n: n,
-            cap_t: t,
-            idx: vec![0; n],
-            encoded: z(n * c),
-            ln_1: z(l * n * c),
-            ln_1_mean: z(l * n),
-            ln_1_rstd: z(l * n),
-            qkv: z(l * n * 3 * c),
-            atty: z(l * n * c),
-            lse: z(l * n * nh),
-            res_attn: z(l * n * c),
-            ln_2: z(l * n * c),
-            ln_2_mean: z(l * n),
-            ln_2_rstd: z(l * n),
-            fc: z(l * n * h),
-            fc_gelu: z(l * n * h),
-            res_mlp: z(l * n * c),
-            ln_f: z(n * c),
-            ln_f_mean: z(n),
-            ln_f_rstd: z(n),
-            logits: z(n * v),
-            dlogits: z(n * v),
-            row_loss: z(n),
-            dres: z(n * c),
-            dln: z(n * c),
-            dqkv: z(n * 3 * c),
-            datty: z(n * c),
-            dfc: z(n * h),
-            tmp: z(n * c),
-            attn_scratch: z(workers * dev::attention::scratch_per_worker(t)),
+    /// Ask for `n` batch shards (0 = automatic, the default). Each shard runs whole forward and
+    /// backward passes on its own thread with single-threaded ops, so the per-op fork/join of
+    /// a small model disappears; the price is one extra gradient buffer per shard beyond the
+    /// first. Automatic: one shard per thread while those buffers stay within
+    /// [`SHARD_GRAD_BUDGET`] bytes, else one shard (every op parallel over the whole batch).
+    /// Results differ from one shard only by float summation order.
+    pub fn set_batch_shards(&mut self, n: usize) {
+        self.batch_shards = n;
+    }
+
+    /// Shards for a batch of `b` sequences (at most one per thread and per sequence).
+    fn shard_count(&self, b: usize) -> usize {
+        let threads = rayon::current_num_threads().max(1);
+        let want = match self.batch_shards {
+            0 => {
+                let extra = 4 * self.params.len() * (threads - 1);
+                if extra <= SHARD_GRAD_BUDGET {
+                    threads
+                } else {
+                    1
+                }
+            }
+            n => n,
         };
+        want.clamp(1, b.max(1))
+    }
+
+    /// Size the buffers for `shards` shards of `shard_b` sequences of length `t` (only grows;
+    /// no allocation afterwards).
+    fn plan(&mut self, b: usize, t: usize, shard_b: usize, shards: usize) {
+        let cfg = &self.config;
+        let workers = if shards > 1 {
+            1
+        } else {
+            rayon::current_num_threads()
+        };
+        if self.shards.len() < shards {
+            self.shards.resize_with(shards, Acts::default);
+        }
+        for a in &mut self.shards[..shards] {
+            a.plan(cfg, shard_b * t, t, workers);
+        }
+        if self.shard_grads.len() < shards - 1 {
+            let p = self.params.len();
+            self.shard_grads.resize_with(shards - 1, || vec![0.0; p]);
+        }
+        let (n, v) = (b * t, cfg.vocab_size);
+        for (buf, len) in [
+            (&mut self.logits, n * v),
+            (&mut self.dlogits, n * v),
+            (&mut self.row_loss, n),
+        ] {
+            if buf.len() < len {
+                buf.resize(len, 0.0);
+            }
+        }
     }
 
     /// Bytes held by parameters, gradients and planned activations.
     pub fn memory_bytes(&self) -> usize {
-        let a = &self.acts;
-        let floats = [
-            &a.encoded,
-            &a.ln_1,
-            &a.ln_1_mean,
-            &a.ln_1_rstd,
-            &a.qkv,
-            &a.atty,
-            &a.lse,
-            &a.res_attn,
-            &a.ln_2,
-            &a.ln_2_mean,
-            &a.ln_2_rstd,
-            &a.fc,
-            &a.fc_gelu,
-            &a.res_mlp,
-            &a.ln_f,
-            &a.ln_f_mean,
-            &a.ln_f_rstd,
-            &a.logits,
-            &a.dlogits,
-            &a.row_loss,
-            &a.dres,
-            &a.dln,
-            &a.dqkv,
-            &a.datty,
-            &a.dfc,
-            &a.tmp,
-            &a.attn_scratch,
-        ]
-        .iter()
-        .map(|v| v.len())
-        .sum::<usize>();
-        4 * (floats + self.params.len() + self.grads.len())
+        let floats = self.params.len()
+            + self.grads.len()
+            + self.shard_grads.iter().map(Vec::len).sum::<usize>()
+            + self.logits.len()
+            + self.dlogits.len()
+            + self.row_loss.len();
+        4 * floats + self.shards.iter().map(Acts::bytes).sum::<usize>()
     }
 
     /// Run the model on `idx [b, t]`. With `targets [b, t]` (−1 = ignore) returns the mean
@@ -433,182 +378,83 @@ impl Gpt {
         t: usize,
     ) -> Result<Option<f32>> {
         self.check_inputs(idx, targets, b, t)?;
-        self.plan(b, t);
+        let shards = self.shard_count(b);
+        let shard_b = b.div_ceil(shards);
+        let shards = b.div_ceil(shard_b);
+        self.plan(b, t, shard_b, shards);
         self.passes += 1;
-        let drop_seed = (self.training && self.config.dropout > 0.0)
-            .then(|| mix64(self.seed ^ mix64(self.passes)));
+        let drop = (self.training && self.config.dropout > 0.0)
+            .then(|| (mix64(self.seed ^ mix64(self.passes)), self.config.dropout));
         self.pass = Pass {
             b,
             t,
+            shard_b,
+            shards,
             has_targets: false,
             dlogits_scale: 1.0,
-            drop_seed,
+            drop_seed: drop.map(|d| d.0),
         };
-        let (cfg, lay, p) = (&self.config, &self.layout, &self.params);
-        let (n, c, h, v, nh) = (b * t, cfg.n_embd, cfg.hidden(), cfg.vocab_size, cfg.n_head);
-        let dims = Dims { b, t, c, nh };
-        let mask = |s| {
-            self.pass.drop_seed.map(|seed| Mask {
-                seed,
-                stream: s,
-                p: cfg.dropout,
-            })
+        let net = Net {
+            cfg: &self.config,
+            lay: &self.layout,
+            p: &self.params,
+            sin_table: &self.sin_table,
+            rope: self.rope.as_ref(),
         };
-        let a = &mut self.acts;
-        a.idx[..n].copy_from_slice(idx);
-
-        let pos: Option<&[f32]> = match cfg.pos_encoding {
-            PosEncoding::Learned => lay.wpe.map(|i| &p[lay.r(i)]),
-            PosEncoding::Sinusoidal => Some(&self.sin_table),
-            PosEncoding::Rope => None,
-        };
-        dev::embedding::forward(&mut a.encoded[..n * c], idx, &p[lay.r(lay.wte)], pos, t, c);
-        if let Some(m) = mask(SITE_EMB) {
-            dev::dropout::apply(&mut a.encoded[..n * c], m);
-        }
-
-        // A branch's output projection without dropout is written bare; its residual and bias
-        // are added by the LayerNorm that reads the sum next (ln_2, the next block's ln_1, or
-        // ln_f). `pending` is that bias, when the add is still owed.
-        let nc = n * c;
-        let mut pending: Option<Option<&[f32]>> = None;
-        for (l, bp) in lay.blocks.iter().enumerate() {
-            let nh4 = n * h;
-            let (w, bb) = wb(lay, p, bp.ln_1);
-            let (ln_1, mean, rstd) = (
-                &mut a.ln_1[l * nc..(l + 1) * nc],
-                &mut a.ln_1_mean[l * n..(l + 1) * n],
-                &mut a.ln_1_rstd[l * n..(l + 1) * n],
-            );
-            match pending.take() {
-                Some(proj_bias) => dev::layernorm::forward_residual(
-                    ln_1,
-                    mean,
-                    rstd,
-                    &mut a.res_mlp[(l - 1) * nc..l * nc],
-                    &a.res_attn[(l - 1) * nc..l * nc],
-                    proj_bias,
-                    w,
-                    bb,
-                ),
-                None => {
-                    let x = if l == 0 {
-                        &a.encoded[..nc]
-                    } else {
-                        &a.res_mlp[(l - 1) * nc..l * nc]
-                    };
-                    dev::layernorm::forward(ln_1, mean, rstd, x, w, bb)
-                }
-            }
-            let x: &[f32] = if l == 0 {
-                &a.encoded[..nc]
-            } else {
-                &a.res_mlp[(l - 1) * nc..l * nc]
+        let (n, v) = (b * t, self.config.vocab_size);
+        // the mean runs over every valid target of the batch, whichever shard holds it
+        let n_valid = targets.map(|tg| {
+            tg.iter()
+                .filter(|&&x| x != dev::crossentropy::IGNORE)
+                .count()
+        });
+        let rows = shard_b * t;
+        let run = |job: ForwardJob| {
+            let sh = Shard {
+                b: job.logits.len() / (t * v),
+                t,
+                b0: job.i * shard_b,
+                drop,
             };
-            let ln_1 = &a.ln_1[l * nc..(l + 1) * nc];
-            let qkv = &mut a.qkv[l * 3 * nc..(l + 1) * 3 * nc];
-            let (w, bb) = wb(lay, p, bp.c_attn);
-            dev::linear::forward(qkv, ln_1, w, bb, None, c);
-            if let Some(rt) = &self.rope {
-                dev::rope::forward(qkv, rt, t, c, nh);
-            }
-            let atty = &mut a.atty[l * nc..(l + 1) * nc];
-            let lse = &mut a.lse[l * n * nh..(l + 1) * n * nh];
-            dev::attention::forward(atty, lse, qkv, &mut a.attn_scratch, dims, mask(site(l, 0)));
-            let res_attn = &mut a.res_attn[l * nc..(l + 1) * nc];
-            let (w, bb) = wb(lay, p, bp.attn_proj);
-            match mask(site(l, 1)) {
-                None => {
-                    dev::linear::forward(res_attn, atty, w, None, None, c);
-                    pending = Some(bb);
-                }
-                Some(m) => {
-                    dev::linear::forward(&mut a.tmp[..nc], atty, w, bb, None, c);
-                    dev::dropout::apply(&mut a.tmp[..nc], m);
-                    dev::residual::forward(res_attn, x, &a.tmp[..nc]);
-                }
-            }
-            let (w, bb) = wb(lay, p, bp.ln_2);
-            let (ln_2, mean, rstd) = (
-                &mut a.ln_2[l * nc..(l + 1) * nc],
-                &mut a.ln_2_mean[l * n..(l + 1) * n],
-                &mut a.ln_2_rstd[l * n..(l + 1) * n],
+            let r = job.i * rows..job.i * rows + sh.b * t;
+            pass::forward(
+                &net,
+                job.acts,
+                sh,
+                &idx[r.clone()],
+                job.logits,
+                targets.is_some(),
             );
-            match pending.take() {
-                Some(proj_bias) => dev::layernorm::forward_residual(
-                    ln_2, mean, rstd, res_attn, x, proj_bias, w, bb,
-                ),
-                None => dev::layernorm::forward(ln_2, mean, rstd, res_attn, w, bb),
+            if let (Some(tg), Some(count)) = (targets, n_valid) {
+                dev::crossentropy::forward_backward_part(
+                    job.dlogits,
+                    job.row_loss,
+                    job.logits,
+                    &tg[r],
+                    v,
+                    count,
+                );
             }
-            let (ln_2, res_attn) = (
-                &a.ln_2[l * nc..(l + 1) * nc],
-                &a.res_attn[l * nc..(l + 1) * nc],
-            );
-            // c_fc's bias is added inside the GELU pass (one pass over `fc` fewer)
-            let fc = &mut a.fc[l * nh4..(l + 1) * nh4];
-            let (w, bb) = wb(lay, p, bp.c_fc);
-            dev::linear::forward(fc, ln_2, w, None, None, c);
-            let fc_gelu = &mut a.fc_gelu[l * nh4..(l + 1) * nh4];
-            if targets.is_some() {
-                dev::gelu::forward_keep_derivative(fc_gelu, fc, bb, cfg.activation);
-            } else {
-                dev::gelu::forward(fc_gelu, fc, bb, cfg.activation);
-            }
-            let res_mlp = &mut a.res_mlp[l * nc..(l + 1) * nc];
-            let (w, bb) = wb(lay, p, bp.mlp_proj);
-            match mask(site(l, 2)) {
-                None => {
-                    dev::linear::forward(res_mlp, fc_gelu, w, None, None, h);
-                    pending = Some(bb);
-                }
-                Some(m) => {
-                    dev::linear::forward(&mut a.tmp[..nc], fc_gelu, w, bb, None, h);
-                    dev::dropout::apply(&mut a.tmp[..nc], m);
-                    dev::residual::forward(res_mlp, res_attn, &a.tmp[..nc]);
-                }
-            }
-        }
-        let l = cfg.n_layer;
-        let (w, bb) = wb(lay, p, lay.ln_f);
-        let (ln_f, mean, rstd) = (
-            &mut a.ln_f[..nc],
-            &mut a.ln_f_mean[..n],
-            &mut a.ln_f_rstd[..n],
-        );
-        match pending.take() {
-            Some(proj_bias) => dev::layernorm::forward_residual(
-                ln_f,
-                mean,
-                rstd,
-                &mut a.res_mlp[(l - 1) * nc..l * nc],
-                &a.res_attn[(l - 1) * nc..l * nc],
-                proj_bias,
-                w,
-                bb,
-            ),
-            None => {
-                dev::layernorm::forward(ln_f, mean, rstd, &a.res_mlp[(l - 1) * nc..l * nc], w, bb)
-            }
-        }
-        dev::linear::forward(
-            &mut a.logits[..n * v],
-            &a.ln_f[..nc],
-            &p[lay.r(lay.head())],
-            None,
-            None,
-            c,
-        );
-
-        let Some(targets) = targets else {
+        };
+        let jobs = self.shards[..shards]
+            .iter_mut()
+            .zip(self.logits[..n * v].chunks_mut(rows * v))
+            .zip(self.dlogits[..n * v].chunks_mut(rows * v))
+            .zip(self.row_loss[..n].chunks_mut(rows))
+            .enumerate()
+            .map(|(i, (((acts, logits), dlogits), row_loss))| ForwardJob {
+                i,
+                acts,
+                logits,
+                dlogits,
+                row_loss,
+            });
+        run_shards(jobs, shards, run);
+        let (Some(_), Some(count)) = (targets, n_valid) else {
             return Ok(None);
         };
-        let loss = dev::crossentropy::forward_backward(
-            &mut a.dlogits[..n * v],
-            &mut a.row_loss[..n],
-            &a.logits[..n * v],
-            targets,
-            v,
-        );
+        let total: f64 = self.row_loss[..n].iter().map(|&x| x as f64).sum();
+        let loss = (total / count as f64) as f32;
         if !loss.is_finite() {
             return Err(Error::NonFiniteLoss(loss));
         }
@@ -628,209 +474,74 @@ impl Gpt {
     }
 
     fn backward_impl(&mut self, scale: f32) -> Result<()> {
-        use rayon::prelude::*;
         if !self.pass.has_targets {
             return Err(Error::NoForward);
         }
-        let Pass { b, t, .. } = self.pass;
-        let (n, c, h, v, nh) = (
-            b * t,
-            self.config.n_embd,
-            self.config.hidden(),
-            self.config.vocab_size,
-            self.config.n_head,
-        );
+        let Pass {
+            b,
+            t,
+            shard_b,
+            shards,
+            ..
+        } = self.pass;
+        let (n, v) = (b * t, self.config.vocab_size);
         if scale != self.pass.dlogits_scale {
             let f = scale / self.pass.dlogits_scale;
-            self.acts.dlogits[..n * v]
+            self.dlogits[..n * v]
                 .par_chunks_mut(8192)
                 .for_each(|d| d.iter_mut().for_each(|x| *x *= f));
             self.pass.dlogits_scale = scale;
         }
-        let dims = Dims { b, t, c, nh };
-        let nc = n * c;
-        let (cfg, lay, p) = (&self.config, &self.layout, &self.params);
-        let g = &mut self.grads;
-        let a = &mut self.acts;
-        let mask = |s| {
-            self.pass.drop_seed.map(|seed| Mask {
-                seed,
-                stream: s,
-                p: cfg.dropout,
-            })
+        let net = Net {
+            cfg: &self.config,
+            lay: &self.layout,
+            p: &self.params,
+            sin_table: &self.sin_table,
+            rope: self.rope.as_ref(),
         };
-
-        // lm_head and ln_f
-        let head = lay.head();
-        dev::linear::backward(
-            Some(&mut a.dln[..nc]),
-            &mut g[lay.r(head)],
-            None,
-            &a.dlogits[..n * v],
-            &a.ln_f[..nc],
-            &p[lay.r(head)],
-            c,
-            false,
-        );
-        let l_last = cfg.n_layer;
-        let x = &a.res_mlp[(l_last - 1) * nc..l_last * nc];
-        let (gw, gb) = wb_mut(lay, g, lay.ln_f);
-        dev::layernorm::backward(
-            &mut a.dres[..nc],
-            gw,
-            gb,
-            &a.dln[..nc],
-            x,
-            &p[lay.r(lay.ln_f.w)],
-            &a.ln_f_mean[..n],
-            &a.ln_f_rstd[..n],
-            false,
-        );
-
-        for (l, bp) in lay.blocks.iter().enumerate().rev() {
-            let nh4 = n * h;
-            let x: &[f32] = if l == 0 {
-                &a.encoded[..nc]
-            } else {
-                &a.res_mlp[(l - 1) * nc..l * nc]
+        let drop = self.pass.drop_seed.map(|s| (s, self.config.dropout));
+        let rows = shard_b * t;
+        let run = |job: BackwardJob| {
+            let sh = Shard {
+                b: job.dlogits.len() / (t * v),
+                t,
+                b0: job.i * shard_b,
+                drop,
             };
-            let res_attn = &a.res_attn[l * nc..(l + 1) * nc];
-            // MLP branch: res_mlp = res_attn + drop(c_proj(gelu(c_fc(ln_2(res_attn)))))
-            let dproj: &[f32] = match mask(site(l, 2)) {
-                None => &a.dres[..nc],
-                Some(m) => {
-                    a.tmp[..nc].copy_from_slice(&a.dres[..nc]);
-                    dev::dropout::apply(&mut a.tmp[..nc], m);
-                    &a.tmp[..nc]
-                }
-            };
-            let (gw, gb) = wb_mut(lay, g, bp.mlp_proj);
-            let fc_gelu = &a.fc_gelu[l * nh4..(l + 1) * nh4];
-            dev::linear::backward(
-                Some(&mut a.dfc[..nh4]),
-                gw,
-                gb,
-                dproj,
-                fc_gelu,
-                &p[lay.r(bp.mlp_proj.w)],
-                h,
-                false,
-            );
-            dev::gelu::backward_from_derivative(&mut a.dfc[..nh4], &a.fc[l * nh4..(l + 1) * nh4]);
-            let (gw, gb) = wb_mut(lay, g, bp.c_fc);
-            let ln_2 = &a.ln_2[l * nc..(l + 1) * nc];
-            dev::linear::backward(
-                Some(&mut a.dln[..nc]),
-                gw,
-                gb,
-                &a.dfc[..nh4],
-                ln_2,
-                &p[lay.r(bp.c_fc.w)],
-                c,
-                false,
-            );
-            let (gw, gb) = wb_mut(lay, g, bp.ln_2);
-            let (lm, lr) = (
-                &a.ln_2_mean[l * n..(l + 1) * n],
-                &a.ln_2_rstd[l * n..(l + 1) * n],
-            );
-            dev::layernorm::backward(
-                &mut a.dres[..nc],
-                gw,
-                gb,
-                &a.dln[..nc],
-                res_attn,
-                &p[lay.r(bp.ln_2.w)],
-                lm,
-                lr,
-                true,
-            );
-
-            // attention branch: res_attn = x + drop(c_proj(attn(ln_1(x))))
-            let dproj: &[f32] = match mask(site(l, 1)) {
-                None => &a.dres[..nc],
-                Some(m) => {
-                    a.tmp[..nc].copy_from_slice(&a.dres[..nc]);
-                    dev::dropout::apply(&mut a.tmp[..nc], m);
-                    &a.tmp[..nc]
-                }
-            };
-            let (gw, gb) = wb_mut(lay, g, bp.attn_proj);
-            let atty = &a.atty[l * nc..(l + 1) * nc];
-            dev::linear::backward(
-                Some(&mut a.datty[..nc]),
-                gw,
-                gb,
-                dproj,
-                atty,
-                &p[lay.r(bp.attn_proj.w)],
-                c,
-                false,
-            );
-            let qkv = &a.qkv[l * 3 * nc..(l + 1) * 3 * nc];
-            let lse = &a.lse[l * n * nh..(l + 1) * n * nh];
-            dev::attention::backward(
-                &mut a.dqkv[..3 * nc],
-                &a.datty[..nc],
-                atty,
-                lse,
-                qkv,
-                &mut a.attn_scratch,
-                dims,
-                mask(site(l, 0)),
-            );
-            if let Some(rt) = &self.rope {
-                dev::rope::backward(&mut a.dqkv[..3 * nc], rt, t, c, nh);
+            if job.i > 0 {
+                // shard gradients start from zero; shard 0 accumulates into the model's
+                job.grads.fill(0.0);
             }
-            let (gw, gb) = wb_mut(lay, g, bp.c_attn);
-            let ln_1 = &a.ln_1[l * nc..(l + 1) * nc];
-            dev::linear::backward(
-                Some(&mut a.dln[..nc]),
-                gw,
-                gb,
-                &a.dqkv[..3 * nc],
-                ln_1,
-                &p[lay.r(bp.c_attn.w)],
-                c,
-                false,
-            );
-            let (gw, gb) = wb_mut(lay, g, bp.ln_1);
-            let (lm, lr) = (
-                &a.ln_1_mean[l * n..(l + 1) * n],
-                &a.ln_1_rstd[l * n..(l + 1) * n],
-            );
-            dev::layernorm::backward(
-                &mut a.dres[..nc],
-                gw,
-                gb,
-                &a.dln[..nc],
-                x,
-                &p[lay.r(bp.ln_1.w)],
-                lm,
-                lr,
-                true,
-            );
-        }
-
-        if let Some(m) = mask(SITE_EMB) {
-            dev::dropout::apply(&mut a.dres[..nc], m);
-        }
-        let wte = lay.r(lay.wte);
-        match lay.wpe {
-            Some(wpe) => {
-                let wpe = lay.r(wpe);
-                debug_assert!(wte.end <= wpe.start);
-                let (head, tail) = g.split_at_mut(wpe.start);
-                dev::embedding::backward(
-                    &mut head[wte],
-                    Some(&mut tail[..wpe.len()]),
-                    &a.dres[..nc],
-                    &a.idx[..n],
-                    t,
-                    c,
-                );
-            }
-            None => dev::embedding::backward(&mut g[wte], None, &a.dres[..nc], &a.idx[..n], t, c),
+            pass::backward(&net, job.acts, job.grads, sh, job.dlogits);
+        };
+        let grads = std::iter::once(&mut self.grads[..])
+            .chain(self.shard_grads.iter_mut().map(|g| &mut g[..]));
+        let jobs = self.shards[..shards]
+            .iter_mut()
+            .zip(grads)
+            .zip(self.dlogits[..n * v].chunks(rows * v))
+            .enumerate()
+            .map(|(i, ((acts, grads), dlogits))| BackwardJob {
+                i,
+                acts,
+                grads,
+                dlogits,
+            });
+        run_shards(jobs, shards, run);
+        if shards > 1 {
+            // sum the shards' gradients into the model's, always in shard order
+            let extra = &self.shard_grads[..shards - 1];
+            self.grads
+                .par_chunks_mut(1 << 14)
+                .enumerate()
+                .for_each(|(ci, g)| {
+                    let r = ci << 14..(ci << 14) + g.len();
+                    for sg in extra {
+                        for (g, s) in g.iter_mut().zip(&sg[r.clone()]) {
+                            *g += s;
+                        }
+                    }
+                });
         }
         Ok(())
     }
@@ -865,6 +576,51 @@ crate::simd_fn! {
         s
     }
 }
+
+/// One shard's part of a forward: its activations and its rows of the batch-wide outputs.
+struct ForwardJob<'a> {
+    i: usize,
+    acts: &'a mut Acts,
+    logits: &'a mut [f32],
+    dlogits: &'a mut [f32],
+    row_loss: &'a mut [f32],
+}
+
+/// One shard's part of a backward: its activations, its gradient buffer and its `dlogits`.
+struct BackwardJob<'a> {
+    i: usize,
+    acts: &'a mut Acts,
+    grads: &'a mut [f32],
+    dlogits: &'a [f32],
+}
+
+/// Run one job per shard: inline for a single shard (its ops then use the whole pool), else
+/// side by side on the pool with every product kept on its shard's thread.
+fn run_shards<J: Send>(
+    jobs: impl Iterator<Item = J> + Send,
+    shards: usize,
+    run: impl Fn(J) + Sync,
+) {
+    /// One `rayon::join` per shard: this thread takes the first job, another may steal the
+    /// rest (stack-allocated jobs, so no heap allocation inside a step).
+    fn fork<J: Send>(mut jobs: impl Iterator<Item = J> + Send, run: &(impl Fn(J) + Sync)) {
+        if let Some(job) = jobs.next() {
+            rayon::join(
+                || dev::linear::on_this_thread(|| run(job)),
+                || fork(jobs, run),
+            );
+        }
+    }
+    if shards == 1 {
+        jobs.for_each(run);
+    } else {
+        fork(jobs, &run);
+    }
+}
+
+/// Bytes of extra gradient buffers that automatic batch sharding may hold
+/// ([`Gpt::set_batch_shards`]).
+pub const SHARD_GRAD_BUDGET: usize = 64 << 20;
 
 /// Run `f` on a rayon worker thread. Called from outside the pool, every parallel loop would
 /// otherwise hand its work across threads and put the caller to sleep (two context switches

@@ -52,7 +52,10 @@ crate::simd_fn! {
     /// `p -= step_size · m / (√v/√bc2 + eps)`.
     fn update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: [f32; 7]) {
         let [decay, one_m_b1, b2, one_m_b2, step_size, bc2_sqrt, eps] = k;
-        for i in 0..p.len() {
+        // equal lengths up front: no bounds checks in the loop, so it vectorises
+        let n = p.len();
+        let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
+        for i in 0..n {
             let gi = g[i];
             let mi = m[i] + one_m_b1 * (gi - m[i]);
             let vi = v[i] * b2 + one_m_b2 * gi * gi;

@@ -166,3 +166,46 @@ fn learns_a_fixed_batch_and_accumulation_equals_big_batch() {
         assert!((x - y).abs() < 1e-5, "{x} vs {y}");
     }
 }
+
+/// Splitting the batch into shards (one pass per thread, gradients summed) gives the same loss,
+/// logits and gradients as one pass over the whole batch, up to float summation order — with
+/// dropout on (masks follow positions in the whole batch), an ignored target and an uneven
+/// split (5 sequences over 1, 2 and 3 shards). Run inside a 3-thread pool so every shard has a
+/// thread; gradients are accumulated on top of earlier ones as in gradient accumulation.
+#[test]
+fn batch_shards_match_one_pass() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        for dropout in [0.0, 0.3] {
+            let cfg = tiny(PosEncoding::Learned, true, true, Activation::Gelu, dropout);
+            let (b, t) = (5, 6);
+            let (idx, tg) = batch(b, t, 11);
+            let run = |shards: usize| {
+                let mut m = Gpt::new(cfg.clone(), 4).unwrap();
+                scramble(&mut m, 9);
+                m.set_batch_shards(shards);
+                m.forward(&idx, Some(&tg), b, t).unwrap();
+                m.backward().unwrap();
+                let loss = m.forward(&idx, Some(&tg), b, t).unwrap().unwrap();
+                m.backward_scaled(0.5).unwrap();
+                (loss, m.logits().to_vec(), m.grads().to_vec())
+            };
+            let one = run(1);
+            for shards in [2, 3] {
+                let got = run(shards);
+                assert!((one.0 - got.0).abs() < 1e-5, "loss {} vs {}", one.0, got.0);
+                for (name, x, y) in [("logits", &one.1, &got.1), ("grads", &one.2, &got.2)] {
+                    for (x, y) in x.iter().zip(y) {
+                        assert!(
+                            (x - y).abs() <= 1e-5 * (1.0 + x.abs()),
+                            "{name} dropout={dropout} shards={shards}: {x} vs {y}"
+                        );
+                    }
+                }
+            }
+        }
+    });
+}

@@ -57,4 +57,34 @@ fn training_step_does_not_allocate_after_the_first() {
         let n = ALLOCS.load(Ordering::Relaxed) - before;
         assert_eq!(n, 0, "{n} allocations in steady-state training steps");
     });
+    // batch shards side by side on two threads: none either
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let mut cfg = ModelConfig::preset("tiny").unwrap();
+        cfg.dropout = 0.1;
+        let mut m = Gpt::new(cfg, 1).unwrap();
+        m.set_batch_shards(2);
+        let mut opt = AdamW::new(&m, AdamWConfig::default());
+        let idx = vec![3u32; 32];
+        let tg = vec![1i32; 32];
+        let mut step = |m: &mut Gpt| {
+            m.zero_grad();
+            m.forward(&idx, Some(&tg), 4, 8).unwrap();
+            m.backward().unwrap();
+            m.clip_grad_norm(1.0);
+            opt.step(m, 1e-3).unwrap();
+        };
+        step(&mut m);
+        let before = ALLOCS.load(Ordering::Relaxed);
+        step(&mut m);
+        step(&mut m);
+        let n = ALLOCS.load(Ordering::Relaxed) - before;
+        assert_eq!(
+            n, 0,
+            "{n} allocations in steady-state sharded training steps"
+        );
+    });
 }

@@ -405,6 +405,7 @@ mod tests {
                     seed: 1,
                     stream: 2,
                     p: 0.3,
+                    offset: 0,
                 }),
             ),
         ] {

@@ -57,14 +57,27 @@ pub fn forward_backward(
     v: usize,
 ) -> f32 {
     let n = targets.iter().filter(|&&t| t != IGNORE).count();
-    let inv_n = 1.0 / n as f32;
+    (forward_backward_part(dlogits, row_loss, logits, targets, v, n) / n as f64) as f32
+}
+
+/// [`forward_backward`] for some rows of a batch whose mean runs over `n_valid` targets in
+/// all: fills `row_loss` and `dlogits` (scaled by `1/n_valid`) for these rows and returns
+/// their summed loss.
+pub fn forward_backward_part(
+    dlogits: &mut [f32],
+    row_loss: &mut [f32],
+    logits: &[f32],
+    targets: &[i32],
+    v: usize,
+    n_valid: usize,
+) -> f64 {
+    let inv_n = 1.0 / n_valid as f32;
     dlogits
         .par_chunks_mut(v)
         .zip(logits.par_chunks(v))
         .zip(targets.par_iter().zip(row_loss.par_iter_mut()))
         .for_each(|((dl, l), (&t, rl))| *rl = row(dl, l, t, inv_n));
-    let total: f64 = row_loss[..targets.len()].iter().map(|&x| x as f64).sum();
-    (total / n as f64) as f32
+    row_loss[..targets.len()].iter().map(|&x| x as f64).sum()
 }
 
 #[cfg(test)]

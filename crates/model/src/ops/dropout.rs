@@ -13,6 +13,9 @@ pub struct Mask {
     pub seed: u64,
     pub stream: u64,
     pub p: f32,
+    /// Added to every element index: where this buffer starts inside the whole site (a batch
+    /// shard's rows), so a mask does not depend on how the batch was split.
+    pub offset: u64,
 }
 
 impl Mask {
@@ -22,7 +25,8 @@ impl Mask {
         let h = mix64(
             self.seed
                 ^ mix64(self.stream.wrapping_add(0x9E37_79B9_7F4A_7C15))
-                ^ i.wrapping_mul(0xD6E8_FEB8_6659_FD93),
+                ^ i.wrapping_add(self.offset)
+                    .wrapping_mul(0xD6E8_FEB8_6659_FD93),
         );
         ((h >> 32) as f64) >= self.p as f64 * 4_294_967_296.0
     }
@@ -57,6 +61,7 @@ mod tests {
             seed: 3,
             stream: 7,
             p: 0.25,
+            offset: 0,
         };
         let n = 100_000;
         let kept = (0..n).filter(|&i| m.keep(i)).count() as f64 / n as f64;
@@ -67,6 +72,10 @@ mod tests {
         apply(&mut y, m);
         assert_eq!(x, y);
         assert!(x.iter().all(|&v| v == 0.0 || (v - 4.0 / 3.0).abs() < 1e-6));
+        // a buffer starting at `offset` inside the site sees the site's mask from there on
+        let mut tail = vec![1.0f32; 600];
+        apply(&mut tail, Mask { offset: 400, ..m });
+        assert_eq!(&tail[..], &x[400..]);
         let other = Mask { stream: 8, ..m };
         assert!((0..1000).any(|i| m.keep(i) != other.keep(i)));
         // linear op: gradient equals the mask itself

@@ -5,6 +5,9 @@
 //! Backward: `dx[N,C] (+)= dout·W`, `dW[OC,C] += doutᵀ·x`, `db[OC] += Σ_n dout[n,:]`.
 
 use crate::ops::matmul::{matmul, Par, View};
+
+/// Keep this thread's products single-threaded (see [`crate::ops::matmul::on_this_thread`]).
+pub use crate::ops::matmul::on_this_thread;
 use rayon::prelude::*;
 
 /// `out = x·Wᵀ + b + residual` with `b` and `residual` optional.

@@ -74,6 +74,25 @@ pub enum Par {
     Single,
 }
 
+thread_local! {
+    /// Set inside [`on_this_thread`]: `Par::Pool` products stay on the calling thread.
+    static ON_THIS_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `f` with every product it makes *on this thread* single-threaded, `Par::Pool` included
+/// (a batch shard already has a thread of its own; splitting its products again would only
+/// add fork/join costs). Restored on return, also by a panic.
+pub fn on_this_thread<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ON_THIS_THREAD.set(self.0);
+        }
+    }
+    let _restore = Restore(ON_THIS_THREAD.replace(true));
+    f()
+}
+
 /// A strided read-only matrix view.
 #[derive(Clone, Copy)]
 pub struct View<'a> {
@@ -237,8 +256,8 @@ unsafe fn matmul_raw_with(
     par: Par,
 ) {
     let threads = match par {
-        Par::Pool => rayon::current_num_threads(),
-        Par::Single => 1,
+        Par::Pool if !ON_THIS_THREAD.get() => rayon::current_num_threads(),
+        _ => 1,
     };
     match kern {
         Kernel::Reference => {
