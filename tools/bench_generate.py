@@ -148,6 +148,8 @@ def run_lmforge(args) -> tuple[dict | None, str]:
             "--max-new-tokens", str(args.max_new_tokens), "--temperature", str(args.temperature),
             "--top-k", str(args.top_k), "--seed", "1337", "--threads", str(args.threads)]
     failure = ""
+    if args.exact_context:
+        base.append("--exact-context")
     for cmd in (base + ["--json-stats"], base):
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
@@ -178,6 +180,8 @@ def main():
     ap.add_argument("--attn", choices=["sdpa", "eager"], default="sdpa",
                     help="PyTorch attention; nanoGPT uses sdpa ('flash') on torch >= 2")
     ap.add_argument("--skip-lmforge", action="store_true", help="PyTorch numbers only")
+    ap.add_argument("--exact-context", action="store_true",
+                    help="pass --exact-context to lmforge (re-read a full block per token, as nanoGPT does)")
     ap.add_argument("--make-test-checkpoint", metavar="DIR", help="write a random-weight checkpoint and exit")
     ap.add_argument("--preset", choices=sorted(CKPT_PRESETS), default="baby", help="for --make-test-checkpoint")
     ap.add_argument("--tokenizer", metavar="FILE",

@@ -45,6 +45,9 @@ pub struct InferenceSession<'m> {
     stat: Vec<f32>,
     stat2: Vec<f32>,
     scores: Vec<f32>,
+    /// prefill attention: per-row logsumexp `[H, block_size]` and the kernel's scratch
+    lse: Vec<f32>,
+    attn_scratch: Vec<f32>,
     cos: Vec<f32>,
     sin: Vec<f32>,
     logits: Vec<f32>,
@@ -78,6 +81,12 @@ impl<'m> InferenceSession<'m> {
             stat: vec![0.0; bs],
             stat2: vec![0.0; bs],
             scores: vec![0.0; bs],
+            lse: vec![0.0; c.n_head * bs],
+            attn_scratch: vec![
+                0.0;
+                rayon::current_num_threads().max(1)
+                    * dev::attention::scratch_per_worker(bs)
+            ],
             cos: vec![0.0; c.head_size() / 2],
             sin: vec![0.0; c.head_size() / 2],
             logits: vec![0.0; c.vocab_size],
@@ -279,30 +288,49 @@ impl<'m> InferenceSession<'m> {
             // attention of each new row over cache slots 0..=past+r
             let kl = &self.k[l * bs * e..(l + 1) * bs * e];
             let vl = &self.v[l * bs * e..(l + 1) * bs * e];
-            for r in 0..m {
-                let n_keys = past + r + 1;
-                for h in 0..nh {
-                    let q = &self.qkv[r * 3 * e + h * hs..r * 3 * e + (h + 1) * hs];
-                    let sc = &mut self.scores[..n_keys];
-                    let mut mx = f32::NEG_INFINITY;
-                    for (j, s) in sc.iter_mut().enumerate() {
-                        *s = dot(q, &kl[j * e + h * hs..j * e + (h + 1) * hs]) * scale;
-                        mx = mx.max(*s);
-                    }
-                    let mut sum = 0.0;
-                    for s in sc.iter_mut() {
-                        *s = exp(*s - mx);
-                        sum += *s;
-                    }
-                    let out = &mut self.att[r * e + h * hs..r * e + (h + 1) * hs];
-                    out.fill(0.0);
-                    for (j, s) in sc.iter().enumerate() {
-                        let pj = s / sum;
-                        for (o, vv) in out
-                            .iter_mut()
-                            .zip(&vl[j * e + h * hs..j * e + (h + 1) * hs])
-                        {
-                            *o += pj * vv;
+            if past == 0 && m > 1 {
+                // a prefill from an empty cache is the training pass's causal attention over
+                // `[1, m]` (parallel over heads, tiled products): no per-row loop needed
+                let dims = dev::attention::Dims {
+                    b: 1,
+                    t: m,
+                    c: e,
+                    nh,
+                };
+                dev::attention::forward(
+                    &mut self.att[..me],
+                    &mut self.lse[..nh * m],
+                    &self.qkv[..3 * me],
+                    &mut self.attn_scratch,
+                    dims,
+                    None,
+                );
+            } else {
+                for r in 0..m {
+                    let n_keys = past + r + 1;
+                    for h in 0..nh {
+                        let q = &self.qkv[r * 3 * e + h * hs..r * 3 * e + (h + 1) * hs];
+                        let sc = &mut self.scores[..n_keys];
+                        let mut mx = f32::NEG_INFINITY;
+                        for (j, s) in sc.iter_mut().enumerate() {
+                            *s = dot(q, &kl[j * e + h * hs..j * e + (h + 1) * hs]) * scale;
+                            mx = mx.max(*s);
+                        }
+                        let mut sum = 0.0;
+                        for s in sc.iter_mut() {
+                            *s = exp(*s - mx);
+                            sum += *s;
+                        }
+                        let out = &mut self.att[r * e + h * hs..r * e + (h + 1) * hs];
+                        out.fill(0.0);
+                        for (j, s) in sc.iter().enumerate() {
+                            let pj = s / sum;
+                            for (o, vv) in out
+                                .iter_mut()
+                                .zip(&vl[j * e + h * hs..j * e + (h + 1) * hs])
+                            {
+                                *o += pj * vv;
+                            }
                         }
                     }
                 }
