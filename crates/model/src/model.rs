@@ -394,6 +394,7 @@ impl Gpt {
             dlogits_scale: 1.0,
             drop_seed: drop.map(|d| d.0),
         };
+        // field by field (not a `&self` method): the shard buffers are borrowed mutably below
         let net = Net {
             cfg: &self.config,
             lay: &self.layout,
@@ -492,6 +493,7 @@ impl Gpt {
                 .for_each(|d| d.iter_mut().for_each(|x| *x *= f));
             self.pass.dlogits_scale = scale;
         }
+        // field by field (not a `&self` method): the shard buffers are borrowed mutably below
         let net = Net {
             cfg: &self.config,
             lay: &self.layout,

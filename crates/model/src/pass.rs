@@ -188,14 +188,15 @@ impl Shard {
     }
 }
 
-/// Forward of one shard: `idx [b, t]` → `logits [b, t, V]`.
+/// Forward of one shard: `idx [b, t]` → `logits [b, t, V]`. `for_backward` keeps what
+/// [`backward`] needs (GELU's derivative in place of its input).
 pub(crate) fn forward(
     net: &Net,
     a: &mut Acts,
     sh: Shard,
     idx: &[u32],
     logits: &mut [f32],
-    training: bool,
+    for_backward: bool,
 ) {
     let (cfg, lay, p) = (net.cfg, net.lay, net.p);
     let (b, t) = (sh.b, sh.t);
@@ -296,7 +297,7 @@ pub(crate) fn forward(
         let (w, bb) = wb(lay, p, bp.c_fc);
         dev::linear::forward(fc, ln_2, w, None, None, c);
         let fc_gelu = &mut a.fc_gelu[l * nh4..(l + 1) * nh4];
-        if training {
+        if for_backward {
             dev::gelu::forward_keep_derivative(fc_gelu, fc, bb, cfg.activation);
         } else {
             dev::gelu::forward(fc_gelu, fc, bb, cfg.activation);
@@ -345,6 +346,19 @@ pub(crate) fn forward(
     );
 }
 
+/// The gradient reaching a branch's output projection: `dres` itself, or, when the branch
+/// output went through dropout, `dres` masked into `tmp`.
+fn through_dropout<'a>(dres: &'a [f32], tmp: &'a mut [f32], mask: Option<Mask>) -> &'a [f32] {
+    match mask {
+        None => dres,
+        Some(m) => {
+            tmp.copy_from_slice(dres);
+            dev::dropout::apply(tmp, m);
+            tmp
+        }
+    }
+}
+
 /// Backward of one shard after its [`forward`] (a training one): accumulates
 /// `d loss / d params` into `g` from `dlogits [b, t, V]`.
 pub(crate) fn backward(net: &Net, a: &mut Acts, g: &mut [f32], sh: Shard, dlogits: &[f32]) {
@@ -390,14 +404,7 @@ pub(crate) fn backward(net: &Net, a: &mut Acts, g: &mut [f32], sh: Shard, dlogit
         };
         let res_attn = &a.res_attn[l * nc..(l + 1) * nc];
         // MLP branch: res_mlp = res_attn + drop(c_proj(gelu(c_fc(ln_2(res_attn)))))
-        let dproj: &[f32] = match sh.mask(site(l, 2), c) {
-            None => &a.dres[..nc],
-            Some(m) => {
-                a.tmp[..nc].copy_from_slice(&a.dres[..nc]);
-                dev::dropout::apply(&mut a.tmp[..nc], m);
-                &a.tmp[..nc]
-            }
-        };
+        let dproj = through_dropout(&a.dres[..nc], &mut a.tmp[..nc], sh.mask(site(l, 2), c));
         let (gw, gb) = wb_mut(lay, g, bp.mlp_proj);
         let fc_gelu = &a.fc_gelu[l * nh4..(l + 1) * nh4];
         dev::linear::backward(
@@ -441,14 +448,7 @@ pub(crate) fn backward(net: &Net, a: &mut Acts, g: &mut [f32], sh: Shard, dlogit
         );
 
         // attention branch: res_attn = x + drop(c_proj(attn(ln_1(x))))
-        let dproj: &[f32] = match sh.mask(site(l, 1), c) {
-            None => &a.dres[..nc],
-            Some(m) => {
-                a.tmp[..nc].copy_from_slice(&a.dres[..nc]);
-                dev::dropout::apply(&mut a.tmp[..nc], m);
-                &a.tmp[..nc]
-            }
-        };
+        let dproj = through_dropout(&a.dres[..nc], &mut a.tmp[..nc], sh.mask(site(l, 1), c));
         let (gw, gb) = wb_mut(lay, g, bp.attn_proj);
         let atty = &a.atty[l * nc..(l + 1) * nc];
         dev::linear::backward(
