@@ -41,6 +41,13 @@ fn write_tensors(path: &Path, tensors: Vec<(String, Vec<usize>, Vec<u8>, Dtype)>
     meta.insert("format".to_string(), "pt".to_string());
     let tmp = tmp_path(path);
     safetensors::serialize_to_file(views, Some(meta), &tmp).map_err(st_err)?;
+    // the safetensors crate creates its file owner-only (0600); a model folder is for sharing
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| Error::io(&tmp, e))?;
+    }
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
@@ -212,6 +219,15 @@ mod tests {
         let m = Gpt::new(cfg.clone(), 4).unwrap();
         save_model_dir(&m, dir.path()).unwrap();
         assert!(!dir.path().join("model.safetensors.tmp").exists());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("model.safetensors"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o644, "model.safetensors readable by others");
+        }
         let m2 = load_model_dir(dir.path()).unwrap();
         assert_eq!(m2.config(), m.config());
         assert_eq!(m2.params(), m.params());
