@@ -40,7 +40,10 @@ fn main() {
     let mut dqkv = vec![0.0; n * 3 * c];
     let mut scratch = vec![0.0; threads * attention::scratch_per_worker(t)];
     let dout = out.clone();
-    let reps = 5;
+    let reps: usize = std::env::var("REPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
     rayon::join(
         || {
             time("attention fwd ×L", reps, || {

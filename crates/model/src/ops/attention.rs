@@ -4,7 +4,8 @@
 //! `out [B,T,C]`, `lse [B,H,T]` = per-row log-sum-exp of the scaled scores, kept for backward.
 //!
 //! Forward, per (batch, head) and per block of [`query_block`] rows `i0..i1` (keys `0..i1`):
-//!   `S = Q·Kᵀ/√hs` (masked `j > i`), `P = softmax(S)`, `lse = logsumexp(S)`, `O = drop(P)·V`.
+//!   `S = Q·Kᵀ/√hs` (masked `j > i`), `E = e^{S − max}`, `lse = logsumexp(S)`,
+//!   `O = (drop(E)·V) / ΣE` (normalising the output rows, `hs` wide, instead of `E`).
 //! Backward recomputes `P = exp(S − lse)` block by block, then with `D_i = dO_i·O_i`:
 //!   `dV += drop(P)ᵀ·dO`, `dP = drop'(dO·Vᵀ)`, `dS = P∘(dP − D)/√hs`, `dQ = dS·K`, `dK += dSᵀ·Q`.
 //! Only `lse` (`B·H·T` floats) is stored — never a `[B,H,T,T]` tensor; each worker thread needs
@@ -14,7 +15,7 @@
 //! Dropout on the probabilities uses [`Mask`] with element index `((b·H+h)·T+i)·T+j`.
 
 use crate::ops::dropout::Mask;
-use crate::ops::math::{dot, exp, exp_sum, max};
+use crate::ops::math::{dot, exp, max};
 use crate::ops::matmul::{matmul_raw, Par, SendPtr};
 use rayon::prelude::*;
 
@@ -43,7 +44,7 @@ impl Dims {
     }
 }
 
-/// Scratch floats one worker needs for sequences of length `t`.
+/// Scratch floats one worker needs for sequences of length `t`: two score blocks.
 pub fn scratch_per_worker(t: usize) -> usize {
     2 * query_block(t).min(t) * t
 }
@@ -65,27 +66,44 @@ fn for_each_task(d: Dims, scratch: &mut [f32], f: impl Fn(usize, &mut [f32]) + S
         });
 }
 
-crate::simd_fn! {
-    /// Softmax of one score row in place over `0..=i` (zeros after); returns its logsumexp.
-    fn softmax_row(row: &mut [f32], valid: usize, scale: f32) -> f32 {
-        let mx = max(&row[..valid]) * scale;
-        let s = exp_sum(&mut row[..valid], scale, mx);
-        let inv = 1.0 / s;
-        for v in &mut row[..valid] {
-            *v *= inv;
+/// `row[j] ← f(row[j])` for `j < valid` and `0` after (the causal mask), with `f` applied
+/// 8 lanes at a time: whole chunks below `valid`, the chunk holding `valid` masked lane by
+/// lane, nothing above it. `acc` receives each kept value per lane (for sums).
+#[inline(always)]
+fn masked_map(row: &mut [f32], valid: usize, acc: &mut [f32; 8], f: impl Fn(f32) -> f32) {
+    let full = valid / 8 * 8;
+    let (head, rest) = row.split_at_mut(full);
+    for c in head.chunks_exact_mut(8) {
+        for l in 0..8 {
+            c[l] = f(c[l]);
+            acc[l] += c[l];
         }
-        row[valid..].fill(0.0);
-        mx + s.ln()
+    }
+    let (edge, zeros) = rest.split_at_mut(rest.len().min(8));
+    for (l, x) in edge.iter_mut().enumerate() {
+        *x = if full + l < valid { f(*x) } else { 0.0 };
+        acc[l] += *x;
+    }
+    zeros.fill(0.0);
+}
+
+crate::simd_fn! {
+    /// Unnormalised softmax of one score row in place: `row[j] ← e^{row[j]·scale − max}` for
+    /// `j < valid`, 0 after (the causal mask). Returns `(logsumexp, 1/Σ)`: the caller scales
+    /// the row's *output* by `1/Σ`, which is shorter than the row.
+    fn softmax_row(row: &mut [f32], valid: usize, scale: f32) -> (f32, f32) {
+        let mx = max(&row[..valid]) * scale;
+        let mut s8 = [0.0f32; 8];
+        masked_map(row, valid, &mut s8, |x| exp(x.mul_add(scale, -mx)));
+        let s = ((s8[0] + s8[4]) + (s8[1] + s8[5])) + ((s8[2] + s8[6]) + (s8[3] + s8[7]));
+        (mx + s.ln(), 1.0 / s)
     }
 }
 
 crate::simd_fn! {
     /// `row ← exp(row·scale − lse)` over `0..valid`, zeros after.
     fn probs_row(row: &mut [f32], valid: usize, scale: f32, lse: f32) {
-        for v in &mut row[..valid] {
-            *v = exp(*v * scale - lse);
-        }
-        row[valid..].fill(0.0);
+        masked_map(row, valid, &mut [0.0; 8], |x| exp(x.mul_add(scale, -lse)));
     }
 }
 
@@ -95,6 +113,54 @@ crate::simd_fn! {
         for (d, &p) in ds.iter_mut().zip(p) {
             *d = p * (*d - delta) * scale;
         }
+    }
+}
+
+/// A strided operand of a block product.
+#[derive(Clone, Copy)]
+struct Operand {
+    ptr: *const f32,
+    rs: usize,
+    cs: usize,
+}
+
+/// The block operand at `ptr` with row stride `rs` and column stride `cs`.
+fn view(ptr: *const f32, rs: usize, cs: usize) -> Operand {
+    Operand { ptr, rs, cs }
+}
+
+/// `C (+)= A·B` for one block on the calling thread.
+///
+/// # Safety
+/// The views must be in bounds and `c` written by nobody else meanwhile.
+#[allow(clippy::too_many_arguments)]
+unsafe fn product(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Operand,
+    b: Operand,
+    c: *mut f32,
+    c_rs: usize,
+    accumulate: bool,
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        matmul_raw(
+            m,
+            n,
+            k,
+            a.ptr,
+            a.rs,
+            a.cs,
+            b.ptr,
+            b.rs,
+            b.cs,
+            c,
+            c_rs,
+            accumulate,
+            Par::Single,
+        )
     }
 }
 
@@ -112,7 +178,7 @@ pub fn forward(
     let scale = 1.0 / (hs as f32).sqrt();
     let qb = query_block(t);
     let (op, lp) = (SendPtr(out.as_mut_ptr()), SendPtr(lse.as_mut_ptr()));
-    for_each_task(d, scratch, |task, s| {
+    for_each_task(d, scratch, |task, sb| {
         let (op, lp) = (op, lp);
         let (bi, h) = (task / nh, task % nh);
         let q = qkv[bi * t * 3 * c + h * hs..].as_ptr();
@@ -120,29 +186,22 @@ pub fn forward(
         // alone writes out rows of (bi, h) columns h·hs.. and lse[task·t..].
         unsafe {
             let (k, v) = (q.add(c), q.add(2 * c));
+            let k_t = view(k, 1, 3 * c);
+            let v_rows = view(v, 3 * c, 1);
             let o = op.0.add(bi * t * c + h * hs);
             for i0 in (0..t).step_by(qb) {
                 let (m, nk) = ((t - i0).min(qb), (i0 + qb).min(t));
-                let sb = &mut s[..m * nk];
-                matmul_raw(
-                    m,
-                    nk,
-                    hs,
-                    q.add(i0 * 3 * c),
-                    3 * c,
-                    1,
-                    k,
-                    1,
-                    3 * c,
-                    sb.as_mut_ptr(),
-                    nk,
-                    false,
-                    Par::Single,
-                );
+                let sb = &mut sb[..m * nk];
+                // S = Q·Kᵀ  [m, nk]
+                let qi = view(q.add(i0 * 3 * c), 3 * c, 1);
+                product(m, nk, hs, qi, k_t, sb.as_mut_ptr(), nk, false);
+                let mut inv = [0.0f32; QBLOCK];
                 for r in 0..m {
                     let i = i0 + r;
                     let row = &mut sb[r * nk..(r + 1) * nk];
-                    *lp.0.add(task * t + i) = softmax_row(row, i + 1, scale);
+                    let (l, inv_sum) = softmax_row(row, i + 1, scale);
+                    *lp.0.add(task * t + i) = l;
+                    inv[r] = inv_sum;
                     if let Some(mk) = drop {
                         let base = ((task * t + i) * t) as u64;
                         for (j, p) in row[..=i].iter_mut().enumerate() {
@@ -150,21 +209,13 @@ pub fn forward(
                         }
                     }
                 }
-                matmul_raw(
-                    m,
-                    hs,
-                    nk,
-                    sb.as_ptr(),
-                    nk,
-                    1,
-                    v,
-                    3 * c,
-                    1,
-                    o.add(i0 * c),
-                    c,
-                    false,
-                    Par::Single,
-                );
+                // O = E·V  [m, hs], then the rows × 1/Σ (E was left unnormalised)
+                let e = view(sb.as_ptr(), nk, 1);
+                product(m, hs, nk, e, v_rows, o.add(i0 * c), c, false);
+                for (r, &f) in inv[..m].iter().enumerate() {
+                    let row = std::slice::from_raw_parts_mut(o.add((i0 + r) * c), hs);
+                    row.iter_mut().for_each(|x| *x *= f);
+                }
             }
         }
     });
@@ -194,15 +245,19 @@ pub fn backward(
     let scale = 1.0 / (hs as f32).sqrt();
     let qb = query_block(t);
     let dp = SendPtr(dqkv.as_mut_ptr());
-    let per = scratch_per_worker(t);
     for_each_task(d, scratch, |task, s| {
         let (bi, h) = (task / nh, task % nh);
-        let (s0, s1) = s[..per].split_at_mut(per / 2);
+        let blk = qb.min(t) * t;
+        let (s0, rest) = s.split_at_mut(blk);
+        let s1 = &mut rest[..blk];
         let q = qkv[bi * t * 3 * c + h * hs..].as_ptr();
         // SAFETY (whole closure): offsets stay inside the asserted buffers; this task alone
         // writes the (bi, h) head columns of dqkv.
         unsafe {
             let (k, v) = (q.add(c), q.add(2 * c));
+            let k_t = view(k, 1, 3 * c);
+            let v_t = view(v, 1, 3 * c);
+            let k_rows = view(k, 3 * c, 1);
             let dq = dp.get().add(bi * t * 3 * c + h * hs);
             let (dk, dv) = (dq.add(c), dq.add(2 * c));
             for r in 0..t {
@@ -213,21 +268,9 @@ pub fn backward(
             for i0 in (0..t).step_by(qb) {
                 let (m, nk) = ((t - i0).min(qb), (i0 + qb).min(t));
                 let (p, ds) = (&mut s0[..m * nk], &mut s1[..m * nk]);
-                matmul_raw(
-                    m,
-                    nk,
-                    hs,
-                    q.add(i0 * 3 * c),
-                    3 * c,
-                    1,
-                    k,
-                    1,
-                    3 * c,
-                    p.as_mut_ptr(),
-                    nk,
-                    false,
-                    Par::Single,
-                );
+                let qi = view(q.add(i0 * 3 * c), 3 * c, 1);
+                // P = exp(Q·Kᵀ·scale − lse)
+                product(m, nk, hs, qi, k_t, p.as_mut_ptr(), nk, false);
                 for r in 0..m {
                     let i = i0 + r;
                     probs_row(
@@ -237,7 +280,7 @@ pub fn backward(
                         lse[task * t + i],
                     );
                 }
-                let dob_blk = dob.add(i0 * c);
+                let do_blk = view(dob.add(i0 * c), c, 1);
                 // dV += drop(P)ᵀ·dO (ds used as temporary for the dropped probabilities)
                 let pd = match drop {
                     Some(mk) => {
@@ -252,37 +295,10 @@ pub fn backward(
                     }
                     None => p.as_ptr(),
                 };
-                matmul_raw(
-                    nk,
-                    hs,
-                    m,
-                    pd,
-                    1,
-                    nk,
-                    dob_blk,
-                    c,
-                    1,
-                    dv,
-                    3 * c,
-                    true,
-                    Par::Single,
-                );
+                let pd_t = view(pd, 1, nk);
+                product(nk, hs, m, pd_t, do_blk, dv, 3 * c, true);
                 // dP = dO·Vᵀ
-                matmul_raw(
-                    m,
-                    nk,
-                    hs,
-                    dob_blk,
-                    c,
-                    1,
-                    v,
-                    1,
-                    3 * c,
-                    ds.as_mut_ptr(),
-                    nk,
-                    false,
-                    Par::Single,
-                );
+                product(m, nk, hs, do_blk, v_t, ds.as_mut_ptr(), nk, false);
                 for r in 0..m {
                     let i = i0 + r;
                     let row = (bi * t + i) * c + h * hs;
@@ -297,36 +313,11 @@ pub fn backward(
                     dscore_row(dsr, &p[r * nk..(r + 1) * nk], delta, scale);
                 }
                 // dQ = dS·K ; dK += dSᵀ·Q
-                matmul_raw(
-                    m,
-                    hs,
-                    nk,
-                    ds.as_ptr(),
-                    nk,
-                    1,
-                    k,
-                    3 * c,
-                    1,
-                    dq.add(i0 * 3 * c),
-                    3 * c,
-                    false,
-                    Par::Single,
-                );
-                matmul_raw(
-                    nk,
-                    hs,
-                    m,
-                    ds.as_ptr(),
-                    1,
-                    nk,
-                    q.add(i0 * 3 * c),
-                    3 * c,
-                    1,
-                    dk,
-                    3 * c,
-                    true,
-                    Par::Single,
-                );
+                let ds_rows = view(ds.as_ptr(), nk, 1);
+                let ds_t = view(ds.as_ptr(), 1, nk);
+                product(m, hs, nk, ds_rows, k_rows, dq.add(i0 * 3 * c), 3 * c, false);
+                let q_rows = view(qi.ptr, 3 * c, 1);
+                product(nk, hs, m, ds_t, q_rows, dk, 3 * c, true);
             }
         }
     });
