@@ -2,8 +2,10 @@
 //!
 //! An [`InferenceSession`] borrows a [`Gpt`] and keeps, per layer, the keys and values of the
 //! tokens seen so far (`[L, block_size, C]` each, keys already rotated when RoPE is used).
-//! Feeding `m` new tokens runs every Linear on an `[m, C]` matrix and attends each new row to
-//! the cache plus the new rows before it; the logits of the last position come back.
+//! Feeding `m` new tokens is the model's own forward pass ([`Mode::Decode`]): every Linear
+//! runs on an `[m, C]` matrix, attention stores the new keys and values in the cache and
+//! attends each new row to the cache plus the new rows before it, and the head runs on the
+//! last row only.
 //!
 //! Past `block_size` tokens:
 //! - RoPE and sinusoidal models slide the window: the oldest cached position is dropped, new
@@ -12,19 +14,22 @@
 //!   re-prefilled with the last `block_size` tokens (what nanoGPT's `generate` does by
 //!   cropping). [`InferenceSession::next_logits`] does either automatically.
 
+use crate::acts::{Acts, KvCache, Plan};
+use crate::backend::cpu::Cpu;
+use crate::backend::Backend;
 use crate::config::PosEncoding;
-use crate::device::active as dev;
 use crate::error::{Error, Result};
 use crate::model::Gpt;
-use crate::ops::math::{dot, exp};
-use crate::params::wb;
+use crate::ops::embedding::sinusoidal_row;
+use crate::ops::rope::angles;
+use crate::pass::{self, Mode, Net, Positions, Shard};
 
 /// A generation session over a borrowed model.
-pub struct InferenceSession<'m> {
-    model: &'m Gpt,
-    /// `[L, block_size, C]`
-    k: Vec<f32>,
-    v: Vec<f32>,
+pub struct InferenceSession<'m, B: Backend = Cpu> {
+    model: &'m Gpt<B>,
+    cache: KvCache<B>,
+    /// one layer slot of activations for up to block_size new rows
+    acts: Acts<B>,
     /// tokens currently represented in the cache (oldest first)
     tokens: Vec<u32>,
     /// absolute position of cache slot 0
@@ -35,60 +40,46 @@ pub struct InferenceSession<'m> {
     /// learned positions: re-read the whole last block for every token past block_size
     /// (nanoGPT's behaviour) instead of shifting the context by half a block
     exact_context: bool,
-    // scratch for up to block_size new rows
-    x: Vec<f32>,
-    ln: Vec<f32>,
-    qkv: Vec<f32>,
-    att: Vec<f32>,
-    fc: Vec<f32>,
-    fc_gelu: Vec<f32>,
-    stat: Vec<f32>,
-    stat2: Vec<f32>,
-    scores: Vec<f32>,
-    /// prefill attention: per-row logsumexp `[H, block_size]` and the kernel's scratch
-    lse: Vec<f32>,
-    attn_scratch: Vec<f32>,
-    cos: Vec<f32>,
-    sin: Vec<f32>,
+    /// position rows past the fixed tables (sliding windows): sinusoidal `[block_size, C]`,
+    /// RoPE cos and sin `[block_size, hs/2]`, computed on the host and staged here
+    stage_pos: B::Buf,
+    stage_cos: B::Buf,
+    stage_sin: B::Buf,
+    host_stage: Vec<f32>,
+    /// logits `[V]` of the last fed position, on the device and on the host
+    logits_dev: B::Buf,
     logits: Vec<f32>,
 }
 
-impl Gpt {
+impl<B: Backend> Gpt<B> {
     /// Start a KV-cached generation session.
-    pub fn session(&self) -> InferenceSession<'_> {
+    pub fn session(&self) -> InferenceSession<'_, B> {
         InferenceSession::new(self)
     }
 }
 
-impl<'m> InferenceSession<'m> {
-    pub fn new(model: &'m Gpt) -> Self {
-        let c = model.config();
-        let (bs, e, l, h) = (c.block_size, c.n_embd, c.n_layer, c.hidden());
+impl<'m, B: Backend> InferenceSession<'m, B> {
+    /// A session with an empty cache.
+    pub fn new(model: &'m Gpt<B>) -> Self {
+        let (dev, c) = (model.backend(), model.config());
+        let (bs, e, half) = (c.block_size, c.n_embd, c.head_size() / 2);
+        let mut acts = Acts::new(dev);
+        let workers = rayon::current_num_threads().max(1);
+        acts.plan(dev, c, bs, bs, workers, Plan::Decoding);
+        let staged = |len: usize, used: bool| dev.alloc(if used { len } else { 0 });
         InferenceSession {
             model,
-            k: vec![0.0; l * bs * e],
-            v: vec![0.0; l * bs * e],
+            cache: KvCache::new(dev, c),
+            acts,
             tokens: Vec::with_capacity(bs),
             start_pos: 0,
             hist_offset: 0,
             exact_context: false,
-            x: vec![0.0; bs * e],
-            ln: vec![0.0; bs * e],
-            qkv: vec![0.0; bs * 3 * e],
-            att: vec![0.0; bs * e],
-            fc: vec![0.0; bs * h],
-            fc_gelu: vec![0.0; bs * h],
-            stat: vec![0.0; bs],
-            stat2: vec![0.0; bs],
-            scores: vec![0.0; bs],
-            lse: vec![0.0; c.n_head * bs],
-            attn_scratch: vec![
-                0.0;
-                rayon::current_num_threads().max(1)
-                    * dev::attention::scratch_per_worker(bs)
-            ],
-            cos: vec![0.0; c.head_size() / 2],
-            sin: vec![0.0; c.head_size() / 2],
+            stage_pos: staged(bs * e, c.pos_encoding == PosEncoding::Sinusoidal),
+            stage_cos: staged(bs * half, c.pos_encoding == PosEncoding::Rope),
+            stage_sin: staged(bs * half, c.pos_encoding == PosEncoding::Rope),
+            host_stage: vec![0.0; bs * e.max(half)],
+            logits_dev: dev.alloc(c.vocab_size),
             logits: vec![0.0; c.vocab_size],
         }
     }
@@ -179,15 +170,14 @@ impl<'m> InferenceSession<'m> {
 
     /// Drop the oldest `n` cached positions (RoPE / sinusoidal sliding window).
     fn evict(&mut self, n: usize) {
-        let c = self.model.config();
-        let (bs, e) = (c.block_size, c.n_embd);
+        let (dev, c) = (self.model.backend(), self.model.config());
+        let e = c.n_embd;
         let keep = self.tokens.len() - n;
         for l in 0..c.n_layer {
-            let base = l * bs * e;
-            self.k
-                .copy_within(base + n * e..base + (n + keep) * e, base);
-            self.v
-                .copy_within(base + n * e..base + (n + keep) * e, base);
+            let base = self.cache.layer(l).start;
+            let from = base + n * e..base + (n + keep) * e;
+            dev.copy_within(&mut self.cache.k, from.clone(), base);
+            dev.copy_within(&mut self.cache.v, from, base);
         }
         self.tokens.drain(..n);
         self.start_pos += n;
@@ -196,22 +186,24 @@ impl<'m> InferenceSession<'m> {
 
     /// Feed new tokens after the cached ones; returns the logits of the last one.
     pub fn feed(&mut self, new: &[u32]) -> Result<&[f32]> {
-        crate::model::on_pool(|| self.feed_impl(new))?;
+        self.check_feed(new)?;
+        let dev = self.model.backend();
+        if self.tokens.len() + new.len() > self.model.config().block_size {
+            self.evict(self.tokens.len() + new.len() - self.model.config().block_size);
+        }
+        self.stage_positions(new.len());
+        B::enter(|| self.forward(new));
+        let v = self.logits.len();
+        dev.download(B::src(&self.logits_dev, 0..v), &mut self.logits);
+        self.tokens.extend_from_slice(new);
         Ok(&self.logits)
     }
 
-    fn feed_impl(&mut self, new: &[u32]) -> Result<()> {
-        let model = self.model;
-        let cfg = model.config();
-        let (bs, e, nh, hd, v) = (
-            cfg.block_size,
-            cfg.n_embd,
-            cfg.n_head,
-            cfg.hidden(),
-            cfg.vocab_size,
-        );
-        let hs = cfg.head_size();
-        let m = new.len();
+    /// Refuse what the cache cannot take: empty or over-long feeds, ids outside the
+    /// vocabulary, learned positions past block_size.
+    fn check_feed(&self, new: &[u32]) -> Result<()> {
+        let cfg = self.model.config();
+        let (bs, v, m) = (cfg.block_size, cfg.vocab_size, new.len());
         if m == 0 {
             return Err(Error::Shape("feed needs at least one token".into()));
         }
@@ -223,173 +215,91 @@ impl<'m> InferenceSession<'m> {
         if let Some((pos, &id)) = new.iter().enumerate().find(|(_, &t)| t as usize >= v) {
             return Err(Error::TokenOutOfRange { id, pos, vocab: v });
         }
-        if self.tokens.len() + m > bs {
-            if cfg.pos_encoding == PosEncoding::Learned {
-                return Err(Error::Shape(format!(
-                    "learned positions end at block_size {bs}; re-prefill the last {bs} tokens (next_logits does)"
-                )));
-            }
-            self.evict(self.tokens.len() + m - bs);
+        if self.tokens.len() + m > bs && cfg.pos_encoding == PosEncoding::Learned {
+            return Err(Error::Shape(format!(
+                "learned positions end at block_size {bs}; re-prefill the last {bs} tokens (next_logits does)"
+            )));
         }
-        let past = self.tokens.len();
-        let p0 = self.start_pos + past;
-        let (lay, p) = (model.layout(), model.params());
-
-        // embeddings
-        let wte = &p[lay.r(lay.wte)];
-        for (r, &tok) in new.iter().enumerate() {
-            let row = &mut self.x[r * e..(r + 1) * e];
-            row.copy_from_slice(&wte[tok as usize * e..(tok as usize + 1) * e]);
-            match cfg.pos_encoding {
-                PosEncoding::Learned => {
-                    let wpe = lay.wpe.map(|i| &p[lay.r(i)]).unwrap_or(&[]);
-                    let pos = p0 + r;
-                    for (x, w) in row.iter_mut().zip(&wpe[pos * e..(pos + 1) * e]) {
-                        *x += w;
-                    }
-                }
-                PosEncoding::Sinusoidal => {
-                    let pe = &mut self.ln[..e];
-                    dev::embedding::sinusoidal_row(p0 + r, pe);
-                    for (x, w) in row.iter_mut().zip(pe.iter()) {
-                        *x += w;
-                    }
-                }
-                PosEncoding::Rope => {}
-            }
-        }
-
-        let scale = 1.0 / (hs as f32).sqrt();
-        for (l, bp) in lay.blocks.iter().enumerate() {
-            let (me, mh) = (m * e, m * hd);
-            let (w, b) = wb(lay, p, bp.ln_1);
-            dev::layernorm::forward(
-                &mut self.ln[..me],
-                &mut self.stat[..m],
-                &mut self.stat2[..m],
-                &self.x[..me],
-                w,
-                b,
-            );
-            let (w, b) = wb(lay, p, bp.c_attn);
-            dev::linear::forward(&mut self.qkv[..3 * me], &self.ln[..me], w, b, None, e);
-            for r in 0..m {
-                let row = &mut self.qkv[r * 3 * e..(r + 1) * 3 * e];
-                if cfg.pos_encoding == PosEncoding::Rope {
-                    dev::rope::angles(p0 + r, hs, cfg.rope_theta, &mut self.cos, &mut self.sin);
-                    for head in row[..2 * e].chunks_mut(hs) {
-                        dev::rope::rotate(head, &self.cos, &self.sin, 1.0);
-                    }
-                }
-                let slot = (l * bs + past + r) * e;
-                self.k[slot..slot + e].copy_from_slice(&row[e..2 * e]);
-                self.v[slot..slot + e].copy_from_slice(&row[2 * e..3 * e]);
-            }
-            // attention of each new row over cache slots 0..=past+r
-            let kl = &self.k[l * bs * e..(l + 1) * bs * e];
-            let vl = &self.v[l * bs * e..(l + 1) * bs * e];
-            if past == 0 && m > 1 {
-                // a prefill from an empty cache is the training pass's causal attention over
-                // `[1, m]` (parallel over heads, tiled products): no per-row loop needed
-                let dims = dev::attention::Dims {
-                    b: 1,
-                    t: m,
-                    c: e,
-                    nh,
-                };
-                dev::attention::forward(
-                    &mut self.att[..me],
-                    &mut self.lse[..nh * m],
-                    &self.qkv[..3 * me],
-                    &mut self.attn_scratch,
-                    dims,
-                    None,
-                );
-            } else {
-                for r in 0..m {
-                    let n_keys = past + r + 1;
-                    for h in 0..nh {
-                        let q = &self.qkv[r * 3 * e + h * hs..r * 3 * e + (h + 1) * hs];
-                        let sc = &mut self.scores[..n_keys];
-                        let mut mx = f32::NEG_INFINITY;
-                        for (j, s) in sc.iter_mut().enumerate() {
-                            *s = dot(q, &kl[j * e + h * hs..j * e + (h + 1) * hs]) * scale;
-                            mx = mx.max(*s);
-                        }
-                        let mut sum = 0.0;
-                        for s in sc.iter_mut() {
-                            *s = exp(*s - mx);
-                            sum += *s;
-                        }
-                        let out = &mut self.att[r * e + h * hs..r * e + (h + 1) * hs];
-                        out.fill(0.0);
-                        for (j, s) in sc.iter().enumerate() {
-                            let pj = s / sum;
-                            for (o, vv) in out
-                                .iter_mut()
-                                .zip(&vl[j * e + h * hs..j * e + (h + 1) * hs])
-                            {
-                                *o += pj * vv;
-                            }
-                        }
-                    }
-                }
-            }
-            // x = x + c_proj(att); x = x + mlp(ln_2(x))
-            let (w, b) = wb(lay, p, bp.attn_proj);
-            self.ln[..me].copy_from_slice(&self.x[..me]);
-            dev::linear::forward(
-                &mut self.x[..me],
-                &self.att[..me],
-                w,
-                b,
-                Some(&self.ln[..me]),
-                e,
-            );
-            let (w, b) = wb(lay, p, bp.ln_2);
-            dev::layernorm::forward(
-                &mut self.ln[..me],
-                &mut self.stat[..m],
-                &mut self.stat2[..m],
-                &self.x[..me],
-                w,
-                b,
-            );
-            let (w, b) = wb(lay, p, bp.c_fc);
-            dev::linear::forward(&mut self.fc[..mh], &self.ln[..me], w, None, None, e);
-            dev::gelu::forward(&mut self.fc_gelu[..mh], &self.fc[..mh], b, cfg.activation);
-            let (w, b) = wb(lay, p, bp.mlp_proj);
-            self.ln[..me].copy_from_slice(&self.x[..me]);
-            dev::linear::forward(
-                &mut self.x[..me],
-                &self.fc_gelu[..mh],
-                w,
-                b,
-                Some(&self.ln[..me]),
-                hd,
-            );
-        }
-        // final LayerNorm and head for the last row only
-        let last = &self.x[(m - 1) * e..m * e];
-        let (w, b) = wb(lay, p, lay.ln_f);
-        dev::layernorm::forward(
-            &mut self.ln[..e],
-            &mut self.stat[..1],
-            &mut self.stat2[..1],
-            last,
-            w,
-            b,
-        );
-        dev::linear::forward(
-            &mut self.logits,
-            &self.ln[..e],
-            &p[lay.r(lay.head())],
-            None,
-            None,
-            e,
-        );
-        self.tokens.extend_from_slice(new);
         Ok(())
+    }
+
+    /// Positions `p0..p0+m` of the next feed that lie past the fixed tables (a sliding
+    /// window's absolute positions): computed on the host into the staging buffers.
+    fn stage_positions(&mut self, m: usize) {
+        let (dev, cfg) = (self.model.backend(), self.model.config());
+        let p0 = self.start_pos + self.tokens.len();
+        if p0 + m <= cfg.block_size {
+            return;
+        }
+        let (e, hs) = (cfg.n_embd, cfg.head_size());
+        let half = hs / 2;
+        let host = &mut self.host_stage;
+        match cfg.pos_encoding {
+            PosEncoding::Sinusoidal => {
+                for r in 0..m {
+                    sinusoidal_row(p0 + r, &mut host[r * e..(r + 1) * e]);
+                }
+                dev.upload(B::dst(&mut self.stage_pos, 0..m * e), &host[..m * e]);
+            }
+            PosEncoding::Rope => {
+                let (cos, sin) = host.split_at_mut(m * half);
+                for r in 0..m {
+                    let (c, s) = (&mut cos[r * half..(r + 1) * half], &mut sin[r * half..(r + 1) * half]);
+                    angles(p0 + r, hs, cfg.rope_theta, c, s);
+                }
+                dev.upload(B::dst(&mut self.stage_cos, 0..m * half), &cos[..m * half]);
+                dev.upload(B::dst(&mut self.stage_sin, 0..m * half), &sin[..m * half]);
+            }
+            PosEncoding::Learned => {}
+        }
+    }
+
+    /// The model's forward pass in decoding mode over `new` (after [`Self::stage_positions`]).
+    fn forward(&mut self, new: &[u32]) {
+        let model = self.model;
+        let cfg = model.config();
+        let (m, e, half) = (new.len(), cfg.n_embd, cfg.head_size() / 2);
+        let (past, p0) = (self.tokens.len(), self.start_pos + self.tokens.len());
+        let net = Net {
+            dev: model.backend(),
+            cfg,
+            lay: model.layout(),
+            p: &model.params,
+        };
+        // the rows of positions p0..p0+m: from the fixed tables, or staged past them
+        let rows = |width: usize| p0 * width..(p0 + m) * width;
+        let staged = p0 + m > cfg.block_size;
+        let lay = model.layout();
+        let table = match cfg.pos_encoding {
+            PosEncoding::Learned => lay.wpe.map(|i| {
+                let (w, r) = (lay.r(i).start, rows(e));
+                B::src(&model.params, w + r.start..w + r.end)
+            }),
+            PosEncoding::Sinusoidal if staged => Some(B::src(&self.stage_pos, 0..m * e)),
+            PosEncoding::Sinusoidal => model.tables.sin.as_ref().map(|t| B::src(t, rows(e))),
+            PosEncoding::Rope => None,
+        };
+        let rope = match (&model.tables.rope, staged) {
+            (Some(_), true) => Some((
+                B::src(&self.stage_cos, 0..m * half),
+                B::src(&self.stage_sin, 0..m * half),
+            )),
+            (Some((c, s)), false) => Some((B::src(c, rows(half)), B::src(s, rows(half)))),
+            (None, _) => None,
+        };
+        let pos = Positions { table, rope };
+        let sh = Shard {
+            b: 1,
+            t: m,
+            b0: 0,
+            drop: None,
+        };
+        let mode = Mode::Decode {
+            cache: &mut self.cache,
+            past,
+        };
+        let logits = B::dst(&mut self.logits_dev, 0..cfg.vocab_size);
+        pass::forward(&net, &mut self.acts, sh, new, pos, mode, logits);
     }
 }
 

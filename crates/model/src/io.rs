@@ -156,7 +156,7 @@ pub fn load_model_dir(dir: &Path) -> Result<Gpt> {
 pub fn save_optimizer(opt: &AdamW, model: &Gpt, path: &Path) -> Result<()> {
     let mut ts: Vec<(String, Vec<usize>, Vec<u8>, Dtype)> = opt
         .named_state(model)
-        .map(|(n, s, v)| (n, s.to_vec(), f32_bytes(v), Dtype::F32))
+        .map(|(n, s, v)| (n, s.to_vec(), f32_bytes(&v), Dtype::F32))
         .collect();
     ts.push((
         "step".into(),

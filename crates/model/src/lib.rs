@@ -51,9 +51,10 @@
 //!   a future `cuda` feature would provide the same function set.
 //! - Matmul: [`ops::matmul`]; candidates and measurements are in the crate README.
 
+mod acts;
+pub mod backend;
 pub mod bench;
 pub mod config;
-pub mod device;
 pub mod error;
 pub mod infer;
 pub mod io;
@@ -64,6 +65,7 @@ pub mod params;
 mod pass;
 pub mod rng;
 
+pub use backend::{cpu::Cpu, Backend};
 pub use config::{Activation, ModelConfig, PosEncoding};
 pub use error::{Error, Result};
 pub use infer::InferenceSession;

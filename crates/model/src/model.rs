@@ -4,14 +4,17 @@
 //! attention), `n_layer` pre-LayerNorm blocks `x = x + attn(ln_1(x)); x = x + mlp(ln_2(x))`,
 //! final `ln_f`, `lm_head` (tied to `wte` by default), mean cross-entropy over targets ≠ -1.
 
+use crate::acts::{Acts, Plan};
+use crate::backend::cpu::Cpu;
+use crate::backend::Backend;
 use crate::config::{ModelConfig, PosEncoding};
-use crate::device::active as dev;
 use crate::error::{Error, Result};
+use crate::ops::crossentropy::IGNORE;
+use crate::ops::embedding::sinusoidal_table;
+use crate::ops::rope::RopeTable;
 use crate::params::{ParamLayout, TensorInfo};
-use crate::pass::{self, Acts, Net, Shard};
+use crate::pass::{self, Mode, Net, Positions, Shard};
 use crate::rng::{mix64, Rng};
-use dev::rope::RopeTable;
-use rayon::prelude::*;
 
 /// What the last forward left for backward.
 #[derive(Clone, Copy, Debug, Default)]
@@ -28,42 +31,118 @@ struct Pass {
     drop_seed: Option<u64>,
 }
 
-/// A GPT language model with its gradients and activation memory.
-pub struct Gpt {
+/// Fixed position tables in backend memory.
+pub(crate) struct PosTables<B: Backend> {
+    /// sinusoidal positions `[block_size, C]` (sinusoidal models only)
+    pub sin: Option<B::Buf>,
+    /// RoPE `cos, sin [block_size, hs/2]` (RoPE models only)
+    pub rope: Option<(B::Buf, B::Buf)>,
+}
+
+/// A GPT language model with its gradients and activation memory, on backend `B`
+/// (the CPU unless said otherwise).
+pub struct Gpt<B: Backend = Cpu> {
+    pub(crate) dev: B,
     config: ModelConfig,
     layout: ParamLayout,
-    params: Vec<f32>,
-    grads: Vec<f32>,
+    /// all parameters `[P]`, flat, layout order
+    pub(crate) params: B::Buf,
+    /// their gradients `[P]`
+    pub(crate) grads: B::Buf,
     /// activations, one set per batch shard (see [`Gpt::set_batch_shards`])
-    shards: Vec<Acts>,
-    /// gradients of shards 1.. (shard 0 accumulates straight into `grads`)
-    shard_grads: Vec<Vec<f32>>,
+    shards: Vec<Acts<B>>,
+    /// gradients `[P]` of shards 1.. (shard 0 accumulates straight into `grads`)
+    shard_grads: Vec<B::Buf>,
     /// shards requested (0 = automatic)
     batch_shards: usize,
     /// `[N, V]` for the whole batch; each shard writes its own rows
-    logits: Vec<f32>,
-    dlogits: Vec<f32>,
+    logits: B::Buf,
+    /// `d loss / d logits` `[N, V]`
+    dlogits: B::Buf,
     /// `[N]` per-position loss
-    row_loss: Vec<f32>,
+    row_loss: B::Buf,
     pass: Pass,
-    sin_table: Vec<f32>,
-    rope: Option<RopeTable>,
+    pub(crate) tables: PosTables<B>,
     training: bool,
     seed: u64,
     passes: u64,
-    norm_partials: Vec<f64>,
 }
 
-impl Gpt {
-    /// A model with nanoGPT's initialisation, deterministic in `seed`: N(0, 0.02) for
-    /// Linear weights and embeddings, N(0, 0.02/√(2·n_layer)) for the residual projections
-    /// (`attn.c_proj.weight`, `mlp.c_proj.weight`), zero biases, LayerNorm weight 1, bias 0.
+impl Gpt<Cpu> {
+    /// A model on the CPU with nanoGPT's initialisation, deterministic in `seed` (see
+    /// [`Gpt::new_on`]).
     pub fn new(config: ModelConfig, seed: u64) -> Result<Self> {
-        let mut m = Self::zeroed(config, seed)?;
+        Gpt::new_on(Cpu::new(), config, seed)
+    }
+
+    /// A CPU model with all parameters zero (to be filled by a checkpoint load).
+    pub fn zeroed(config: ModelConfig, seed: u64) -> Result<Self> {
+        Gpt::zeroed_on(Cpu::new(), config, seed)
+    }
+
+    /// `(name, shape, values)` for every parameter, in nanoGPT's order.
+    pub fn named_parameters(&self) -> impl Iterator<Item = (&str, &[usize], &[f32])> {
+        named(&self.layout.tensors, &self.params)
+    }
+
+    /// Mutable counterpart of [`named_parameters`](Self::named_parameters).
+    pub fn named_parameters_mut(&mut self) -> impl Iterator<Item = (&str, &[usize], &mut [f32])> {
+        named_mut(&self.layout.tensors, &mut self.params)
+    }
+
+    /// `(name, shape, gradient)` for every parameter.
+    pub fn named_grads(&self) -> impl Iterator<Item = (&str, &[usize], &[f32])> {
+        named(&self.layout.tensors, &self.grads)
+    }
+
+    /// All parameters as one flat buffer (layout order).
+    pub fn params(&self) -> &[f32] {
+        &self.params
+    }
+    /// Mutable counterpart of [`params`](Self::params).
+    pub fn params_mut(&mut self) -> &mut [f32] {
+        &mut self.params
+    }
+    /// All gradients as one flat buffer (layout order).
+    pub fn grads(&self) -> &[f32] {
+        &self.grads
+    }
+    /// Mutable counterpart of [`grads`](Self::grads).
+    pub fn grads_mut(&mut self) -> &mut [f32] {
+        &mut self.grads
+    }
+
+    /// The parameter called `name`.
+    pub fn param(&self, name: &str) -> Option<&[f32]> {
+        self.layout
+            .find(name)
+            .map(|i| &self.params[self.layout.r(i)])
+    }
+    /// The gradient of the parameter called `name`.
+    pub fn grad(&self, name: &str) -> Option<&[f32]> {
+        self.layout
+            .find(name)
+            .map(|i| &self.grads[self.layout.r(i)])
+    }
+
+    /// Logits `[b, t, vocab]` of the last forward.
+    pub fn logits(&self) -> &[f32] {
+        &self.logits[..self.pass.b * self.pass.t * self.config.vocab_size]
+    }
+}
+
+impl<B: Backend> Gpt<B> {
+    /// A model on `dev` with nanoGPT's initialisation, deterministic in `seed`: N(0, 0.02)
+    /// for Linear weights and embeddings, N(0, 0.02/√(2·n_layer)) for the residual
+    /// projections (`attn.c_proj.weight`, `mlp.c_proj.weight`), zero biases, LayerNorm weight
+    /// 1, bias 0. The values are drawn on the host, so every backend starts from the same bits.
+    pub fn new_on(dev: B, config: ModelConfig, seed: u64) -> Result<Self> {
+        let mut m = Self::zeroed_on(dev, config, seed)?;
+        let mut host = vec![0.0f32; m.layout.total];
         let mut rng = Rng::new(seed);
         let proj_std = 0.02 / (2.0 * m.config.n_layer as f64).sqrt();
         for t in &m.layout.tensors {
-            let p = &mut m.params[t.range()];
+            let p = &mut host[t.range()];
             let is_ln = t.name.contains(".ln_") || t.name.starts_with("transformer.ln_f");
             if t.name.ends_with(".bias") {
                 p.fill(0.0);
@@ -80,42 +159,55 @@ impl Gpt {
                 }
             }
         }
+        m.upload_params(&host)?;
         Ok(m)
     }
 
-    /// A model with all parameters zero (to be filled by a checkpoint load).
-    pub fn zeroed(config: ModelConfig, seed: u64) -> Result<Self> {
+    /// A model on `dev` with all parameters zero (to be filled by a checkpoint load).
+    pub fn zeroed_on(dev: B, config: ModelConfig, seed: u64) -> Result<Self> {
         config.validate()?;
         let layout = ParamLayout::new(&config);
         let total = layout.total;
-        let sin_table = if config.pos_encoding == PosEncoding::Sinusoidal {
-            dev::embedding::sinusoidal_table(config.block_size, config.n_embd)
-        } else {
-            Vec::new()
+        let upload = |host: Vec<f32>| {
+            let mut buf = dev.alloc(host.len());
+            dev.upload(B::dst(&mut buf, 0..host.len()), &host);
+            buf
         };
-        let rope = (config.pos_encoding == PosEncoding::Rope)
-            .then(|| RopeTable::new(config.block_size, config.head_size(), config.rope_theta));
+        let (bs, c) = (config.block_size, config.n_embd);
+        let tables = PosTables {
+            sin: (config.pos_encoding == PosEncoding::Sinusoidal)
+                .then(|| upload(sinusoidal_table(bs, c))),
+            rope: (config.pos_encoding == PosEncoding::Rope).then(|| {
+                let t = RopeTable::new(bs, config.head_size(), config.rope_theta);
+                (upload(t.cos), upload(t.sin))
+            }),
+        };
         Ok(Gpt {
-            config,
-            layout,
-            params: vec![0.0; total],
-            grads: vec![0.0; total],
+            params: dev.alloc(total),
+            grads: dev.alloc(total),
             shards: Vec::new(),
             shard_grads: Vec::new(),
             batch_shards: 0,
-            logits: Vec::new(),
-            dlogits: Vec::new(),
-            row_loss: Vec::new(),
+            logits: dev.alloc(0),
+            dlogits: dev.alloc(0),
+            row_loss: dev.alloc(0),
             pass: Pass::default(),
-            sin_table,
-            rope,
+            tables,
             training: true,
             seed,
             passes: 0,
-            norm_partials: Vec::new(),
+            config,
+            layout,
+            dev,
         })
     }
 
+    /// The backend this model runs on.
+    pub fn backend(&self) -> &B {
+        &self.dev
+    }
+
+    /// The model configuration.
     pub fn config(&self) -> &ModelConfig {
         &self.config
     }
@@ -140,6 +232,7 @@ impl Gpt {
         self.training = on;
     }
 
+    /// Whether dropout is on.
     pub fn training(&self) -> bool {
         self.training
     }
@@ -155,92 +248,57 @@ impl Gpt {
         self.passes = passes;
     }
 
-    /// `(name, shape, values)` for every parameter, in nanoGPT's order.
-    pub fn named_parameters(&self) -> impl Iterator<Item = (&str, &[usize], &[f32])> {
-        named(&self.layout.tensors, &self.params)
+    /// All parameters, copied to the host (layout order).
+    pub fn params_to_host(&self) -> Vec<f32> {
+        self.dev.host(&self.params).into_owned()
     }
 
-    /// Mutable counterpart of [`named_parameters`](Self::named_parameters).
-    pub fn named_parameters_mut(&mut self) -> impl Iterator<Item = (&str, &[usize], &mut [f32])> {
-        named_mut(&self.layout.tensors, &mut self.params)
+    /// All gradients, copied to the host (layout order).
+    pub fn grads_to_host(&self) -> Vec<f32> {
+        self.dev.host(&self.grads).into_owned()
     }
 
-    /// `(name, shape, gradient)` for every parameter.
-    pub fn named_grads(&self) -> impl Iterator<Item = (&str, &[usize], &[f32])> {
-        named(&self.layout.tensors, &self.grads)
+    /// Logits `[b, t, vocab]` of the last forward, copied to the host.
+    pub fn logits_to_host(&self) -> Vec<f32> {
+        let n = self.pass.b * self.pass.t * self.config.vocab_size;
+        let mut out = vec![0.0; n];
+        self.dev.download(B::src(&self.logits, 0..n), &mut out);
+        out
     }
 
-    /// All parameters as one flat buffer (layout order).
-    pub fn params(&self) -> &[f32] {
-        &self.params
-    }
-    pub fn params_mut(&mut self) -> &mut [f32] {
-        &mut self.params
-    }
-    /// All gradients as one flat buffer (layout order).
-    pub fn grads(&self) -> &[f32] {
-        &self.grads
-    }
-    pub fn grads_mut(&mut self) -> &mut [f32] {
-        &mut self.grads
-    }
-    /// Parameters and gradients together (for optimizers).
-    pub fn params_and_grads_mut(&mut self) -> (&mut [f32], &mut [f32]) {
-        (&mut self.params, &mut self.grads)
-    }
-
-    /// The parameter called `name`.
-    pub fn param(&self, name: &str) -> Option<&[f32]> {
-        self.layout
-            .find(name)
-            .map(|i| &self.params[self.layout.r(i)])
-    }
-    /// The gradient of the parameter called `name`.
-    pub fn grad(&self, name: &str) -> Option<&[f32]> {
-        self.layout
-            .find(name)
-            .map(|i| &self.grads[self.layout.r(i)])
+    /// Replace every parameter with `host` (layout order).
+    pub fn upload_params(&mut self, host: &[f32]) -> Result<()> {
+        if host.len() != self.layout.total {
+            return Err(Error::Shape(format!(
+                "{} parameter values for a model of {}",
+                host.len(),
+                self.layout.total
+            )));
+        }
+        self.dev.upload(B::dst(&mut self.params, 0..host.len()), host);
+        Ok(())
     }
 
     /// Set all gradients to zero.
     pub fn zero_grad(&mut self) {
-        use rayon::prelude::*;
-        let g = &mut self.grads;
-        on_pool(|| g.par_chunks_mut(1 << 16).for_each(|c| c.fill(0.0)));
-    }
-
-    /// Logits `[b, t, vocab]` of the last forward.
-    pub fn logits(&self) -> &[f32] {
-        &self.logits[..self.pass.b * self.pass.t * self.config.vocab_size]
+        let (dev, g) = (&self.dev, &mut self.grads);
+        B::enter(|| dev.zero(B::dst(g, 0..B::len(g))));
     }
 
     /// Global L2 norm of the gradients (f64 partial sums over fixed chunks, summed in order).
     pub fn grad_norm(&mut self) -> f32 {
-        use rayon::prelude::*;
-        const CH: usize = 1 << 14;
-        let parts = self.grads.len().div_ceil(CH);
-        self.norm_partials.resize(parts, 0.0);
-        self.norm_partials
-            .par_iter_mut()
-            .zip(self.grads.par_chunks(CH))
-            .for_each(|(p, g)| *p = sum_squares_f64(g));
-        self.norm_partials.iter().sum::<f64>().sqrt() as f32
+        let (dev, g) = (&self.dev, &self.grads);
+        B::enter(|| dev.sum_squares(B::src(g, 0..B::len(g))).sqrt() as f32)
     }
 
     /// `torch.nn.utils.clip_grad_norm_`: scales gradients by `max_norm/(norm + 1e-6)` when
     /// that is below 1; returns the norm before clipping.
     pub fn clip_grad_norm(&mut self, max_norm: f32) -> f32 {
-        on_pool(|| self.clip_impl(max_norm))
-    }
-
-    fn clip_impl(&mut self, max_norm: f32) -> f32 {
-        use rayon::prelude::*;
         let norm = self.grad_norm();
         let coef = max_norm / (norm + 1e-6);
         if coef < 1.0 {
-            self.grads
-                .par_chunks_mut(1 << 14)
-                .for_each(|g| g.iter_mut().for_each(|x| *x *= coef));
+            let (dev, g) = (&self.dev, &mut self.grads);
+            B::enter(|| dev.scale(B::dst(g, 0..B::len(g)), coef));
         }
         norm
     }
@@ -276,7 +334,7 @@ impl Gpt {
                     b * t
                 )));
             }
-            let bad = |x: i32| x != dev::crossentropy::IGNORE && (x < 0 || x as usize >= v);
+            let bad = |x: i32| x != IGNORE && (x < 0 || x as usize >= v);
             if let Some((pos, &target)) = tg.iter().enumerate().find(|(_, &x)| bad(x)) {
                 return Err(Error::TargetOutOfRange {
                     target,
@@ -291,19 +349,19 @@ impl Gpt {
     /// Ask for `n` batch shards (0 = automatic, the default). Each shard runs whole forward and
     /// backward passes on its own thread with single-threaded ops, so the per-op fork/join of
     /// a small model disappears; the price is one extra gradient buffer per shard beyond the
-    /// first. Automatic: one shard per thread while those buffers stay within
-    /// [`SHARD_GRAD_BUDGET`] bytes, else one shard (every op parallel over the whole batch).
-    /// Results differ from one shard only by float summation order.
+    /// first. Automatic: one shard per thread (the backend's [`Backend::max_shards`]) while
+    /// those buffers stay within [`SHARD_GRAD_BUDGET`] bytes, else one shard (every op parallel
+    /// over the whole batch). Results differ from one shard only by float summation order.
     pub fn set_batch_shards(&mut self, n: usize) {
         self.batch_shards = n;
     }
 
     /// Shards for a batch of `b` sequences (at most one per thread and per sequence).
     fn shard_count(&self, b: usize) -> usize {
-        let threads = rayon::current_num_threads().max(1);
+        let threads = self.dev.max_shards().max(1);
         let want = match self.batch_shards {
             0 => {
-                let extra = 4 * self.params.len() * (threads - 1);
+                let extra = 4 * self.layout.total * (threads - 1);
                 if extra <= SHARD_GRAD_BUDGET {
                     threads
                 } else {
@@ -318,21 +376,20 @@ impl Gpt {
     /// Size the buffers for `shards` shards of `shard_b` sequences of length `t` (only grows;
     /// no allocation afterwards).
     fn plan(&mut self, b: usize, t: usize, shard_b: usize, shards: usize) {
-        let cfg = &self.config;
+        let (dev, cfg) = (&self.dev, &self.config);
         let workers = if shards > 1 {
             1
         } else {
             rayon::current_num_threads()
         };
-        if self.shards.len() < shards {
-            self.shards.resize_with(shards, Acts::default);
+        while self.shards.len() < shards {
+            self.shards.push(Acts::new(dev));
         }
         for a in &mut self.shards[..shards] {
-            a.plan(cfg, shard_b * t, t, workers);
+            a.plan(dev, cfg, shard_b * t, t, workers, Plan::Training);
         }
-        if self.shard_grads.len() < shards - 1 {
-            let p = self.params.len();
-            self.shard_grads.resize_with(shards - 1, || vec![0.0; p]);
+        while self.shard_grads.len() < shards - 1 {
+            self.shard_grads.push(dev.alloc(self.layout.total));
         }
         let (n, v) = (b * t, cfg.vocab_size);
         for (buf, len) in [
@@ -340,37 +397,27 @@ impl Gpt {
             (&mut self.dlogits, n * v),
             (&mut self.row_loss, n),
         ] {
-            if buf.len() < len {
-                buf.resize(len, 0.0);
+            if B::len(buf) < len {
+                *buf = dev.alloc(len);
             }
         }
     }
 
     /// Bytes held by parameters, gradients and planned activations.
     pub fn memory_bytes(&self) -> usize {
-        let floats = self.params.len()
-            + self.grads.len()
-            + self.shard_grads.iter().map(Vec::len).sum::<usize>()
-            + self.logits.len()
-            + self.dlogits.len()
-            + self.row_loss.len();
+        let floats = B::len(&self.params)
+            + B::len(&self.grads)
+            + self.shard_grads.iter().map(B::len).sum::<usize>()
+            + B::len(&self.logits)
+            + B::len(&self.dlogits)
+            + B::len(&self.row_loss);
         4 * floats + self.shards.iter().map(Acts::bytes).sum::<usize>()
     }
 
     /// Run the model on `idx [b, t]`. With `targets [b, t]` (−1 = ignore) returns the mean
     /// cross-entropy loss and prepares [`backward`](Self::backward); logits are available
-    /// from [`logits`](Self::logits) either way. A NaN/Inf loss is an error.
+    /// from [`logits`](Gpt::logits) either way. A NaN/Inf loss is an error.
     pub fn forward(
-        &mut self,
-        idx: &[u32],
-        targets: Option<&[i32]>,
-        b: usize,
-        t: usize,
-    ) -> Result<Option<f32>> {
-        on_pool(|| self.forward_impl(idx, targets, b, t))
-    }
-
-    fn forward_impl(
         &mut self,
         idx: &[u32],
         targets: Option<&[i32]>,
@@ -394,73 +441,92 @@ impl Gpt {
             dlogits_scale: 1.0,
             drop_seed: drop.map(|d| d.0),
         };
-        // field by field (not a `&self` method): the shard buffers are borrowed mutably below
-        let net = Net {
-            cfg: &self.config,
-            lay: &self.layout,
-            p: &self.params,
-            sin_table: &self.sin_table,
-            rope: self.rope.as_ref(),
-        };
-        let (n, v) = (b * t, self.config.vocab_size);
         // the mean runs over every valid target of the batch, whichever shard holds it
-        let n_valid = targets.map(|tg| {
-            tg.iter()
-                .filter(|&&x| x != dev::crossentropy::IGNORE)
-                .count()
-        });
-        let rows = shard_b * t;
-        let run = |job: ForwardJob| {
-            let sh = Shard {
-                b: job.logits.len() / (t * v),
-                t,
-                b0: job.i * shard_b,
-                drop,
-            };
-            let r = job.i * rows..job.i * rows + sh.b * t;
-            pass::forward(
-                &net,
-                job.acts,
-                sh,
-                &idx[r.clone()],
-                job.logits,
-                targets.is_some(),
-            );
-            if let (Some(tg), Some(count)) = (targets, n_valid) {
-                dev::crossentropy::forward_backward_part(
-                    job.dlogits,
-                    job.row_loss,
-                    job.logits,
-                    &tg[r],
-                    v,
-                    count,
-                );
-            }
-        };
-        let jobs = self.shards[..shards]
-            .iter_mut()
-            .zip(self.logits[..n * v].chunks_mut(rows * v))
-            .zip(self.dlogits[..n * v].chunks_mut(rows * v))
-            .zip(self.row_loss[..n].chunks_mut(rows))
-            .enumerate()
-            .map(|(i, (((acts, logits), dlogits), row_loss))| ForwardJob {
-                i,
-                acts,
-                logits,
-                dlogits,
-                row_loss,
-            });
-        run_shards(jobs, shards, run);
+        let n_valid = targets.map(|tg| tg.iter().filter(|&&x| x != IGNORE).count());
+        let total = B::enter(|| self.forward_shards(idx, targets, n_valid, drop));
         let (Some(_), Some(count)) = (targets, n_valid) else {
             return Ok(None);
         };
-        let total: f64 = self.row_loss[..n].iter().map(|&x| x as f64).sum();
         let loss = (total / count as f64) as f32;
         if !loss.is_finite() {
             return Err(Error::NonFiniteLoss(loss));
         }
         self.pass.has_targets = true;
         Ok(Some(loss))
+    }
+
+    /// The shards' forward passes (and their loss and `dlogits` when there are targets);
+    /// returns the summed loss of the batch's rows.
+    fn forward_shards(
+        &mut self,
+        idx: &[u32],
+        targets: Option<&[i32]>,
+        n_valid: Option<usize>,
+        drop: Option<(u64, f32)>,
+    ) -> f64 {
+        let Pass {
+            b,
+            t,
+            shard_b,
+            shards,
+            ..
+        } = self.pass;
+        // field by field (not a `&self` method): the shard buffers are borrowed mutably below
+        let net = Net {
+            dev: &self.dev,
+            cfg: &self.config,
+            lay: &self.layout,
+            p: &self.params,
+        };
+        let pos = positions(&self.config, &self.layout, &self.params, &self.tables);
+        let (n, v) = (b * t, self.config.vocab_size);
+        let rows = shard_b * t;
+        let for_backward = targets.is_some();
+        let run = |mut job: ForwardJob<B>| {
+            let sh = Shard {
+                b: job.rows / t,
+                t,
+                b0: job.i * shard_b,
+                drop,
+            };
+            let r = job.i * rows..job.i * rows + job.rows;
+            let mode = Mode::Full { for_backward };
+            let logits = B::reborrow(&mut job.logits);
+            pass::forward(&net, job.acts, sh, &idx[r.clone()], pos, mode, logits);
+            match (targets, n_valid) {
+                (Some(tg), Some(count)) => {
+                    let logits = B::as_src(&job.logits);
+                    let dev = net.dev;
+                    dev.cross_entropy(job.dlogits, job.row_loss, logits, &tg[r], v, count)
+                }
+                _ => 0.0,
+            }
+        };
+        // each shard's rows of the batch-wide logits, dlogits and row losses
+        let mut rest = Some((
+            B::dst(&mut self.logits, 0..n * v),
+            B::dst(&mut self.dlogits, 0..n * v),
+            B::dst(&mut self.row_loss, 0..n),
+        ));
+        let mut acts = self.shards[..shards].iter_mut().enumerate();
+        let jobs = std::iter::from_fn(move || {
+            let (i, acts) = acts.next()?;
+            let (logits, dlogits, row_loss) = rest.take()?;
+            let m = (n - i * rows).min(rows);
+            let (logits, l2) = B::split_at(logits, m * v);
+            let (dlogits, d2) = B::split_at(dlogits, m * v);
+            let (row_loss, r2) = B::split_at(row_loss, m);
+            rest = Some((l2, d2, r2));
+            Some(ForwardJob {
+                i,
+                rows: m,
+                acts,
+                logits,
+                dlogits,
+                row_loss,
+            })
+        });
+        run_shards(&self.dev, jobs, shards, run)
     }
 
     /// Accumulate `d loss / d params` into the gradients (call [`zero_grad`](Self::zero_grad)
@@ -471,87 +537,73 @@ impl Gpt {
 
     /// [`backward`](Self::backward) for `scale · loss` (e.g. `1/grad_accum_steps`).
     pub fn backward_scaled(&mut self, scale: f32) -> Result<()> {
-        on_pool(|| self.backward_impl(scale))
-    }
-
-    fn backward_impl(&mut self, scale: f32) -> Result<()> {
         if !self.pass.has_targets {
             return Err(Error::NoForward);
         }
-        let Pass {
-            b,
-            t,
-            shard_b,
-            shards,
-            ..
-        } = self.pass;
-        let (n, v) = (b * t, self.config.vocab_size);
+        let (n, v) = (self.pass.b * self.pass.t, self.config.vocab_size);
         if scale != self.pass.dlogits_scale {
             let f = scale / self.pass.dlogits_scale;
-            self.dlogits[..n * v]
-                .par_chunks_mut(8192)
-                .for_each(|d| d.iter_mut().for_each(|x| *x *= f));
+            let (dev, dl) = (&self.dev, &mut self.dlogits);
+            B::enter(|| dev.scale(B::dst(dl, 0..n * v), f));
             self.pass.dlogits_scale = scale;
         }
+        B::enter(|| self.backward_shards());
+        Ok(())
+    }
+
+    /// The shards' backward passes, then their gradients summed into the model's in order.
+    fn backward_shards(&mut self) {
+        let Pass {
+            t, shard_b, shards, ..
+        } = self.pass;
+        let (n, v) = (self.pass.b * t, self.config.vocab_size);
         // field by field (not a `&self` method): the shard buffers are borrowed mutably below
         let net = Net {
+            dev: &self.dev,
             cfg: &self.config,
             lay: &self.layout,
             p: &self.params,
-            sin_table: &self.sin_table,
-            rope: self.rope.as_ref(),
         };
+        let pos = positions(&self.config, &self.layout, &self.params, &self.tables);
         let drop = self.pass.drop_seed.map(|s| (s, self.config.dropout));
         let rows = shard_b * t;
-        let run = |job: BackwardJob| {
+        let dlogits = &self.dlogits;
+        let run = |job: BackwardJob<B>| {
+            let m = (n - job.i * rows).min(rows);
             let sh = Shard {
-                b: job.dlogits.len() / (t * v),
+                b: m / t,
                 t,
                 b0: job.i * shard_b,
                 drop,
             };
             if job.i > 0 {
                 // shard gradients start from zero; shard 0 accumulates into the model's
-                job.grads.fill(0.0);
+                net.dev.zero(B::dst(job.grads, 0..B::len(job.grads)));
             }
-            pass::backward(&net, job.acts, job.grads, sh, job.dlogits);
+            let dl = B::src(dlogits, job.i * rows * v..(job.i * rows + m) * v);
+            pass::backward(&net, job.acts, job.grads, sh, pos, dl);
+            0.0 // nothing to sum: each shard's result is its gradient buffer
         };
-        let grads = std::iter::once(&mut self.grads[..])
-            .chain(self.shard_grads.iter_mut().map(|g| &mut g[..]));
+        let grads = std::iter::once(&mut self.grads).chain(self.shard_grads.iter_mut());
         let jobs = self.shards[..shards]
             .iter_mut()
             .zip(grads)
-            .zip(self.dlogits[..n * v].chunks(rows * v))
             .enumerate()
-            .map(|(i, ((acts, grads), dlogits))| BackwardJob {
-                i,
-                acts,
-                grads,
-                dlogits,
-            });
-        run_shards(jobs, shards, run);
-        if shards > 1 {
-            // sum the shards' gradients into the model's, always in shard order
-            let extra = &self.shard_grads[..shards - 1];
-            self.grads
-                .par_chunks_mut(1 << 14)
-                .enumerate()
-                .for_each(|(ci, g)| {
-                    let r = ci << 14..(ci << 14) + g.len();
-                    for sg in extra {
-                        for (g, s) in g.iter_mut().zip(&sg[r.clone()]) {
-                            *g += s;
-                        }
-                    }
-                });
+            .map(|(i, (acts, grads))| BackwardJob { i, acts, grads });
+        run_shards(&self.dev, jobs, shards, run);
+        // sum the shards' gradients into the model's, always in shard order
+        let len = self.layout.total;
+        for sg in &self.shard_grads[..shards - 1] {
+            self.dev
+                .accumulate(B::dst(&mut self.grads, 0..len), B::src(sg, 0..len));
         }
-        Ok(())
     }
 }
 
-impl std::fmt::Debug for Gpt {
+impl<B: Backend> std::fmt::Debug for Gpt<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gpt")
+            .field("backend", &self.dev.name())
             .field("config", &self.config)
             .field("num_params", &self.num_params())
             .field("training", &self.training)
@@ -559,81 +611,76 @@ impl std::fmt::Debug for Gpt {
     }
 }
 
-crate::simd_fn! {
-    /// `Σ x²` in f64 with 8 fixed partial sums (so it vectorises instead of waiting on one
-    /// chain of dependent adds; the order is fixed, so the result is deterministic).
-    fn sum_squares_f64(g: &[f32]) -> f64 {
-        let mut acc = [0.0f64; 8];
-        let chunks = g.chunks_exact(8);
-        let rest = chunks.remainder();
-        for c in chunks {
-            for l in 0..8 {
-                acc[l] += c[l] as f64 * c[l] as f64;
-            }
-        }
-        let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-        for &x in rest {
-            s += x as f64 * x as f64;
-        }
-        s
-    }
+/// Position tables for passes over whole sequences (row `n` is position `n % t`).
+pub(crate) fn positions<'a, B: Backend>(
+    cfg: &ModelConfig,
+    lay: &ParamLayout,
+    params: &'a B::Buf,
+    tables: &'a PosTables<B>,
+) -> Positions<'a, B> {
+    let whole = |b: &'a B::Buf| B::src(b, 0..B::len(b));
+    let table = match cfg.pos_encoding {
+        PosEncoding::Learned => lay.wpe.map(|i| B::src(params, lay.r(i))),
+        PosEncoding::Sinusoidal => tables.sin.as_ref().map(whole),
+        PosEncoding::Rope => None,
+    };
+    let rope = tables.rope.as_ref().map(|(c, s)| (whole(c), whole(s)));
+    Positions { table, rope }
 }
 
 /// One shard's part of a forward: its activations and its rows of the batch-wide outputs.
-struct ForwardJob<'a> {
+struct ForwardJob<'a, B: Backend> {
     i: usize,
-    acts: &'a mut Acts,
-    logits: &'a mut [f32],
-    dlogits: &'a mut [f32],
-    row_loss: &'a mut [f32],
+    /// rows (b·t) in this shard
+    rows: usize,
+    acts: &'a mut Acts<B>,
+    logits: B::Dst<'a>,
+    dlogits: B::Dst<'a>,
+    row_loss: B::Dst<'a>,
 }
 
-/// One shard's part of a backward: its activations, its gradient buffer and its `dlogits`.
-struct BackwardJob<'a> {
+/// One shard's part of a backward: its activations and its gradient buffer.
+struct BackwardJob<'a, B: Backend> {
     i: usize,
-    acts: &'a mut Acts,
-    grads: &'a mut [f32],
-    dlogits: &'a [f32],
+    acts: &'a mut Acts<B>,
+    grads: &'a mut B::Buf,
 }
 
-/// Run one job per shard: inline for a single shard (its ops then use the whole pool), else
-/// side by side on the pool with every product kept on its shard's thread.
-fn run_shards<J: Send>(
+/// Run one job per shard and sum what they return (a loss) in shard order: inline for a single shard
+/// (its ops then use the whole pool), else side by side on the pool with every op kept on its
+/// shard's thread.
+fn run_shards<B: Backend, J: Send>(
+    dev: &B,
     jobs: impl Iterator<Item = J> + Send,
     shards: usize,
-    run: impl Fn(J) + Sync,
-) {
+    run: impl Fn(J) -> f64 + Sync,
+) -> f64 {
     /// One `rayon::join` per shard: this thread takes the first job, another may steal the
     /// rest (stack-allocated jobs, so no heap allocation inside a step).
-    fn fork<J: Send>(mut jobs: impl Iterator<Item = J> + Send, run: &(impl Fn(J) + Sync)) {
-        if let Some(job) = jobs.next() {
-            rayon::join(
-                || dev::linear::on_this_thread(|| run(job)),
-                || fork(jobs, run),
-            );
+    fn fork<B: Backend, J: Send>(
+        dev: &B,
+        mut jobs: impl Iterator<Item = J> + Send,
+        run: &(impl Fn(J) -> f64 + Sync),
+    ) -> f64 {
+        match jobs.next() {
+            Some(job) => {
+                let (first, rest) =
+                    rayon::join(|| dev.on_this_thread(|| run(job)), || fork(dev, jobs, run));
+                first + rest
+            }
+            None => 0.0,
         }
     }
     if shards == 1 {
-        jobs.for_each(run);
+        jobs.map(run).fold(0.0, |acc, r| acc + r)
     } else {
-        fork(jobs, &run);
+        fork(dev, jobs, &run)
     }
 }
 
 /// Bytes of extra gradient buffers that automatic batch sharding may hold
 /// ([`Gpt::set_batch_shards`]).
 pub const SHARD_GRAD_BUDGET: usize = 64 << 20;
-
-/// Run `f` on a rayon worker thread. Called from outside the pool, every parallel loop would
-/// otherwise hand its work across threads and put the caller to sleep (two context switches
-/// per op, hundreds per step); entering the pool once per model call avoids that.
-pub(crate) fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    if rayon::current_thread_index().is_some() {
-        f()
-    } else {
-        rayon::join(f, || ()).0
-    }
-}
 
 fn named<'a>(
     ts: &'a [TensorInfo],

@@ -4,18 +4,22 @@
 //! ([`Gpt::clip_grad_norm`](crate::Gpt::clip_grad_norm)); gradient accumulation is the
 //! caller's `zero_grad` / `backward_scaled` schedule.
 
+use crate::backend::cpu::Cpu;
+use crate::backend::{AdamWStep, Backend, Segment};
 use crate::error::{Error, Result};
 use crate::model::Gpt;
-use crate::ops::matmul::SendPtr;
-use rayon::prelude::*;
-use std::ops::Range;
+use crate::ops::adamw::segments;
 
 /// AdamW hyper-parameters (the learning rate is passed per step, for schedules).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AdamWConfig {
+    /// β1, the first moment's decay
     pub beta1: f32,
+    /// β2, the second moment's decay
     pub beta2: f32,
+    /// added to √v̂
     pub eps: f32,
+    /// decoupled weight decay (tensors with ≥ 2 dims only)
     pub weight_decay: f32,
 }
 
@@ -32,72 +36,40 @@ impl Default for AdamWConfig {
 }
 
 /// Optimizer state: first/second moments in the model's parameter layout, and the step count.
-#[derive(Clone, Debug)]
-pub struct AdamW {
+pub struct AdamW<B: Backend = Cpu> {
+    /// The hyper-parameters.
     pub config: AdamWConfig,
-    /// `exp_avg`, flat, parameter layout.
-    pub m: Vec<f32>,
-    /// `exp_avg_sq`, flat, parameter layout.
-    pub v: Vec<f32>,
+    /// `exp_avg` `[P]`, flat, parameter layout.
+    pub m: B::Buf,
+    /// `exp_avg_sq` `[P]`, flat, parameter layout.
+    pub v: B::Buf,
     /// Number of steps taken (torch's `state["step"]`).
     pub step: u64,
-    /// `(range, decays)` work items of at most `CHUNK` values: one parallel loop per step.
-    chunks: Vec<(Range<usize>, bool)>,
+    /// `(range, decays)` work items (whole tensors cut into chunks): one parallel loop per step.
+    segments: Vec<Segment>,
 }
 
-const CHUNK: usize = 1 << 14;
-
-crate::simd_fn! {
-    /// torch order: `p *= 1 - lr·wd`; `m.lerp_(g, 1-β1)`; `v = v·β2 + (1-β2)·g²`;
-    /// `p -= step_size · m / (√v/√bc2 + eps)`.
-    fn update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: [f32; 7]) {
-        let [decay, one_m_b1, b2, one_m_b2, step_size, bc2_sqrt, eps] = k;
-        // equal lengths up front: no bounds checks in the loop, so it vectorises
-        let n = p.len();
-        let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
-        for i in 0..n {
-            let gi = g[i];
-            let mi = m[i] + one_m_b1 * (gi - m[i]);
-            let vi = v[i] * b2 + one_m_b2 * gi * gi;
-            m[i] = mi;
-            v[i] = vi;
-            p[i] = p[i] * decay - step_size * (mi / (vi.sqrt() / bc2_sqrt + eps));
-        }
-    }
-}
-
-impl AdamW {
+impl<B: Backend> AdamW<B> {
     /// Fresh state (zero moments, step 0) for `model`.
-    pub fn new(model: &Gpt, config: AdamWConfig) -> Self {
+    pub fn new(model: &Gpt<B>, config: AdamWConfig) -> Self {
         let n = model.num_params();
-        let mut chunks = Vec::new();
-        for t in &model.layout().tensors {
-            let r = t.range();
-            for s in r.clone().step_by(CHUNK) {
-                chunks.push((s..(s + CHUNK).min(r.end), t.decays()));
-            }
-        }
+        let tensors = model.layout().tensors.iter();
         AdamW {
             config,
-            m: vec![0.0; n],
-            v: vec![0.0; n],
+            m: model.backend().alloc(n),
+            v: model.backend().alloc(n),
             step: 0,
-            chunks,
+            segments: segments(tensors.map(|t| (t.range(), t.decays()))),
         }
     }
 
     /// One `optimizer.step()` with learning rate `lr` using the model's current gradients.
-    pub fn step(&mut self, model: &mut Gpt, lr: f32) -> Result<()> {
-        crate::model::on_pool(|| self.step_impl(model, lr))
-    }
-
-    fn step_impl(&mut self, model: &mut Gpt, lr: f32) -> Result<()> {
-        let (params, grads) = model.params_and_grads_mut();
-        if params.len() != self.m.len() || self.v.len() != self.m.len() {
+    pub fn step(&mut self, model: &mut Gpt<B>, lr: f32) -> Result<()> {
+        let n = model.num_params();
+        if B::len(&self.m) != n || B::len(&self.v) != n {
             return Err(Error::Optimizer(format!(
-                "state has {} values, model has {} parameters",
-                self.m.len(),
-                params.len()
+                "state has {} values, model has {n} parameters",
+                B::len(&self.m)
             )));
         }
         self.step += 1;
@@ -106,63 +78,46 @@ impl AdamW {
         let t = self.step as i32;
         let bc1 = 1.0 - (c.beta1 as f64).powi(t);
         let bc2 = 1.0 - (c.beta2 as f64).powi(t);
-        let step_size = (lr as f64 / bc1) as f32;
-        let bc2_sqrt = bc2.sqrt() as f32;
-        let (pp, mp, vp) = (
-            SendPtr(params.as_mut_ptr()),
-            SendPtr(self.m.as_mut_ptr()),
-            SendPtr(self.v.as_mut_ptr()),
-        );
-        let grads: &[f32] = grads;
-        self.chunks.par_iter().for_each(|(r, decays)| {
-            let (pp, mp, vp) = (pp, mp, vp);
-            let decay = if *decays {
-                1.0 - lr * c.weight_decay
-            } else {
-                1.0
-            };
-            let k = [
-                decay,
-                1.0 - c.beta1,
-                c.beta2,
-                1.0 - c.beta2,
-                step_size,
-                bc2_sqrt,
-                c.eps,
-            ];
-            // SAFETY: the chunks are disjoint ranges inside the three equally long buffers
-            // (lengths checked above).
-            let (p, m, v) = unsafe {
-                (
-                    std::slice::from_raw_parts_mut(pp.0.add(r.start), r.len()),
-                    std::slice::from_raw_parts_mut(mp.0.add(r.start), r.len()),
-                    std::slice::from_raw_parts_mut(vp.0.add(r.start), r.len()),
-                )
-            };
-            update(p, &grads[r.clone()], m, v, k);
-        });
+        let s = AdamWStep {
+            lr,
+            weight_decay: c.weight_decay,
+            beta1: c.beta1,
+            beta2: c.beta2,
+            eps: c.eps,
+            step_size: (lr as f64 / bc1) as f32,
+            bc2_sqrt: bc2.sqrt() as f32,
+        };
+        let dev = &model.dev;
+        let (p, g) = (B::dst(&mut model.params, 0..n), B::src(&model.grads, 0..n));
+        let (m, v) = (B::dst(&mut self.m, 0..n), B::dst(&mut self.v, 0..n));
+        let segments = &self.segments;
+        B::enter(|| dev.adamw(p, g, m, v, segments, s));
         Ok(())
     }
 
-    /// `(tensor name, state key, values)` for the moments: keys `exp_avg` and `exp_avg_sq`.
+    /// `(tensor name, state key, values)` for the moments (host copies): keys `exp_avg` and
+    /// `exp_avg_sq`.
     pub fn named_state<'a>(
         &'a self,
-        model: &'a Gpt,
-    ) -> impl Iterator<Item = (String, &'a [usize], &'a [f32])> {
+        model: &'a Gpt<B>,
+    ) -> impl Iterator<Item = (String, &'a [usize], Vec<f32>)> + 'a {
+        let dev = model.backend();
+        let (m, v) = (dev.host(&self.m), dev.host(&self.v));
         model.layout().tensors.iter().flat_map(move |t| {
             [
-                (
-                    format!("exp_avg.{}", t.name),
-                    &t.shape[..],
-                    &self.m[t.range()],
-                ),
-                (
-                    format!("exp_avg_sq.{}", t.name),
-                    &t.shape[..],
-                    &self.v[t.range()],
-                ),
+                (format!("exp_avg.{}", t.name), &t.shape[..], m[t.range()].to_vec()),
+                (format!("exp_avg_sq.{}", t.name), &t.shape[..], v[t.range()].to_vec()),
             ]
         })
+    }
+}
+
+impl<B: Backend> std::fmt::Debug for AdamW<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdamW")
+            .field("config", &self.config)
+            .field("step", &self.step)
+            .finish_non_exhaustive()
     }
 }
 

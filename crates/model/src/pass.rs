@@ -1,152 +1,72 @@
 //! One forward and backward pass of the GPT over a *shard* of a batch: `b` sequences of
 //! length `t` starting at sequence `b0` of the whole batch (llm.c's `gpt2_forward` /
-//! `gpt2_backward`, one op after another, shapes in the comments).
+//! `gpt2_backward`, one op after another, shapes in the comments), on any [`Backend`].
+//!
+//! The same per-layer code serves training, evaluation and KV-cached decoding
+//! ([`Mode::Decode`]): decoding stores each layer's keys and values in the cache and
+//! attends over it, keeps one layer slot of activations, and runs the head on the last
+//! row only.
 //!
 //! [`Gpt`](crate::Gpt) splits a batch into shards and runs them side by side (see
 //! `model.rs`); with one shard this is the plain full-batch pass. Dropout masks are indexed
 //! by position in the *whole* batch, so sharding never changes which units are dropped.
+//!
+//! Shape legend: `N` = b·t rows, `C` = n_embd, `H4` = MLP width, `V` = vocabulary, `nh` heads.
 
-use crate::config::{ModelConfig, PosEncoding};
-use crate::device::active as dev;
-use crate::params::{wb, wb_mut, ParamLayout};
-use dev::attention::Dims;
-use dev::dropout::Mask;
-use dev::rope::RopeTable;
+use crate::acts::{Acts, KvCache};
+use crate::backend::{Backend, Dims, Mask};
+use crate::config::ModelConfig;
+use crate::params::{ParamLayout, Wb};
 
-/// Activations of one shard, planned once per (rows, block) capacity and reused (llm.c's
-/// ActivationTensors). Per-layer tensors are stacked `[L, ...]`; names follow nanoGPT.
-/// `N` = the shard's `b·t` rows.
-#[derive(Default)]
-pub(crate) struct Acts {
-    cap_n: usize,
-    cap_t: usize,
-    cap_workers: usize,
-    idx: Vec<u32>,
-    /// `transformer.drop(wte(idx) + wpe)` `[N,C]`
-    encoded: Vec<f32>,
-    ln_1: Vec<f32>,
-    ln_1_mean: Vec<f32>,
-    ln_1_rstd: Vec<f32>,
-    /// `c_attn` output after RoPE `[L,N,3C]`
-    qkv: Vec<f32>,
-    /// attention output before `c_proj` `[L,N,C]`
-    atty: Vec<f32>,
-    /// per-row logsumexp `[L,B,H,T]`
-    lse: Vec<f32>,
-    /// `x + attn(ln_1(x))` `[L,N,C]`
-    res_attn: Vec<f32>,
-    ln_2: Vec<f32>,
-    ln_2_mean: Vec<f32>,
-    ln_2_rstd: Vec<f32>,
-    /// `c_fc` output `[L,N,4C]`; in training passes overwritten by `gelu'(c_fc output)`
-    /// (the only thing backward needs from it)
-    fc: Vec<f32>,
-    /// `gelu(c_fc)` `[L,N,4C]`
-    fc_gelu: Vec<f32>,
-    /// block output `[L,N,C]`
-    res_mlp: Vec<f32>,
-    ln_f: Vec<f32>,
-    ln_f_mean: Vec<f32>,
-    ln_f_rstd: Vec<f32>,
-    // backward scratch
-    dres: Vec<f32>,
-    dln: Vec<f32>,
-    dqkv: Vec<f32>,
-    datty: Vec<f32>,
-    dfc: Vec<f32>,
-    tmp: Vec<f32>,
-    attn_scratch: Vec<f32>,
-}
-
-impl Acts {
-    /// Size the buffers for `n` rows of sequences up to `t` (only grows: no allocation in the
-    /// step loop). `workers` = threads that may run attention tasks of this shard.
-    pub(crate) fn plan(&mut self, cfg: &ModelConfig, n: usize, t: usize, workers: usize) {
-        if n <= self.cap_n && t <= self.cap_t && workers <= self.cap_workers {
-            return;
-        }
-        let (l, c, h, nh) = (cfg.n_layer, cfg.n_embd, cfg.hidden(), cfg.n_head);
-        let (n, t, workers) = (
-            n.max(self.cap_n),
-            t.max(self.cap_t),
-            workers.max(self.cap_workers).max(1),
-        );
-        let z = |len: usize| vec![0.0f32; len];
-        *self = Acts {
-            cap_n: n,
-            cap_t: t,
-            cap_workers: workers,
-            idx: vec![0; n],
-            encoded: z(n * c),
-            ln_1: z(l * n * c),
-            ln_1_mean: z(l * n),
-            ln_1_rstd: z(l * n),
-            qkv: z(l * n * 3 * c),
-            atty: z(l * n * c),
-            lse: z(l * n * nh),
-            res_attn: z(l * n * c),
-            ln_2: z(l * n * c),
-            ln_2_mean: z(l * n),
-            ln_2_rstd: z(l * n),
-            fc: z(l * n * h),
-            fc_gelu: z(l * n * h),
-            res_mlp: z(l * n * c),
-            ln_f: z(n * c),
-            ln_f_mean: z(n),
-            ln_f_rstd: z(n),
-            dres: z(n * c),
-            dln: z(n * c),
-            dqkv: z(n * 3 * c),
-            datty: z(n * c),
-            dfc: z(n * h),
-            tmp: z(n * c),
-            attn_scratch: z(workers * dev::attention::scratch_per_worker(t)),
-        };
-    }
-
-    /// Bytes held by the planned buffers.
-    pub(crate) fn bytes(&self) -> usize {
-        let floats = [
-            &self.encoded,
-            &self.ln_1,
-            &self.ln_1_mean,
-            &self.ln_1_rstd,
-            &self.qkv,
-            &self.atty,
-            &self.lse,
-            &self.res_attn,
-            &self.ln_2,
-            &self.ln_2_mean,
-            &self.ln_2_rstd,
-            &self.fc,
-            &self.fc_gelu,
-            &self.res_mlp,
-            &self.ln_f,
-            &self.ln_f_mean,
-            &self.ln_f_rstd,
-            &self.dres,
-            &self.dln,
-            &self.dqkv,
-            &self.datty,
-            &self.dfc,
-            &self.tmp,
-            &self.attn_scratch,
-        ]
-        .iter()
-        .map(|v| v.len())
-        .sum::<usize>();
-        4 * floats + 4 * self.idx.len()
-    }
-}
-
-/// What a pass reads and never writes: the configuration, parameters and position tables.
-pub(crate) struct Net<'a> {
+/// What a pass reads and never writes: the configuration, parameters and backend.
+pub(crate) struct Net<'a, B: Backend> {
+    pub dev: &'a B,
     pub cfg: &'a ModelConfig,
     pub lay: &'a ParamLayout,
-    pub p: &'a [f32],
-    pub sin_table: &'a [f32],
-    pub rope: Option<&'a RopeTable>,
+    /// all parameters, flat, in the layout's order
+    pub p: &'a B::Buf,
 }
+
+impl<'a, B: Backend> Net<'a, B> {
+    /// Parameter tensor `i`.
+    fn w(&self, i: usize) -> B::Src<'a> {
+        B::src(self.p, self.lay.r(i))
+    }
+    /// A weight and its optional bias.
+    fn wb(&self, x: Wb) -> (B::Src<'a>, Option<B::Src<'a>>) {
+        (self.w(x.w), x.b.map(|b| self.w(b)))
+    }
+}
+
+/// The gradient regions of a weight and its optional bias (the bias follows the weight).
+fn grad_wb<'g, B: Backend>(
+    lay: &ParamLayout,
+    g: &'g mut B::Buf,
+    x: Wb,
+) -> (B::Dst<'g>, Option<B::Dst<'g>>) {
+    match x.b {
+        Some(b) => {
+            let (w, b) = B::dst_pair(g, lay.r(x.w), lay.r(b));
+            (w, Some(b))
+        }
+        None => (B::dst(g, lay.r(x.w)), None),
+    }
+}
+
+/// Position information for the rows of a pass: row `n` uses table row `n % t`.
+pub(crate) struct Positions<'a, B: Backend> {
+    /// additive position rows `[≥t, C]` (learned `wpe` or the sinusoidal table), or None
+    pub table: Option<B::Src<'a>>,
+    /// RoPE `cos, sin [≥t, hs/2]`, or None
+    pub rope: Option<(B::Src<'a>, B::Src<'a>)>,
+}
+
+impl<B: Backend> Clone for Positions<'_, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<B: Backend> Copy for Positions<'_, B> {}
 
 /// Which rows of the batch a shard holds, and the pass's dropout.
 #[derive(Clone, Copy, Debug)]
@@ -188,342 +108,352 @@ impl Shard {
     }
 }
 
-/// Forward of one shard: `idx [b, t]` → `logits [b, t, V]`. `for_backward` keeps what
-/// [`backward`] needs (GELU's derivative in place of its input).
-pub(crate) fn forward(
-    net: &Net,
-    a: &mut Acts,
+/// What a forward pass is for.
+pub(crate) enum Mode<'c, B: Backend> {
+    /// Whole sequences. `for_backward` keeps what [`backward`] needs (GELU's derivative in
+    /// place of its input); logits for every row.
+    Full { for_backward: bool },
+    /// One sequence of new rows after `past` cached positions (`b = 1`): keys and values go
+    /// to the cache, attention reads it, logits for the last row only.
+    Decode {
+        cache: &'c mut KvCache<B>,
+        past: usize,
+    },
+}
+
+/// Forward of one shard: `idx [b, t]` → `logits` (`[b·t, V]`, or `[1, V]` when decoding).
+pub(crate) fn forward<B: Backend>(
+    net: &Net<B>,
+    a: &mut Acts<B>,
     sh: Shard,
     idx: &[u32],
-    logits: &mut [f32],
-    for_backward: bool,
+    pos: Positions<B>,
+    mut mode: Mode<B>,
+    logits: B::Dst<'_>,
 ) {
-    let (cfg, lay, p) = (net.cfg, net.lay, net.p);
-    let (b, t) = (sh.b, sh.t);
-    let (n, c, h, v, nh) = (b * t, cfg.n_embd, cfg.hidden(), cfg.vocab_size, cfg.n_head);
-    let dims = Dims { b, t, c, nh };
+    let (dev, cfg) = (net.dev, net.cfg);
+    let (n, c) = (sh.b * sh.t, cfg.n_embd);
+    let nc = n * c;
     a.idx[..n].copy_from_slice(idx);
-
-    let pos: Option<&[f32]> = match cfg.pos_encoding {
-        PosEncoding::Learned => lay.wpe.map(|i| &p[lay.r(i)]),
-        PosEncoding::Sinusoidal => Some(net.sin_table),
-        PosEncoding::Rope => None,
-    };
-    dev::embedding::forward(&mut a.encoded[..n * c], idx, &p[lay.r(lay.wte)], pos, t, c);
+    // x = drop(wte(idx) + wpe)  [N,C]
+    let wte = net.w(net.lay.wte);
+    dev.embedding_forward(B::dst(&mut a.encoded, 0..nc), idx, wte, pos.table, sh.t, c);
     if let Some(m) = sh.mask(SITE_EMB, c) {
-        dev::dropout::apply(&mut a.encoded[..n * c], m);
+        dev.dropout(B::dst(&mut a.encoded, 0..nc), m);
     }
-
     // A branch's output projection without dropout is written bare; its residual and bias are
     // added by the LayerNorm that reads the sum next (ln_2, the next block's ln_1, or ln_f).
     // `pending` is that bias, when the add is still owed.
-    let nc = n * c;
-    let mut pending: Option<Option<&[f32]>> = None;
-    for (l, bp) in lay.blocks.iter().enumerate() {
-        let nh4 = n * h;
-        let (w, bb) = wb(lay, p, bp.ln_1);
-        let (ln_1, mean, rstd) = (
-            &mut a.ln_1[l * nc..(l + 1) * nc],
-            &mut a.ln_1_mean[l * n..(l + 1) * n],
-            &mut a.ln_1_rstd[l * n..(l + 1) * n],
-        );
-        match pending.take() {
-            Some(proj_bias) => dev::layernorm::forward_residual(
-                ln_1,
-                mean,
-                rstd,
-                &mut a.res_mlp[(l - 1) * nc..l * nc],
-                &a.res_attn[(l - 1) * nc..l * nc],
-                proj_bias,
-                w,
-                bb,
-            ),
-            None => {
-                let x = if l == 0 {
-                    &a.encoded[..nc]
-                } else {
-                    &a.res_mlp[(l - 1) * nc..l * nc]
-                };
-                dev::layernorm::forward(ln_1, mean, rstd, x, w, bb)
-            }
-        }
-        let x: &[f32] = if l == 0 {
-            &a.encoded[..nc]
-        } else {
-            &a.res_mlp[(l - 1) * nc..l * nc]
-        };
-        let ln_1 = &a.ln_1[l * nc..(l + 1) * nc];
-        let qkv = &mut a.qkv[l * 3 * nc..(l + 1) * 3 * nc];
-        let (w, bb) = wb(lay, p, bp.c_attn);
-        dev::linear::forward(qkv, ln_1, w, bb, None, c);
-        if let Some(rt) = net.rope {
-            dev::rope::forward(qkv, rt, t, c, nh);
-        }
-        let atty = &mut a.atty[l * nc..(l + 1) * nc];
-        let lse = &mut a.lse[l * n * nh..(l + 1) * n * nh];
-        let am = sh.attn_mask(site(l, 0), nh);
-        dev::attention::forward(atty, lse, qkv, &mut a.attn_scratch, dims, am);
-        let res_attn = &mut a.res_attn[l * nc..(l + 1) * nc];
-        let (w, bb) = wb(lay, p, bp.attn_proj);
-        match sh.mask(site(l, 1), c) {
-            None => {
-                dev::linear::forward(res_attn, atty, w, None, None, c);
-                pending = Some(bb);
-            }
-            Some(m) => {
-                dev::linear::forward(&mut a.tmp[..nc], atty, w, bb, None, c);
-                dev::dropout::apply(&mut a.tmp[..nc], m);
-                dev::residual::forward(res_attn, x, &a.tmp[..nc]);
-            }
-        }
-        let (w, bb) = wb(lay, p, bp.ln_2);
-        let (ln_2, mean, rstd) = (
-            &mut a.ln_2[l * nc..(l + 1) * nc],
-            &mut a.ln_2_mean[l * n..(l + 1) * n],
-            &mut a.ln_2_rstd[l * n..(l + 1) * n],
-        );
-        match pending.take() {
-            Some(proj_bias) => {
-                dev::layernorm::forward_residual(ln_2, mean, rstd, res_attn, x, proj_bias, w, bb)
-            }
-            None => dev::layernorm::forward(ln_2, mean, rstd, res_attn, w, bb),
-        }
-        let (ln_2, res_attn) = (
-            &a.ln_2[l * nc..(l + 1) * nc],
-            &a.res_attn[l * nc..(l + 1) * nc],
-        );
-        // c_fc's bias is added inside the GELU pass (one pass over `fc` fewer)
-        let fc = &mut a.fc[l * nh4..(l + 1) * nh4];
-        let (w, bb) = wb(lay, p, bp.c_fc);
-        dev::linear::forward(fc, ln_2, w, None, None, c);
-        let fc_gelu = &mut a.fc_gelu[l * nh4..(l + 1) * nh4];
-        if for_backward {
-            dev::gelu::forward_keep_derivative(fc_gelu, fc, bb, cfg.activation);
-        } else {
-            dev::gelu::forward(fc_gelu, fc, bb, cfg.activation);
-        }
-        let res_mlp = &mut a.res_mlp[l * nc..(l + 1) * nc];
-        let (w, bb) = wb(lay, p, bp.mlp_proj);
-        match sh.mask(site(l, 2), c) {
-            None => {
-                dev::linear::forward(res_mlp, fc_gelu, w, None, None, h);
-                pending = Some(bb);
-            }
-            Some(m) => {
-                dev::linear::forward(&mut a.tmp[..nc], fc_gelu, w, bb, None, h);
-                dev::dropout::apply(&mut a.tmp[..nc], m);
-                dev::residual::forward(res_mlp, res_attn, &a.tmp[..nc]);
-            }
-        }
+    let mut pending: Option<Option<B::Src<'_>>> = None;
+    for l in 0..cfg.n_layer {
+        pending = block_forward(net, a, sh, l, pending, pos, &mut mode);
     }
-    let l = cfg.n_layer;
-    let (w, bb) = wb(lay, p, lay.ln_f);
+    // x = ln_f(x)  [N,C]
+    let s = a.slot(cfg.n_layer - 1);
+    let (w, b) = net.wb(net.lay.ln_f);
     let (ln_f, mean, rstd) = (
-        &mut a.ln_f[..nc],
-        &mut a.ln_f_mean[..n],
-        &mut a.ln_f_rstd[..n],
+        B::dst(&mut a.ln_f, 0..nc),
+        B::dst(&mut a.ln_f_mean, 0..n),
+        B::dst(&mut a.ln_f_rstd, 0..n),
     );
-    match pending.take() {
-        Some(proj_bias) => dev::layernorm::forward_residual(
+    match pending {
+        Some(proj_bias) => dev.layernorm_forward_residual(
             ln_f,
             mean,
             rstd,
-            &mut a.res_mlp[(l - 1) * nc..l * nc],
-            &a.res_attn[(l - 1) * nc..l * nc],
+            B::dst(&mut a.res_mlp, s * nc..(s + 1) * nc),
+            B::src(&a.res_attn, s * nc..(s + 1) * nc),
+            proj_bias,
+            w,
+            b,
+        ),
+        None => {
+            let x = B::src(&a.res_mlp, s * nc..(s + 1) * nc);
+            dev.layernorm_forward(ln_f, mean, rstd, x, w, b)
+        }
+    }
+    // logits = lm_head(x)  [N,V] (decoding: the last row only)
+    let rows = match mode {
+        Mode::Full { .. } => 0..n,
+        Mode::Decode { .. } => n - 1..n,
+    };
+    let x = B::src(&a.ln_f, rows.start * c..rows.end * c);
+    dev.linear_forward(logits, x, net.w(net.lay.head()), None, c);
+}
+
+/// Block `l`: `x = x + attn(ln_1(x)); x = x + mlp(ln_2(x))`, reading the block input from
+/// slot `l-1` of `res_mlp` (or `encoded`). Takes and returns the owed projection bias.
+fn block_forward<'p, B: Backend>(
+    net: &Net<'p, B>,
+    a: &mut Acts<B>,
+    sh: Shard,
+    l: usize,
+    mut pending: Option<Option<B::Src<'p>>>,
+    pos: Positions<B>,
+    mode: &mut Mode<B>,
+) -> Option<Option<B::Src<'p>>> {
+    let (dev, cfg, bp) = (net.dev, net.cfg, &net.lay.blocks[l]);
+    let (b, t) = (sh.b, sh.t);
+    let (n, c, h, nh) = (b * t, cfg.n_embd, cfg.hidden(), cfg.n_head);
+    let (nc, nh4) = (n * c, n * h);
+    let (s, sp) = (a.slot(l), a.slot(l.saturating_sub(1)));
+    let cur = s * nc..(s + 1) * nc;
+    let prev = sp * nc..(sp + 1) * nc;
+
+    // ln_1 over the block input x (completing the previous block's MLP branch when owed)
+    let (w, bb) = net.wb(bp.ln_1);
+    let (ln_1, mean, rstd) = (
+        B::dst(&mut a.ln_1, cur.clone()),
+        B::dst(&mut a.ln_1_mean, s * n..(s + 1) * n),
+        B::dst(&mut a.ln_1_rstd, s * n..(s + 1) * n),
+    );
+    match pending.take() {
+        Some(proj_bias) => dev.layernorm_forward_residual(
+            ln_1,
+            mean,
+            rstd,
+            B::dst(&mut a.res_mlp, prev.clone()),
+            B::src(&a.res_attn, prev.clone()),
             proj_bias,
             w,
             bb,
         ),
-        None => dev::layernorm::forward(ln_f, mean, rstd, &a.res_mlp[(l - 1) * nc..l * nc], w, bb),
+        None => {
+            let x = match l {
+                0 => B::src(&a.encoded, 0..nc),
+                _ => B::src(&a.res_mlp, prev.clone()),
+            };
+            dev.layernorm_forward(ln_1, mean, rstd, x, w, bb)
+        }
     }
-    dev::linear::forward(
-        &mut logits[..n * v],
-        &a.ln_f[..nc],
-        &p[lay.r(lay.head())],
-        None,
-        None,
-        c,
+
+    // qkv = rope(c_attn(ln_1))  [N,3C]
+    let qkv_r = s * 3 * nc..(s + 1) * 3 * nc;
+    let (w, bb) = net.wb(bp.c_attn);
+    dev.linear_forward(B::dst(&mut a.qkv, qkv_r.clone()), B::src(&a.ln_1, cur.clone()), w, bb, c);
+    if let Some((cos, sin)) = pos.rope {
+        dev.rope(B::dst(&mut a.qkv, qkv_r.clone()), cos, sin, t, c, nh, false);
+    }
+    // atty = softmax(q·kᵀ/√hs, causal)·v  [N,C]
+    let dims = Dims { b, t, c, nh };
+    let (atty, lse) = (
+        B::dst(&mut a.atty, cur.clone()),
+        B::dst(&mut a.lse, s * n * nh..(s + 1) * n * nh),
     );
+    let qkv = B::src(&a.qkv, qkv_r);
+    let work_len = B::len(&a.attn_work);
+    let work = B::dst(&mut a.attn_work, 0..work_len);
+    match mode {
+        Mode::Full { .. } => {
+            let am = sh.attn_mask(site(l, 0), nh);
+            dev.attention_forward(atty, lse, qkv, work, dims, am)
+        }
+        Mode::Decode { cache, past } => {
+            let r = cache.layer(l);
+            let (k, v) = (B::dst(&mut cache.k, r.clone()), B::dst(&mut cache.v, r));
+            dev.attention_decode(atty, lse, qkv, k, v, work, *past, dims)
+        }
+    }
+
+    // res_attn = x + drop(c_proj(atty))  [N,C]
+    let x = match l {
+        0 => B::src(&a.encoded, 0..nc),
+        _ => B::src(&a.res_mlp, prev),
+    };
+    let (w, bb) = net.wb(bp.attn_proj);
+    let atty = B::src(&a.atty, cur.clone());
+    match sh.mask(site(l, 1), c) {
+        None => {
+            dev.linear_forward(B::dst(&mut a.res_attn, cur.clone()), atty, w, None, c);
+            pending = Some(bb);
+        }
+        Some(m) => {
+            dev.linear_forward(B::dst(&mut a.tmp, 0..nc), atty, w, bb, c);
+            dev.dropout(B::dst(&mut a.tmp, 0..nc), m);
+            let res_attn = B::dst(&mut a.res_attn, cur.clone());
+            dev.residual(res_attn, x, B::src(&a.tmp, 0..nc));
+        }
+    }
+
+    // ln_2 over res_attn (completing the attention branch when owed)
+    let (w, bb) = net.wb(bp.ln_2);
+    let (ln_2, mean, rstd) = (
+        B::dst(&mut a.ln_2, cur.clone()),
+        B::dst(&mut a.ln_2_mean, s * n..(s + 1) * n),
+        B::dst(&mut a.ln_2_rstd, s * n..(s + 1) * n),
+    );
+    match pending.take() {
+        Some(proj_bias) => {
+            let res_attn = B::dst(&mut a.res_attn, cur.clone());
+            dev.layernorm_forward_residual(ln_2, mean, rstd, res_attn, x, proj_bias, w, bb)
+        }
+        None => {
+            let res_attn = B::src(&a.res_attn, cur.clone());
+            dev.layernorm_forward(ln_2, mean, rstd, res_attn, w, bb)
+        }
+    }
+
+    // fc_gelu = gelu(c_fc(ln_2))  [N,H4]; c_fc's bias is added inside the GELU pass
+    let fc_r = s * nh4..(s + 1) * nh4;
+    let (w, bb) = net.wb(bp.c_fc);
+    let ln_2 = B::src(&a.ln_2, cur.clone());
+    dev.linear_forward(B::dst(&mut a.fc, fc_r.clone()), ln_2, w, None, c);
+    let fc_gelu = B::dst(&mut a.fc_gelu, fc_r.clone());
+    match mode {
+        Mode::Full { for_backward: true } => {
+            let fc = B::dst(&mut a.fc, fc_r.clone());
+            dev.gelu_forward_keep_derivative(fc_gelu, fc, bb, cfg.activation)
+        }
+        _ => dev.gelu_forward(fc_gelu, B::src(&a.fc, fc_r.clone()), bb, cfg.activation),
+    }
+
+    // res_mlp = res_attn + drop(c_proj(fc_gelu))  [N,C]
+    let (w, bb) = net.wb(bp.mlp_proj);
+    let fc_gelu = B::src(&a.fc_gelu, fc_r);
+    match sh.mask(site(l, 2), c) {
+        None => {
+            dev.linear_forward(B::dst(&mut a.res_mlp, cur), fc_gelu, w, None, h);
+            pending = Some(bb);
+        }
+        Some(m) => {
+            dev.linear_forward(B::dst(&mut a.tmp, 0..nc), fc_gelu, w, bb, h);
+            dev.dropout(B::dst(&mut a.tmp, 0..nc), m);
+            let res_attn = B::src(&a.res_attn, cur.clone());
+            dev.residual(B::dst(&mut a.res_mlp, cur), res_attn, B::src(&a.tmp, 0..nc));
+        }
+    }
+    pending
 }
 
 /// The gradient reaching a branch's output projection: `dres` itself, or, when the branch
 /// output went through dropout, `dres` masked into `tmp`.
-fn through_dropout<'a>(dres: &'a [f32], tmp: &'a mut [f32], mask: Option<Mask>) -> &'a [f32] {
+fn through_dropout<'a, B: Backend>(
+    dev: &B,
+    dres: &'a B::Buf,
+    tmp: &'a mut B::Buf,
+    nc: usize,
+    mask: Option<Mask>,
+) -> B::Src<'a> {
     match mask {
-        None => dres,
+        None => B::src(dres, 0..nc),
         Some(m) => {
-            tmp.copy_from_slice(dres);
-            dev::dropout::apply(tmp, m);
-            tmp
+            dev.copy(B::dst(tmp, 0..nc), B::src(dres, 0..nc));
+            dev.dropout(B::dst(tmp, 0..nc), m);
+            B::src(tmp, 0..nc)
         }
     }
 }
 
 /// Backward of one shard after its [`forward`] (a training one): accumulates
-/// `d loss / d params` into `g` from `dlogits [b, t, V]`.
-pub(crate) fn backward(net: &Net, a: &mut Acts, g: &mut [f32], sh: Shard, dlogits: &[f32]) {
-    let (cfg, lay, p) = (net.cfg, net.lay, net.p);
-    let (b, t) = (sh.b, sh.t);
-    let (n, c, h, v, nh) = (b * t, cfg.n_embd, cfg.hidden(), cfg.vocab_size, cfg.n_head);
-    let dims = Dims { b, t, c, nh };
+/// `d loss / d params` into `g` from `dlogits [b·t, V]`.
+pub(crate) fn backward<B: Backend>(
+    net: &Net<B>,
+    a: &mut Acts<B>,
+    g: &mut B::Buf,
+    sh: Shard,
+    pos: Positions<B>,
+    dlogits: B::Src<'_>,
+) {
+    let (dev, cfg, lay) = (net.dev, net.cfg, net.lay);
+    let (n, c) = (sh.b * sh.t, cfg.n_embd);
     let nc = n * c;
 
-    // lm_head and ln_f
+    // lm_head: dln = dlogits·W, dW += dlogitsᵀ·ln_f
     let head = lay.head();
-    dev::linear::backward(
-        Some(&mut a.dln[..nc]),
-        &mut g[lay.r(head)],
-        None,
-        &dlogits[..n * v],
-        &a.ln_f[..nc],
-        &p[lay.r(head)],
-        c,
-        false,
-    );
-    let l_last = cfg.n_layer;
-    let x = &a.res_mlp[(l_last - 1) * nc..l_last * nc];
-    let (gw, gb) = wb_mut(lay, g, lay.ln_f);
-    dev::layernorm::backward(
-        &mut a.dres[..nc],
-        gw,
-        gb,
-        &a.dln[..nc],
-        x,
-        &p[lay.r(lay.ln_f.w)],
-        &a.ln_f_mean[..n],
-        &a.ln_f_rstd[..n],
-        false,
-    );
+    let dln = B::dst(&mut a.dln, 0..nc);
+    let x = B::src(&a.ln_f, 0..nc);
+    dev.linear_backward(Some(dln), B::dst(g, lay.r(head)), None, dlogits, x, net.w(head), c, false);
+    // ln_f: dres = ln_f'(dln)
+    let last = cfg.n_layer - 1;
+    let x = B::src(&a.res_mlp, last * nc..(last + 1) * nc);
+    let (gw, gb) = grad_wb::<B>(lay, g, lay.ln_f);
+    let (mean, rstd) = (B::src(&a.ln_f_mean, 0..n), B::src(&a.ln_f_rstd, 0..n));
+    let (dres, dln) = (B::dst(&mut a.dres, 0..nc), B::src(&a.dln, 0..nc));
+    dev.layernorm_backward(dres, gw, gb, dln, x, net.w(lay.ln_f.w), mean, rstd, false);
 
-    for (l, bp) in lay.blocks.iter().enumerate().rev() {
-        let nh4 = n * h;
-        let x: &[f32] = if l == 0 {
-            &a.encoded[..nc]
-        } else {
-            &a.res_mlp[(l - 1) * nc..l * nc]
-        };
-        let res_attn = &a.res_attn[l * nc..(l + 1) * nc];
-        // MLP branch: res_mlp = res_attn + drop(c_proj(gelu(c_fc(ln_2(res_attn)))))
-        let dproj = through_dropout(&a.dres[..nc], &mut a.tmp[..nc], sh.mask(site(l, 2), c));
-        let (gw, gb) = wb_mut(lay, g, bp.mlp_proj);
-        let fc_gelu = &a.fc_gelu[l * nh4..(l + 1) * nh4];
-        dev::linear::backward(
-            Some(&mut a.dfc[..nh4]),
-            gw,
-            gb,
-            dproj,
-            fc_gelu,
-            &p[lay.r(bp.mlp_proj.w)],
-            h,
-            false,
-        );
-        dev::gelu::backward_from_derivative(&mut a.dfc[..nh4], &a.fc[l * nh4..(l + 1) * nh4]);
-        let (gw, gb) = wb_mut(lay, g, bp.c_fc);
-        let ln_2 = &a.ln_2[l * nc..(l + 1) * nc];
-        dev::linear::backward(
-            Some(&mut a.dln[..nc]),
-            gw,
-            gb,
-            &a.dfc[..nh4],
-            ln_2,
-            &p[lay.r(bp.c_fc.w)],
-            c,
-            false,
-        );
-        let (gw, gb) = wb_mut(lay, g, bp.ln_2);
-        let (lm, lr) = (
-            &a.ln_2_mean[l * n..(l + 1) * n],
-            &a.ln_2_rstd[l * n..(l + 1) * n],
-        );
-        dev::layernorm::backward(
-            &mut a.dres[..nc],
-            gw,
-            gb,
-            &a.dln[..nc],
-            res_attn,
-            &p[lay.r(bp.ln_2.w)],
-            lm,
-            lr,
-            true,
-        );
-
-        // attention branch: res_attn = x + drop(c_proj(attn(ln_1(x))))
-        let dproj = through_dropout(&a.dres[..nc], &mut a.tmp[..nc], sh.mask(site(l, 1), c));
-        let (gw, gb) = wb_mut(lay, g, bp.attn_proj);
-        let atty = &a.atty[l * nc..(l + 1) * nc];
-        dev::linear::backward(
-            Some(&mut a.datty[..nc]),
-            gw,
-            gb,
-            dproj,
-            atty,
-            &p[lay.r(bp.attn_proj.w)],
-            c,
-            false,
-        );
-        let qkv = &a.qkv[l * 3 * nc..(l + 1) * 3 * nc];
-        let lse = &a.lse[l * n * nh..(l + 1) * n * nh];
-        dev::attention::backward(
-            &mut a.dqkv[..3 * nc],
-            &a.datty[..nc],
-            atty,
-            lse,
-            qkv,
-            &mut a.attn_scratch,
-            dims,
-            sh.attn_mask(site(l, 0), nh),
-        );
-        if let Some(rt) = net.rope {
-            dev::rope::backward(&mut a.dqkv[..3 * nc], rt, t, c, nh);
-        }
-        let (gw, gb) = wb_mut(lay, g, bp.c_attn);
-        let ln_1 = &a.ln_1[l * nc..(l + 1) * nc];
-        dev::linear::backward(
-            Some(&mut a.dln[..nc]),
-            gw,
-            gb,
-            &a.dqkv[..3 * nc],
-            ln_1,
-            &p[lay.r(bp.c_attn.w)],
-            c,
-            false,
-        );
-        let (gw, gb) = wb_mut(lay, g, bp.ln_1);
-        let (lm, lr) = (
-            &a.ln_1_mean[l * n..(l + 1) * n],
-            &a.ln_1_rstd[l * n..(l + 1) * n],
-        );
-        dev::layernorm::backward(
-            &mut a.dres[..nc],
-            gw,
-            gb,
-            &a.dln[..nc],
-            x,
-            &p[lay.r(bp.ln_1.w)],
-            lm,
-            lr,
-            true,
-        );
+    for l in (0..cfg.n_layer).rev() {
+        block_backward(net, a, g, sh, l, pos);
     }
 
+    // x = drop(wte(idx) + wpe)
     if let Some(m) = sh.mask(SITE_EMB, c) {
-        dev::dropout::apply(&mut a.dres[..nc], m);
+        dev.dropout(B::dst(&mut a.dres, 0..nc), m);
     }
-    let wte = lay.r(lay.wte);
+    let dres = B::src(&a.dres, 0..nc);
     match lay.wpe {
         Some(wpe) => {
-            let wpe = lay.r(wpe);
-            debug_assert!(wte.end <= wpe.start);
-            let (head, tail) = g.split_at_mut(wpe.start);
-            dev::embedding::backward(
-                &mut head[wte],
-                Some(&mut tail[..wpe.len()]),
-                &a.dres[..nc],
-                &a.idx[..n],
-                t,
-                c,
-            );
+            let (dwte, dwpe) = B::dst_pair(g, lay.r(lay.wte), lay.r(wpe));
+            dev.embedding_backward(dwte, Some(dwpe), dres, &a.idx[..n], sh.t, c)
         }
-        None => dev::embedding::backward(&mut g[wte], None, &a.dres[..nc], &a.idx[..n], t, c),
+        None => {
+            let dwte = B::dst(g, lay.r(lay.wte));
+            dev.embedding_backward(dwte, None, dres, &a.idx[..n], sh.t, c)
+        }
     }
+}
+
+/// Backward of block `l`: `dres` holds d loss / d (block output) on entry and
+/// d loss / d (block input) on exit.
+fn block_backward<B: Backend>(
+    net: &Net<B>,
+    a: &mut Acts<B>,
+    g: &mut B::Buf,
+    sh: Shard,
+    l: usize,
+    pos: Positions<B>,
+) {
+    let (dev, cfg, lay, bp) = (net.dev, net.cfg, net.lay, &net.lay.blocks[l]);
+    let (b, t) = (sh.b, sh.t);
+    let (n, c, h, nh) = (b * t, cfg.n_embd, cfg.hidden(), cfg.n_head);
+    let (nc, nh4) = (n * c, n * h);
+    let cur = l * nc..(l + 1) * nc;
+    let stats = l * n..(l + 1) * n;
+    let x = match l {
+        0 => B::src(&a.encoded, 0..nc),
+        _ => B::src(&a.res_mlp, (l - 1) * nc..l * nc),
+    };
+
+    // MLP branch: res_mlp = res_attn + drop(c_proj(gelu(c_fc(ln_2(res_attn)))))
+    let dproj = through_dropout(dev, &a.dres, &mut a.tmp, nc, sh.mask(site(l, 2), c));
+    let (gw, gb) = grad_wb::<B>(lay, g, bp.mlp_proj);
+    let fc_r = l * nh4..(l + 1) * nh4;
+    let fc_gelu = B::src(&a.fc_gelu, fc_r.clone());
+    let dfc = B::dst(&mut a.dfc, 0..nh4);
+    dev.linear_backward(Some(dfc), gw, gb, dproj, fc_gelu, net.w(bp.mlp_proj.w), h, false);
+    dev.gelu_backward(B::dst(&mut a.dfc, 0..nh4), B::src(&a.fc, fc_r));
+    let (gw, gb) = grad_wb::<B>(lay, g, bp.c_fc);
+    let (dln, dfc) = (B::dst(&mut a.dln, 0..nc), B::src(&a.dfc, 0..nh4));
+    let ln_2 = B::src(&a.ln_2, cur.clone());
+    dev.linear_backward(Some(dln), gw, gb, dfc, ln_2, net.w(bp.c_fc.w), c, false);
+    let (gw, gb) = grad_wb::<B>(lay, g, bp.ln_2);
+    let (mean, rstd) = (B::src(&a.ln_2_mean, stats.clone()), B::src(&a.ln_2_rstd, stats.clone()));
+    let res_attn = B::src(&a.res_attn, cur.clone());
+    let (dres, dln) = (B::dst(&mut a.dres, 0..nc), B::src(&a.dln, 0..nc));
+    dev.layernorm_backward(dres, gw, gb, dln, res_attn, net.w(bp.ln_2.w), mean, rstd, true);
+
+    // attention branch: res_attn = x + drop(c_proj(attn(ln_1(x))))
+    let dproj = through_dropout(dev, &a.dres, &mut a.tmp, nc, sh.mask(site(l, 1), c));
+    let (gw, gb) = grad_wb::<B>(lay, g, bp.attn_proj);
+    let atty = B::src(&a.atty, cur.clone());
+    let datty = B::dst(&mut a.datty, 0..nc);
+    dev.linear_backward(Some(datty), gw, gb, dproj, atty, net.w(bp.attn_proj.w), c, false);
+    let qkv = B::src(&a.qkv, l * 3 * nc..(l + 1) * 3 * nc);
+    let lse = B::src(&a.lse, l * n * nh..(l + 1) * n * nh);
+    let dqkv = B::dst(&mut a.dqkv, 0..3 * nc);
+    let work_len = B::len(&a.attn_work);
+    let work = B::dst(&mut a.attn_work, 0..work_len);
+    let (datty, dims) = (B::src(&a.datty, 0..nc), Dims { b, t, c, nh });
+    let am = sh.attn_mask(site(l, 0), nh);
+    dev.attention_backward(dqkv, datty, atty, lse, qkv, work, dims, am);
+    if let Some((cos, sin)) = pos.rope {
+        dev.rope(B::dst(&mut a.dqkv, 0..3 * nc), cos, sin, t, c, nh, true);
+    }
+    let (gw, gb) = grad_wb::<B>(lay, g, bp.c_attn);
+    let (dln, dqkv) = (B::dst(&mut a.dln, 0..nc), B::src(&a.dqkv, 0..3 * nc));
+    let ln_1 = B::src(&a.ln_1, cur);
+    dev.linear_backward(Some(dln), gw, gb, dqkv, ln_1, net.w(bp.c_attn.w), c, false);
+    let (gw, gb) = grad_wb::<B>(lay, g, bp.ln_1);
+    let (mean, rstd) = (B::src(&a.ln_1_mean, stats.clone()), B::src(&a.ln_1_rstd, stats));
+    let (dres, dln) = (B::dst(&mut a.dres, 0..nc), B::src(&a.dln, 0..nc));
+    dev.layernorm_backward(dres, gw, gb, dln, x, net.w(bp.ln_1.w), mean, rstd, true);
 }

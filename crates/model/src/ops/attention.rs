@@ -323,6 +323,62 @@ pub fn backward(
     });
 }
 
+/// Decoding with a KV cache, for one sequence (`d.b == 1`, `d.t == m` new rows): stores the
+/// keys and values of `qkv [m,3C]` at slots `past..past+m` of `k, v [≥past+m, C]`, then
+/// `out[r] = softmax(q_r·K[..=past+r]ᵀ/√hs)·V[..=past+r]` per head. A prefill from an empty
+/// cache is the training forward's causal attention (tiled, parallel over heads, filling
+/// `lse [H,m]`); later rows attend one by one with a score row in `scratch`
+/// (≥ `past + m` floats).
+#[allow(clippy::too_many_arguments)]
+pub fn decode(
+    out: &mut [f32],
+    lse: &mut [f32],
+    qkv: &[f32],
+    k: &mut [f32],
+    v: &mut [f32],
+    scratch: &mut [f32],
+    past: usize,
+    d: Dims,
+) {
+    let (m, c, nh, hs) = (d.t, d.c, d.nh, d.hs());
+    debug_assert_eq!(d.b, 1);
+    for r in 0..m {
+        let (row, slot) = (&qkv[r * 3 * c..(r + 1) * 3 * c], (past + r) * c);
+        k[slot..slot + c].copy_from_slice(&row[c..2 * c]);
+        v[slot..slot + c].copy_from_slice(&row[2 * c..]);
+    }
+    if past == 0 && m > 1 {
+        forward(out, lse, qkv, scratch, d, None);
+        return;
+    }
+    let scale = 1.0 / (hs as f32).sqrt();
+    for r in 0..m {
+        let n_keys = past + r + 1;
+        for h in 0..nh {
+            let q = &qkv[r * 3 * c + h * hs..r * 3 * c + (h + 1) * hs];
+            let sc = &mut scratch[..n_keys];
+            let mut mx = f32::NEG_INFINITY;
+            for (j, s) in sc.iter_mut().enumerate() {
+                *s = dot(q, &k[j * c + h * hs..j * c + (h + 1) * hs]) * scale;
+                mx = mx.max(*s);
+            }
+            let mut sum = 0.0;
+            for s in sc.iter_mut() {
+                *s = exp(*s - mx);
+                sum += *s;
+            }
+            let o = &mut out[r * c + h * hs..r * c + (h + 1) * hs];
+            o.fill(0.0);
+            for (j, s) in sc.iter().enumerate() {
+                let pj = s / sum;
+                for (o, vv) in o.iter_mut().zip(&v[j * c + h * hs..j * c + (h + 1) * hs]) {
+                    *o += pj * vv;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

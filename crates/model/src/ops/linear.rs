@@ -1,7 +1,6 @@
 //! Linear layer in PyTorch's layout: `W [OC, C]`, `y = x·Wᵀ + b`.
 //!
-//! Forward:  `out[N,OC] = x[N,C]·Wᵀ + b (+ residual[N,OC])` — the optional residual is the fused
-//!           `x + proj(·)` of a transformer block: it seeds the output, the matmul accumulates.
+//! Forward:  `out[N,OC] = x[N,C]·Wᵀ + b`.
 //! Backward: `dx[N,C] (+)= dout·W`, `dW[OC,C] += doutᵀ·x`, `db[OC] += Σ_n dout[n,:]`.
 
 use crate::ops::matmul::{matmul, Par, View};
@@ -10,32 +9,15 @@ use crate::ops::matmul::{matmul, Par, View};
 pub use crate::ops::matmul::on_this_thread;
 use rayon::prelude::*;
 
-/// `out = x·Wᵀ + b + residual` with `b` and `residual` optional.
-pub fn forward(
-    out: &mut [f32],
-    x: &[f32],
-    w: &[f32],
-    b: Option<&[f32]>,
-    residual: Option<&[f32]>,
-    c: usize,
-) {
+/// `out = x·Wᵀ + b` (`b` optional: it seeds the output, the product accumulates onto it).
+pub fn forward(out: &mut [f32], x: &[f32], w: &[f32], b: Option<&[f32]>, c: usize) {
     let oc = w.len() / c;
     let n = x.len() / c;
-    let seeded = b.is_some() || residual.is_some();
-    if seeded {
+    let seeded = b.is_some();
+    if let Some(b) = b {
         out[..n * oc]
             .par_chunks_mut(oc)
-            .enumerate()
-            .for_each(|(row, o)| match (b, residual) {
-                (Some(b), Some(r)) => {
-                    for ((o, b), r) in o.iter_mut().zip(b).zip(&r[row * oc..row * oc + oc]) {
-                        *o = r + b;
-                    }
-                }
-                (Some(b), None) => o.copy_from_slice(b),
-                (None, Some(r)) => o.copy_from_slice(&r[row * oc..row * oc + oc]),
-                (None, None) => {}
-            });
+            .for_each(|o| o.copy_from_slice(b));
     }
     matmul(
         n,
@@ -109,11 +91,10 @@ mod tests {
         let x = randn(n * c, 1, 1.0);
         let w = randn(oc * c, 2, 1.0);
         let b = randn(oc, 3, 1.0);
-        let r = randn(n * oc, 4, 1.0);
         let g = randn(n * oc, 5, 1.0);
         let f = |x: &[f32], w: &[f32], b: &[f32]| {
             let mut o = vec![0.0; n * oc];
-            forward(&mut o, x, w, Some(b), Some(&r), c);
+            forward(&mut o, x, w, Some(b), c);
             weighted_sum(&o, &g)
         };
         let (mut dx, mut dw, mut db) = (vec![0.0; n * c], vec![0.0; oc * c], vec![0.0; oc]);
@@ -121,9 +102,9 @@ mod tests {
         check_grad("x", &x, &dx, |v| f(v, &w, &b), 1e-2, 1e-3);
         check_grad("w", &w, &dw, |v| f(&x, v, &b), 1e-2, 1e-3);
         check_grad("b", &b, &db, |v| f(&x, &w, v), 1e-2, 1e-3);
-        // plain (no bias, no residual) forward equals the explicit product
+        // plain (no bias) forward equals the explicit product
         let mut o = vec![9.0; n * oc];
-        forward(&mut o, &x, &w, None, None, c);
+        forward(&mut o, &x, &w, None, c);
         let want: f32 = (0..c).map(|k| x[c + k] * w[2 * c + k]).sum();
         assert!((o[oc + 2] - want).abs() < 1e-5);
     }

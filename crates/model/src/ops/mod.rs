@@ -1,6 +1,8 @@
-//! The compute ops. Each file holds one op's forward and backward side by side, its shapes in
-//! the module docs, and its finite-difference gradient test.
+//! The CPU backend's kernels ([`Cpu`](crate::backend::cpu::Cpu) calls them). Each file holds
+//! one op's forward and backward side by side, its shapes in the module docs, and its
+//! finite-difference gradient test.
 
+pub mod adamw;
 pub mod attention;
 pub mod colsum;
 pub mod crossentropy;
@@ -13,5 +15,6 @@ pub mod math;
 pub mod matmul;
 pub mod residual;
 pub mod rope;
+pub mod vector;
 #[cfg(test)]
 pub(crate) mod testutil;

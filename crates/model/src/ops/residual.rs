@@ -1,7 +1,8 @@
 //! Residual add: `out = a + b` (all `[N,C]`). Backward is the identity into both branches,
 //! so the model simply lets one gradient buffer flow through (no op needed).
-//! The common case is fused into [`linear::forward`](crate::ops::linear::forward) via its
-//! `residual` argument; this op serves the dropout path.
+//! Without dropout the add is fused into the LayerNorm that reads the sum
+//! ([`layernorm::forward_residual`](crate::ops::layernorm::forward_residual)); this op serves
+//! a branch whose output went through dropout.
 
 use rayon::prelude::*;
 

@@ -63,15 +63,14 @@ pub fn rotate(x: &mut [f32], cos: &[f32], sin: &[f32], sign: f32) {
     }
 }
 
-fn apply(qkv: &mut [f32], table: &RopeTable, t: usize, c: usize, n_head: usize, sign: f32) {
+/// Rotate q and k of every row of `qkv [N,3C]` by `sign ×` the angles of table row `n % t`
+/// (`cos, sin [T, hs/2]`).
+pub fn apply(qkv: &mut [f32], cos: &[f32], sin: &[f32], t: usize, c: usize, n_head: usize, sign: f32) {
     let hs = c / n_head;
     let h = hs / 2;
     qkv.par_chunks_mut(3 * c).enumerate().for_each(|(n, row)| {
         let pos = n % t;
-        let (cos, sin) = (
-            &table.cos[pos * h..pos * h + h],
-            &table.sin[pos * h..pos * h + h],
-        );
+        let (cos, sin) = (&cos[pos * h..pos * h + h], &sin[pos * h..pos * h + h]);
         for head in row[..2 * c].chunks_mut(hs) {
             rotate(head, cos, sin, sign);
         }
@@ -80,12 +79,12 @@ fn apply(qkv: &mut [f32], table: &RopeTable, t: usize, c: usize, n_head: usize, 
 
 /// Rotate q and k of every row (row `n` is position `n % t`) in place.
 pub fn forward(qkv: &mut [f32], table: &RopeTable, t: usize, c: usize, n_head: usize) {
-    apply(qkv, table, t, c, n_head, 1.0)
+    apply(qkv, &table.cos, &table.sin, t, c, n_head, 1.0)
 }
 
 /// Map gradients w.r.t. rotated q, k back to the unrotated ones, in place.
 pub fn backward(dqkv: &mut [f32], table: &RopeTable, t: usize, c: usize, n_head: usize) {
-    apply(dqkv, table, t, c, n_head, -1.0)
+    apply(dqkv, &table.cos, &table.sin, t, c, n_head, -1.0)
 }
 
 #[cfg(test)]

@@ -1,0 +1,298 @@
+//! The CPU backend: host `Vec<f32>` buffers and the hand-written kernels of [`crate::ops`]
+//! (AVX2/FMA dispatched at run time, rayon for threads). It is the reference every other
+//! backend is tested against ([`conformance`](super::conformance)).
+//!
+//! Threads: ops split their work over the global rayon pool; inside a batch shard's pass
+//! ([`Backend::on_this_thread`]) every product stays on the calling thread, so a small model
+//! runs one whole pass per thread instead of forking and joining at every op.
+
+use super::{AdamWStep, Backend, Dims, Mask, Segment};
+use crate::config::Activation;
+use crate::ops;
+use std::borrow::Cow;
+use std::ops::Range;
+use std::sync::Mutex;
+
+/// The CPU backend (see the module docs).
+#[derive(Debug, Default)]
+pub struct Cpu {
+    /// per-chunk partial sums of [`Backend::sum_squares`], kept so a step allocates nothing
+    norm_partials: Mutex<Vec<f64>>,
+}
+
+impl Cpu {
+    /// The CPU backend on the global rayon pool.
+    pub fn new() -> Self {
+        Cpu::default()
+    }
+}
+
+impl Backend for Cpu {
+    type Buf = Vec<f32>;
+    type Src<'a> = &'a [f32];
+    type Dst<'a> = &'a mut [f32];
+
+    fn name(&self) -> String {
+        "cpu".into()
+    }
+
+    fn alloc(&self, len: usize) -> Vec<f32> {
+        vec![0.0; len]
+    }
+    fn len(buf: &Vec<f32>) -> usize {
+        buf.len()
+    }
+    fn src(buf: &Vec<f32>, r: Range<usize>) -> &[f32] {
+        &buf[r]
+    }
+    fn dst(buf: &mut Vec<f32>, r: Range<usize>) -> &mut [f32] {
+        &mut buf[r]
+    }
+    fn dst_pair(buf: &mut Vec<f32>, a: Range<usize>, b: Range<usize>) -> (&mut [f32], &mut [f32]) {
+        assert!(a.end <= b.start, "dst_pair: regions overlap or are out of order");
+        let (head, tail) = buf.split_at_mut(b.start);
+        (&mut head[a], &mut tail[..b.len()])
+    }
+    fn reborrow<'b>(d: &'b mut &mut [f32]) -> &'b mut [f32] {
+        d
+    }
+    fn as_src<'b>(d: &'b &mut [f32]) -> &'b [f32] {
+        d
+    }
+    // (the where clause makes `'a` early-bound, as the trait's GAT projection is)
+    fn split_at<'a>(d: &'a mut [f32], at: usize) -> (&'a mut [f32], &'a mut [f32])
+    where
+        'a: 'a,
+    {
+        d.split_at_mut(at)
+    }
+    fn upload(&self, dst: &mut [f32], src: &[f32]) {
+        dst.copy_from_slice(src);
+    }
+    fn download(&self, src: &[f32], dst: &mut [f32]) {
+        dst.copy_from_slice(src);
+    }
+    fn host<'a>(&self, buf: &'a Vec<f32>) -> Cow<'a, [f32]> {
+        Cow::Borrowed(buf)
+    }
+    fn copy(&self, dst: &mut [f32], src: &[f32]) {
+        dst.copy_from_slice(src);
+    }
+
+    fn copy_within(&self, buf: &mut Vec<f32>, src: Range<usize>, to: usize) {
+        buf.copy_within(src, to);
+    }
+
+    fn zero(&self, x: &mut [f32]) {
+        ops::vector::zero(x);
+    }
+    fn scale(&self, x: &mut [f32], s: f32) {
+        ops::vector::scale(x, s);
+    }
+    fn accumulate(&self, acc: &mut [f32], x: &[f32]) {
+        ops::vector::accumulate(acc, x);
+    }
+    fn sum_squares(&self, x: &[f32]) -> f64 {
+        let mut partials = self
+            .norm_partials
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        ops::vector::sum_squares(x, &mut partials)
+    }
+    fn residual(&self, out: &mut [f32], a: &[f32], b: &[f32]) {
+        ops::residual::forward(out, a, b);
+    }
+    fn dropout(&self, x: &mut [f32], mask: Mask) {
+        ops::dropout::apply(x, mask);
+    }
+
+    fn embedding_forward(
+        &self,
+        out: &mut [f32],
+        idx: &[u32],
+        wte: &[f32],
+        pos: Option<&[f32]>,
+        t: usize,
+        c: usize,
+    ) {
+        ops::embedding::forward(out, idx, wte, pos, t, c);
+    }
+    fn embedding_backward(
+        &self,
+        dwte: &mut [f32],
+        dwpe: Option<&mut [f32]>,
+        dout: &[f32],
+        idx: &[u32],
+        t: usize,
+        c: usize,
+    ) {
+        ops::embedding::backward(dwte, dwpe, dout, idx, t, c);
+    }
+
+    fn layernorm_forward(
+        &self,
+        out: &mut [f32],
+        mean: &mut [f32],
+        rstd: &mut [f32],
+        x: &[f32],
+        w: &[f32],
+        b: Option<&[f32]>,
+    ) {
+        ops::layernorm::forward(out, mean, rstd, x, w, b);
+    }
+    fn layernorm_forward_residual(
+        &self,
+        out: &mut [f32],
+        mean: &mut [f32],
+        rstd: &mut [f32],
+        x: &mut [f32],
+        residual: &[f32],
+        proj_bias: Option<&[f32]>,
+        w: &[f32],
+        b: Option<&[f32]>,
+    ) {
+        ops::layernorm::forward_residual(out, mean, rstd, x, residual, proj_bias, w, b);
+    }
+    fn layernorm_backward(
+        &self,
+        dx: &mut [f32],
+        dw: &mut [f32],
+        db: Option<&mut [f32]>,
+        dout: &[f32],
+        x: &[f32],
+        w: &[f32],
+        mean: &[f32],
+        rstd: &[f32],
+        accumulate: bool,
+    ) {
+        ops::layernorm::backward(dx, dw, db, dout, x, w, mean, rstd, accumulate);
+    }
+
+    fn linear_forward(&self, out: &mut [f32], x: &[f32], w: &[f32], b: Option<&[f32]>, c: usize) {
+        ops::linear::forward(out, x, w, b, c);
+    }
+    fn linear_backward(
+        &self,
+        dx: Option<&mut [f32]>,
+        dw: &mut [f32],
+        db: Option<&mut [f32]>,
+        dout: &[f32],
+        x: &[f32],
+        w: &[f32],
+        c: usize,
+        accumulate_dx: bool,
+    ) {
+        ops::linear::backward(dx, dw, db, dout, x, w, c, accumulate_dx);
+    }
+
+    fn gelu_forward(&self, y: &mut [f32], x: &[f32], bias: Option<&[f32]>, act: Activation) {
+        ops::gelu::forward(y, x, bias, act);
+    }
+    fn gelu_forward_keep_derivative(
+        &self,
+        y: &mut [f32],
+        x: &mut [f32],
+        bias: Option<&[f32]>,
+        act: Activation,
+    ) {
+        ops::gelu::forward_keep_derivative(y, x, bias, act);
+    }
+    fn gelu_backward(&self, d: &mut [f32], g: &[f32]) {
+        ops::gelu::backward_from_derivative(d, g);
+    }
+
+    fn rope(
+        &self,
+        qkv: &mut [f32],
+        cos: &[f32],
+        sin: &[f32],
+        t: usize,
+        c: usize,
+        nh: usize,
+        inverse: bool,
+    ) {
+        ops::rope::apply(qkv, cos, sin, t, c, nh, if inverse { -1.0 } else { 1.0 });
+    }
+
+    fn attention_workspace(&self, t: usize, workers: usize) -> usize {
+        workers.max(1) * ops::attention::scratch_per_worker(t)
+    }
+    fn attention_forward(
+        &self,
+        out: &mut [f32],
+        lse: &mut [f32],
+        qkv: &[f32],
+        work: &mut [f32],
+        d: Dims,
+        drop: Option<Mask>,
+    ) {
+        ops::attention::forward(out, lse, qkv, work, d, drop);
+    }
+    fn attention_backward(
+        &self,
+        dqkv: &mut [f32],
+        dout: &[f32],
+        out: &[f32],
+        lse: &[f32],
+        qkv: &[f32],
+        work: &mut [f32],
+        d: Dims,
+        drop: Option<Mask>,
+    ) {
+        ops::attention::backward(dqkv, dout, out, lse, qkv, work, d, drop);
+    }
+    fn attention_decode(
+        &self,
+        out: &mut [f32],
+        lse: &mut [f32],
+        qkv: &[f32],
+        k: &mut [f32],
+        v: &mut [f32],
+        work: &mut [f32],
+        past: usize,
+        d: Dims,
+    ) {
+        ops::attention::decode(out, lse, qkv, k, v, work, past, d);
+    }
+
+    fn cross_entropy(
+        &self,
+        dlogits: &mut [f32],
+        row_loss: &mut [f32],
+        logits: &[f32],
+        targets: &[i32],
+        v: usize,
+        n_valid: usize,
+    ) -> f64 {
+        ops::crossentropy::forward_backward_part(dlogits, row_loss, logits, targets, v, n_valid)
+    }
+
+    fn adamw(
+        &self,
+        p: &mut [f32],
+        g: &[f32],
+        m: &mut [f32],
+        v: &mut [f32],
+        segments: &[Segment],
+        s: AdamWStep,
+    ) {
+        ops::adamw::step(p, g, m, v, segments, s);
+    }
+
+    fn max_shards(&self) -> usize {
+        rayon::current_num_threads().max(1)
+    }
+    fn on_this_thread<R>(&self, f: impl FnOnce() -> R) -> R {
+        ops::matmul::on_this_thread(f)
+    }
+    fn enter<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+        // Called from outside the pool, every parallel loop would hand its work across threads
+        // and put the caller to sleep (two context switches per op, hundreds per step);
+        // entering the pool once per model call avoids that.
+        if rayon::current_thread_index().is_some() {
+            f()
+        } else {
+            rayon::join(f, || ()).0
+        }
+    }
+}
