@@ -9,6 +9,8 @@
 //! - [`gutenberg`]: Project Gutenberg licence header/footer stripping.
 //! - [`bundled`]: where the bundled Shakespeare corpus lives.
 
+#![warn(missing_docs)]
+
 pub mod bundled;
 pub mod error;
 pub mod gutenberg;

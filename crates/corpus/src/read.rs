@@ -7,7 +7,9 @@ use crate::{CorpusError, Result};
 /// One source file's text.
 #[derive(Debug, Clone)]
 pub struct Document {
+    /// The file it was read from.
     pub path: PathBuf,
+    /// Its whole text (valid UTF-8; lossily decoded if that was asked for).
     pub text: String,
 }
 

@@ -16,7 +16,9 @@ use crate::{CorpusError, Result};
 /// (matched against the path relative to the folder, and against the file name).
 #[derive(Debug, Default, Clone)]
 pub struct SourceFilter {
+    /// Keep only files matching one of these globs (empty: keep every text file).
     pub include: Vec<String>,
+    /// Drop files matching any of these globs, even when `include` matched them.
     pub exclude: Vec<String>,
 }
 

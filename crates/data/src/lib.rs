@@ -12,6 +12,8 @@
 //! - [`sampler`]: [`BatchSampler`] (random or sequential windows, resumable state) and
 //!   [`EvalBatches`] (a fixed validation set).
 
+#![warn(missing_docs)]
+
 pub mod download;
 pub mod error;
 pub mod loader;

@@ -11,10 +11,15 @@ use crate::{DataError, Result, TokenFile};
 /// (`Arc`) with the samplers built on them.
 #[derive(Debug, Clone)]
 pub struct DataDir {
+    /// The folder.
     pub dir: PathBuf,
+    /// Its parsed `meta.json`.
     pub meta: Meta,
+    /// `train.bin`, memory-mapped.
     pub train: Arc<TokenFile>,
+    /// `val.bin`, memory-mapped.
     pub val: Arc<TokenFile>,
+    /// `test.bin`, when the preparation kept a test split (WikiText).
     pub test: Option<Arc<TokenFile>>,
 }
 

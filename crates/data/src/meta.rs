@@ -28,8 +28,11 @@ pub struct SourceMeta {
 /// The tokenizer the data was made with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenizerMeta {
+    /// Tokenizer kind (`char`, `bpe`, `tiktoken:o200k_base`, ...).
     pub kind: String,
+    /// The tokenizer's fingerprint; the token files' headers carry the same.
     pub fingerprint: String,
+    /// Number of token ids: the smallest vocabulary a model on this data may have.
     pub vocab_size: usize,
     /// File name of the tokenizer copy inside the folder.
     pub file: String,
@@ -40,19 +43,29 @@ pub struct TokenizerMeta {
 /// Contents of `meta.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Meta {
+    /// Format version of `meta.json`.
     pub lmforge_data: u32,
+    /// Version of the lmforge that prepared the folder.
     pub lmforge_version: String,
+    /// The tokenizer the data was made with.
     pub tokenizer: TokenizerMeta,
+    /// Width of the stored tokens.
     pub dtype: Dtype,
+    /// Tokens in `train.bin`.
     pub train_tokens: u64,
+    /// Tokens in `val.bin`.
     pub val_tokens: u64,
+    /// Tokens in `test.bin`, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_tokens: Option<u64>,
     /// How the val split was made, in words (e.g. `last 0.1 of the token stream`).
     pub split: String,
+    /// The block size the splits were checked against at preparation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block_size: Option<usize>,
+    /// Whether Project Gutenberg headers and footers were stripped.
     pub strip_gutenberg: bool,
+    /// Every source file, in the order it was tokenized.
     pub sources: Vec<SourceMeta>,
 }
 

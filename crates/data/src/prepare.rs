@@ -37,7 +37,9 @@ pub const GROUP_BYTES: u64 = 16 << 20;
 pub enum TokenizerChoice {
     /// Train this kind on the training sources first.
     Train {
+        /// The kind to train.
         kind: TrainKind,
+        /// Target vocabulary size (`None`: the kind's default).
         vocab_size: Option<usize>,
     },
     /// Load a tokenizer file, folder or built-in name (`tiktoken:o200k_base`).
@@ -80,9 +82,11 @@ pub struct PrepareOptions {
     pub sources: Vec<String>,
     /// Include/exclude globs for files found in folders and globs.
     pub filter: SourceFilter,
+    /// The tokenizer to load, train or reuse.
     pub tokenizer: TokenizerChoice,
     /// Output folder (created if missing).
     pub out: PathBuf,
+    /// How the validation split is chosen.
     pub split: ValSplit,
     /// Use WikiText's own splits instead of `sources` and `split`.
     pub wikitext: Option<WikiTextOptions>,
@@ -120,6 +124,7 @@ impl PrepareOptions {
 /// What `prepare` did.
 #[derive(Debug, Clone)]
 pub struct PrepareReport {
+    /// The folder written.
     pub out: PathBuf,
     /// The `meta.json` written.
     pub meta: Meta,

@@ -59,7 +59,10 @@ impl Rng {
 #[serde(rename_all = "lowercase", tag = "mode")]
 pub enum Sampling {
     /// Independent uniformly random windows (nanoGPT): start in `0..len - block`.
-    Random { seed: u64 },
+    Random {
+        /// Seeds the window generator: the same seed gives the same batches.
+        seed: u64,
+    },
     /// Non-overlapping windows in file order (`start = k·block`), wrapping into a new epoch.
     Sequential,
 }
@@ -69,8 +72,11 @@ pub enum Sampling {
 /// [`BatchSampler::resume`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SamplerState {
+    /// How windows are chosen (with the seed, in random mode).
     pub sampling: Sampling,
+    /// Windows per batch.
     pub batch: usize,
+    /// Tokens per window (the model's block size).
     pub block: usize,
     /// Tokens in the file the state was made on (a different file cannot resume it).
     pub tokens: u64,
@@ -255,6 +261,7 @@ impl EvalBatches {
         self.starts.len() / self.batch
     }
 
+    /// True when there are no batches (the split is shorter than one).
     pub fn is_empty(&self) -> bool {
         self.starts.is_empty()
     }

@@ -39,7 +39,9 @@ const FINGERPRINT_LEN: usize = 32;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Dtype {
+    /// Two bytes per token: vocabularies of up to 65,536 ids.
     U16,
+    /// Four bytes per token.
     U32,
 }
 
@@ -80,9 +82,13 @@ impl Dtype {
 /// A parsed token file header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
+    /// Format version of the file.
     pub version: u16,
+    /// Width of the stored tokens.
     pub dtype: Dtype,
+    /// Number of tokens after the header.
     pub count: u64,
+    /// Fingerprint of the tokenizer that produced the tokens.
     pub fingerprint: String,
 }
 
@@ -351,10 +357,12 @@ impl TokenFile {
         })
     }
 
+    /// The file this was opened from.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// The parsed header.
     pub fn header(&self) -> &Header {
         &self.header
     }
@@ -364,10 +372,12 @@ impl TokenFile {
         self.header.count
     }
 
+    /// True when the file holds no tokens.
     pub fn is_empty(&self) -> bool {
         self.header.count == 0
     }
 
+    /// Width of the stored tokens.
     pub fn dtype(&self) -> Dtype {
         self.header.dtype
     }

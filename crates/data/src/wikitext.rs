@@ -45,8 +45,11 @@ pub fn variant_url(name: &str) -> Result<&'static str> {
 /// The three split files of one WikiText folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WikiTextFiles {
+    /// The training split (`wiki.train.tokens`, or `wiki.train.raw`).
     pub train: PathBuf,
+    /// The validation split.
     pub valid: PathBuf,
+    /// The test split.
     pub test: PathBuf,
 }
 

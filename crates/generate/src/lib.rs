@@ -2,7 +2,7 @@
 //!
 //! - [`checkpoint`]: open a checkpoint folder (model, config, tokenizer) with clear errors.
 //! - [`sampling`]: greedy, temperature, top-k and top-p (nucleus) sampling, seeded.
-//! - [`generate`]: KV-cached generation with streaming text, stop strings and `<eos>`.
+//! - [`generate`](mod@generate): KV-cached generation with streaming text, stop strings and `<eos>`.
 //! - [`eval`]: loss, perplexity and bits per byte over text with a strided context.
 
 pub mod checkpoint;

@@ -14,12 +14,15 @@ use crate::{train, Result, Tokenizer, TrainKind};
 /// What `lmforge tokenizer bench --json` prints.
 #[derive(Debug, Serialize)]
 pub struct BenchReport {
+    /// Size of the benchmark corpus in bytes (UTF-8 text).
     pub corpus_bytes: usize,
+    /// Worker threads the encoders ran on.
     pub threads: usize,
     /// Encode throughput per tokenizer kind, in MB/s (10^6 bytes), best of the runs.
     pub encode_mb_per_s: BTreeMap<String, f64>,
     /// Seconds to train byte-level BPE at `bpe_vocab_size` on the corpus.
     pub bpe_train_s: f64,
+    /// Vocabulary size the BPE training run targeted.
     pub bpe_vocab_size: usize,
 }
 

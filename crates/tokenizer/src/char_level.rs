@@ -20,6 +20,7 @@ pub struct CharTokenizer {
 /// On-disk form (inside the lmforge tokenizer JSON).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CharVocab {
+    /// The vocabulary's characters in id order; ids start after the four specials.
     pub chars: Vec<char>,
 }
 
@@ -67,12 +68,14 @@ impl CharTokenizer {
         }
     }
 
+    /// The vocabulary in its on-disk form.
     pub fn vocab(&self) -> CharVocab {
         CharVocab {
             chars: self.chars.clone(),
         }
     }
 
+    /// Number of ids: the four specials plus one per character.
     pub fn vocab_size(&self) -> usize {
         TRAINED_SPECIALS.len() + self.chars.len()
     }

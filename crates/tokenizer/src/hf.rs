@@ -19,15 +19,20 @@ use crate::{Result, TokenizerError};
 /// Which HF model a `tokenizer.json` holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HfKind {
+    /// A BPE model (lmforge's `bpe` kind is byte-level BPE).
     Bpe,
+    /// A unigram model (lmforge's `unigram` kind).
     Unigram,
+    /// Any other HF model (WordPiece, WordLevel, ...): used as is, reported as `huggingface`.
     Other,
 }
 
 /// A Hugging Face tokenizer plus what lmforge needs to know about it.
 #[derive(Clone)]
 pub struct HfTokenizer {
+    /// The Hugging Face tokenizer that does the work.
     pub inner: tokenizers::Tokenizer,
+    /// Which model `inner` holds.
     pub kind: HfKind,
     /// Canonical JSON (compact), used for saving and the fingerprint.
     pub json: String,
@@ -100,6 +105,7 @@ impl HfTokenizer {
         Self::wrap(tok)
     }
 
+    /// Number of ids, added tokens included.
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }
@@ -115,6 +121,7 @@ impl HfTokenizer {
         }
     }
 
+    /// Encodes `text` without adding special tokens.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         Ok(self
             .inner

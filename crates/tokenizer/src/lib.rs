@@ -13,6 +13,8 @@
 //! checkpoints can refuse a mismatched tokenizer, and saves to / loads from one file.
 //! Trained kinds put the special tokens `<pad>`, `<unk>`, `<bos>`, `<eos>` at ids 0..=3.
 
+#![warn(missing_docs)]
+
 pub mod bench;
 pub mod char_level;
 pub mod error;

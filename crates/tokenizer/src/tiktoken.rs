@@ -74,14 +74,17 @@ impl TiktokenTokenizer {
         })
     }
 
+    /// The encoding's name, e.g. `o200k_base`.
     pub fn name(&self) -> &'static str {
         self.name
     }
 
+    /// One past the largest id, special tokens included (tiktoken's `n_vocab`).
     pub fn vocab_size(&self) -> usize {
         self.n_vocab
     }
 
+    /// Only `eos` is set: `<|endoftext|>`.
     pub fn specials(&self) -> SpecialTokens {
         SpecialTokens {
             eos: Some(self.eot),

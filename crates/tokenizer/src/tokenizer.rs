@@ -17,11 +17,15 @@ use crate::{Result, TokenizerError};
 
 /// Any tokenizer lmforge supports. Cheap to share behind `&` across threads.
 pub enum Tokenizer {
+    /// One id per character (nanoGPT's shakespeare_char).
     Char(CharTokenizer),
+    /// Words, punctuation and whitespace runs, capped by frequency.
     Word(WordTokenizer),
     /// Byte-level BPE or unigram, stored as a Hugging Face `tokenizer.json`.
     Hf(Box<HfTokenizer>),
+    /// A built-in OpenAI encoding.
     Tiktoken(TiktokenTokenizer),
+    /// A SentencePiece `.model` file.
     SentencePiece(Box<SpTokenizer>),
 }
 
@@ -213,6 +217,7 @@ impl Tokenizer {
         }
     }
 
+    /// The ids of the special tokens this tokenizer has.
     pub fn special_tokens(&self) -> SpecialTokens {
         match self {
             Tokenizer::Char(_) | Tokenizer::Word(_) => SpecialTokens::TRAINED,

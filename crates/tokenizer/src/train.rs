@@ -14,9 +14,13 @@ use crate::{Result, Tokenizer, TokenizerError};
 /// A kind of tokenizer that can be trained from a corpus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrainKind {
+    /// Every distinct character.
     Char,
+    /// Words, punctuation and whitespace runs.
     Word,
+    /// Byte-level BPE (GPT-2 style, no prefix space).
     Bpe,
+    /// SentencePiece-style unigram.
     Unigram,
 }
 
@@ -37,6 +41,7 @@ impl FromStr for TrainKind {
 }
 
 impl TrainKind {
+    /// The name used on the command line and in files (`char`, `word`, `bpe`, `unigram`).
     pub fn name(self) -> &'static str {
         match self {
             TrainKind::Char => "char",

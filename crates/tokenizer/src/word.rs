@@ -19,6 +19,7 @@ pub struct WordTokenizer {
 /// On-disk form (inside the lmforge tokenizer JSON).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WordVocab {
+    /// The vocabulary's words in id order; ids start after the four specials.
     pub words: Vec<String>,
 }
 
@@ -90,6 +91,7 @@ impl WordTokenizer {
         Self::from_words(ranked.into_iter().map(|(w, _)| w.to_string()).collect())
     }
 
+    /// Builds from a saved vocabulary (`words` in id order).
     pub fn from_words(words: Vec<String>) -> Self {
         let offset = TRAINED_SPECIALS.len() as u32;
         let index = words
@@ -100,12 +102,14 @@ impl WordTokenizer {
         WordTokenizer { words, index }
     }
 
+    /// The vocabulary in its on-disk form.
     pub fn vocab(&self) -> WordVocab {
         WordVocab {
             words: self.words.clone(),
         }
     }
 
+    /// Number of ids: the four specials plus one per word.
     pub fn vocab_size(&self) -> usize {
         TRAINED_SPECIALS.len() + self.words.len()
     }

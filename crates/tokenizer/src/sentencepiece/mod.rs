@@ -145,6 +145,7 @@ impl SpTokenizer {
         })
     }
 
+    /// The original `.model` bytes (saved as is, hashed for the fingerprint).
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
@@ -154,10 +155,12 @@ impl SpTokenizer {
         self.model_type
     }
 
+    /// Number of pieces, i.e. of ids.
     pub fn vocab_size(&self) -> usize {
         self.pieces.len()
     }
 
+    /// The ids the model's trainer spec reserves for pad/unk/bos/eos.
     pub fn specials(&self) -> SpecialTokens {
         self.specials
     }

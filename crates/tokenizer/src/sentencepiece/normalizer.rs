@@ -82,10 +82,15 @@ impl CharsMap {
 /// Whitespace options from `NormalizerSpec` / `TrainerSpec`.
 #[derive(Debug, Clone)]
 pub struct Normalizer {
+    /// The model's character rewrites (NFKC-like), applied before anything else.
     pub charsmap: CharsMap,
+    /// Prepend a space to the text, so the first word looks like every other.
     pub add_dummy_prefix: bool,
+    /// Drop leading and trailing spaces and collapse runs of spaces into one.
     pub remove_extra_whitespaces: bool,
+    /// Write spaces as `▁` (U+2581).
     pub escape_whitespaces: bool,
+    /// Attach the space marker to the end of a word instead of its start.
     pub treat_whitespace_as_suffix: bool,
 }
 
