@@ -36,20 +36,24 @@
 //! sinusoidal) or re-prefills the last `block_size` tokens (learned positions).
 //!
 //! ## Engine
-//! - [`ops`]: one file per op, forward and backward side by side, shapes in the docs, each with
+//! - [`backend`]: the device seam. A [`Backend`] owns a buffer type and every op the model
+//!   runs (forward, backward, AdamW, grad norm, shard sums, KV-cached decode attention);
+//!   [`Gpt`], [`AdamW`] and [`InferenceSession`] are generic over it and default to [`Cpu`].
+//!   A new backend passes [`backend::conformance`] against plain reference code.
+//! - [`ops`]: the CPU backend's kernels, one file per op, forward and backward side by side, shapes in the docs, each with
 //!   a finite-difference test. Attention is flash-style (per-row logsumexp only).
 //! - Memory: parameters, gradients and AdamW moments are flat buffers sharing one layout
 //!   ([`params`]); activations are planned once per (batch, block) shape and reused — no
 //!   allocation inside a training step after the first.
 //! - Threads: the global rayon pool (the CLI sizes it). A small model splits the batch into
 //!   one shard per thread, each running whole forward/backward passes with single-threaded
-//!   products, then sums the shards' gradients in order (`pass.rs`, [`Gpt::set_batch_shards`]);
+//!   products, then sums the shards' gradients in order ([`Gpt::set_batch_shards`]);
 //!   a large one runs each op over the whole batch: matmuls split over the pool, attention
 //!   splits (batch, head) pairs, elementwise ops split rows. All parameter-gradient reductions
 //!   run in a fixed order, so the same seed and thread count give the same bits.
-//! - Device seam: the model calls ops only through [`device::active`] (today [`device::cpu`]);
-//!   a future `cuda` feature would provide the same function set.
-//! - Matmul: [`ops::matmul`]; candidates and measurements are in the crate README.
+//! - One pass: `pass.rs` is the forward and backward of one batch shard, op after op; KV-cached
+//!   decoding is a mode of the same per-layer code (`acts.rs` holds the buffer plan).
+//! - Matmul: [`ops::matmul`]; candidates and measurements are in `docs/performance.md`.
 
 mod acts;
 pub mod backend;
