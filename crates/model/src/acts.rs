@@ -128,7 +128,10 @@ impl<B: Backend> Acts<B> {
             Plan::Training => cfg.n_layer,
             Plan::Decoding => 1,
         };
-        if n <= self.cap_n && t <= self.cap_t && workers <= self.cap_workers && layers == self.layers
+        if n <= self.cap_n
+            && t <= self.cap_t
+            && workers <= self.cap_workers
+            && layers == self.layers
         {
             return;
         }

@@ -15,31 +15,50 @@ use std::time::Instant;
 /// Result of [`bench_train`].
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct BenchReport {
+    /// layers
     pub n_layer: usize,
+    /// attention heads
     pub n_head: usize,
+    /// embedding width
     pub n_embd: usize,
+    /// sequence length of each batch row
     pub block_size: usize,
+    /// vocabulary size
     pub vocab_size: usize,
+    /// sequences per step
     pub batch: usize,
+    /// rayon threads
     pub threads: usize,
+    /// timed steps
     pub steps: usize,
+    /// untimed steps before them
     pub warmup: usize,
+    /// parameters (tied head once)
     pub num_params: usize,
     /// From the median step time (robust to other load on a shared machine; this is also
     /// what `tools/bench_train.py` reports for PyTorch).
     pub tokens_per_s: f64,
+    /// median step time
     pub ms_per_step: f64,
+    /// mean step time
     pub mean_ms_per_step: f64,
+    /// fastest step
     pub min_ms_per_step: f64,
     /// nanoGPT's estimate, per token (forward + backward).
     pub flops_per_token: f64,
+    /// model FLOPs per second at the median step (6·params·tokens + attention)
     pub achieved_gflops: f64,
+    /// measured matmul peak of this machine (2048³)
     pub matmul_peak_gflops: f64,
+    /// achieved / peak
     pub mfu: f64,
     /// Peak RSS during model set-up and training (VmHWM, reset after the matmul probe).
     pub peak_rss_mb: f64,
+    /// loss of the first step
     pub first_loss: f32,
+    /// loss of the last step
     pub last_loss: f32,
+    /// the matmul kernel used
     pub matmul_kernel: String,
 }
 

@@ -43,10 +43,15 @@ fn d_theta() -> f32 {
 /// GPT hyper-parameters (nanoGPT's `GPTConfig` plus the positional/activation choices).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
+    /// tokens in the vocabulary (rows of `wte`)
     pub vocab_size: usize,
+    /// transformer blocks
     pub n_layer: usize,
+    /// attention heads (divides `n_embd`)
     pub n_head: usize,
+    /// embedding width C
     pub n_embd: usize,
+    /// longest sequence (context length)
     pub block_size: usize,
     /// Biases in Linear layers and LayerNorms.
     #[serde(default = "d_true")]
@@ -58,8 +63,10 @@ pub struct ModelConfig {
     #[serde(default = "d_true")]
     pub tie_embeddings: bool,
     #[serde(default)]
+    /// how positions enter the model
     pub pos_encoding: PosEncoding,
     #[serde(default)]
+    /// the MLP's GELU flavour
     pub activation: Activation,
     /// MLP hidden width = `mlp_ratio · n_embd`.
     #[serde(default = "d_ratio")]

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 /// Everything that can go wrong in lmforge-model that a caller could cause or observe.
+/// (Each variant's fields are the values its message names: the file, tensor, id, position.)
+#[allow(missing_docs)]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A configuration field has an unusable value.

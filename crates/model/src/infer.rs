@@ -244,7 +244,10 @@ impl<'m, B: Backend> InferenceSession<'m, B> {
             PosEncoding::Rope => {
                 let (cos, sin) = host.split_at_mut(m * half);
                 for r in 0..m {
-                    let (c, s) = (&mut cos[r * half..(r + 1) * half], &mut sin[r * half..(r + 1) * half]);
+                    let (c, s) = (
+                        &mut cos[r * half..(r + 1) * half],
+                        &mut sin[r * half..(r + 1) * half],
+                    );
                     angles(p0 + r, hs, cfg.rope_theta, c, s);
                 }
                 dev.upload(B::dst(&mut self.stage_cos, 0..m * half), &cos[..m * half]);

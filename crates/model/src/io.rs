@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 
 /// File names inside a checkpoint folder.
 pub const MODEL_FILE: &str = "model.safetensors";
+/// the model config's file name in a checkpoint folder
 pub const CONFIG_FILE: &str = "config.json";
+/// the AdamW state's file name in a checkpoint folder
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 
 fn f32_bytes(x: &[f32]) -> Vec<u8> {

@@ -55,6 +55,8 @@
 //!   decoding is a mode of the same per-layer code (`acts.rs` holds the buffer plan).
 //! - Matmul: [`ops::matmul`]; candidates and measurements are in `docs/performance.md`.
 
+#![warn(missing_docs)]
+
 mod acts;
 pub mod backend;
 pub mod bench;

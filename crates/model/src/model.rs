@@ -275,7 +275,8 @@ impl<B: Backend> Gpt<B> {
                 self.layout.total
             )));
         }
-        self.dev.upload(B::dst(&mut self.params, 0..host.len()), host);
+        self.dev
+            .upload(B::dst(&mut self.params, 0..host.len()), host);
         Ok(())
     }
 

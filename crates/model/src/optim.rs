@@ -105,8 +105,16 @@ impl<B: Backend> AdamW<B> {
         let (m, v) = (dev.host(&self.m), dev.host(&self.v));
         model.layout().tensors.iter().flat_map(move |t| {
             [
-                (format!("exp_avg.{}", t.name), &t.shape[..], m[t.range()].to_vec()),
-                (format!("exp_avg_sq.{}", t.name), &t.shape[..], v[t.range()].to_vec()),
+                (
+                    format!("exp_avg.{}", t.name),
+                    &t.shape[..],
+                    m[t.range()].to_vec(),
+                ),
+                (
+                    format!("exp_avg_sq.{}", t.name),
+                    &t.shape[..],
+                    v[t.range()].to_vec(),
+                ),
             ]
         })
     }

@@ -9,13 +9,18 @@ use std::ops::Range;
 /// One parameter tensor's place in the flat buffers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TensorInfo {
+    /// nanoGPT's state_dict name
     pub name: String,
+    /// its shape
     pub shape: Vec<usize>,
+    /// first float in the flat buffer
     pub offset: usize,
+    /// floats
     pub len: usize,
 }
 
 impl TensorInfo {
+    /// its floats in the flat buffer
     pub fn range(&self) -> Range<usize> {
         self.offset..self.offset + self.len
     }
@@ -28,29 +33,43 @@ impl TensorInfo {
 /// A weight and its optional bias (indices into [`ParamLayout::tensors`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Wb {
+    /// the weight
     pub w: usize,
+    /// the bias (`bias = false` models have none)
     pub b: Option<usize>,
 }
 
 /// One block's parameters.
 #[derive(Clone, Debug)]
 pub struct BlockParams {
+    /// LayerNorm before attention
     pub ln_1: Wb,
+    /// fused q, k, v projection `[3C, C]`
     pub c_attn: Wb,
+    /// attention output projection `[C, C]`
     pub attn_proj: Wb,
+    /// LayerNorm before the MLP
     pub ln_2: Wb,
+    /// MLP up-projection `[4C, C]`
     pub c_fc: Wb,
+    /// MLP down-projection `[C, 4C]`
     pub mlp_proj: Wb,
 }
 
 /// The full layout.
 #[derive(Clone, Debug)]
 pub struct ParamLayout {
+    /// every tensor in nanoGPT's order
     pub tensors: Vec<TensorInfo>,
+    /// floats in the flat buffers
     pub total: usize,
+    /// token embedding (also the head when tied)
     pub wte: usize,
+    /// learned positions (learned models only)
     pub wpe: Option<usize>,
+    /// per block
     pub blocks: Vec<BlockParams>,
+    /// final LayerNorm
     pub ln_f: Wb,
     /// `lm_head.weight` when untied; the tied head reads `wte`.
     pub lm_head: Option<usize>,
@@ -89,6 +108,7 @@ impl Builder {
 }
 
 impl ParamLayout {
+    /// the layout of `cfg`'s parameters
     pub fn new(cfg: &ModelConfig) -> Self {
         let (c, v, h) = (cfg.n_embd, cfg.vocab_size, cfg.hidden());
         let mut bld = Builder {

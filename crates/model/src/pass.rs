@@ -230,7 +230,13 @@ fn block_forward<'p, B: Backend>(
     // qkv = rope(c_attn(ln_1))  [N,3C]
     let qkv_r = s * 3 * nc..(s + 1) * 3 * nc;
     let (w, bb) = net.wb(bp.c_attn);
-    dev.linear_forward(B::dst(&mut a.qkv, qkv_r.clone()), B::src(&a.ln_1, cur.clone()), w, bb, c);
+    dev.linear_forward(
+        B::dst(&mut a.qkv, qkv_r.clone()),
+        B::src(&a.ln_1, cur.clone()),
+        w,
+        bb,
+        c,
+    );
     if let Some((cos, sin)) = pos.rope {
         dev.rope(B::dst(&mut a.qkv, qkv_r.clone()), cos, sin, t, c, nh, false);
     }
@@ -362,7 +368,16 @@ pub(crate) fn backward<B: Backend>(
     let head = lay.head();
     let dln = B::dst(&mut a.dln, 0..nc);
     let x = B::src(&a.ln_f, 0..nc);
-    dev.linear_backward(Some(dln), B::dst(g, lay.r(head)), None, dlogits, x, net.w(head), c, false);
+    dev.linear_backward(
+        Some(dln),
+        B::dst(g, lay.r(head)),
+        None,
+        dlogits,
+        x,
+        net.w(head),
+        c,
+        false,
+    );
     // ln_f: dres = ln_f'(dln)
     let last = cfg.n_layer - 1;
     let x = B::src(&a.res_mlp, last * nc..(last + 1) * nc);
@@ -419,24 +434,55 @@ fn block_backward<B: Backend>(
     let fc_r = l * nh4..(l + 1) * nh4;
     let fc_gelu = B::src(&a.fc_gelu, fc_r.clone());
     let dfc = B::dst(&mut a.dfc, 0..nh4);
-    dev.linear_backward(Some(dfc), gw, gb, dproj, fc_gelu, net.w(bp.mlp_proj.w), h, false);
+    dev.linear_backward(
+        Some(dfc),
+        gw,
+        gb,
+        dproj,
+        fc_gelu,
+        net.w(bp.mlp_proj.w),
+        h,
+        false,
+    );
     dev.gelu_backward(B::dst(&mut a.dfc, 0..nh4), B::src(&a.fc, fc_r));
     let (gw, gb) = grad_wb::<B>(lay, g, bp.c_fc);
     let (dln, dfc) = (B::dst(&mut a.dln, 0..nc), B::src(&a.dfc, 0..nh4));
     let ln_2 = B::src(&a.ln_2, cur.clone());
     dev.linear_backward(Some(dln), gw, gb, dfc, ln_2, net.w(bp.c_fc.w), c, false);
     let (gw, gb) = grad_wb::<B>(lay, g, bp.ln_2);
-    let (mean, rstd) = (B::src(&a.ln_2_mean, stats.clone()), B::src(&a.ln_2_rstd, stats.clone()));
+    let (mean, rstd) = (
+        B::src(&a.ln_2_mean, stats.clone()),
+        B::src(&a.ln_2_rstd, stats.clone()),
+    );
     let res_attn = B::src(&a.res_attn, cur.clone());
     let (dres, dln) = (B::dst(&mut a.dres, 0..nc), B::src(&a.dln, 0..nc));
-    dev.layernorm_backward(dres, gw, gb, dln, res_attn, net.w(bp.ln_2.w), mean, rstd, true);
+    dev.layernorm_backward(
+        dres,
+        gw,
+        gb,
+        dln,
+        res_attn,
+        net.w(bp.ln_2.w),
+        mean,
+        rstd,
+        true,
+    );
 
     // attention branch: res_attn = x + drop(c_proj(attn(ln_1(x))))
     let dproj = through_dropout(dev, &a.dres, &mut a.tmp, nc, sh.mask(site(l, 1), c));
     let (gw, gb) = grad_wb::<B>(lay, g, bp.attn_proj);
     let atty = B::src(&a.atty, cur.clone());
     let datty = B::dst(&mut a.datty, 0..nc);
-    dev.linear_backward(Some(datty), gw, gb, dproj, atty, net.w(bp.attn_proj.w), c, false);
+    dev.linear_backward(
+        Some(datty),
+        gw,
+        gb,
+        dproj,
+        atty,
+        net.w(bp.attn_proj.w),
+        c,
+        false,
+    );
     let qkv = B::src(&a.qkv, l * 3 * nc..(l + 1) * 3 * nc);
     let lse = B::src(&a.lse, l * n * nh..(l + 1) * n * nh);
     let dqkv = B::dst(&mut a.dqkv, 0..3 * nc);
@@ -453,7 +499,10 @@ fn block_backward<B: Backend>(
     let ln_1 = B::src(&a.ln_1, cur);
     dev.linear_backward(Some(dln), gw, gb, dqkv, ln_1, net.w(bp.c_attn.w), c, false);
     let (gw, gb) = grad_wb::<B>(lay, g, bp.ln_1);
-    let (mean, rstd) = (B::src(&a.ln_1_mean, stats.clone()), B::src(&a.ln_1_rstd, stats));
+    let (mean, rstd) = (
+        B::src(&a.ln_1_mean, stats.clone()),
+        B::src(&a.ln_1_rstd, stats),
+    );
     let (dres, dln) = (B::dst(&mut a.dres, 0..nc), B::src(&a.dln, 0..nc));
     dev.layernorm_backward(dres, gw, gb, dln, x, net.w(bp.ln_1.w), mean, rstd, true);
 }

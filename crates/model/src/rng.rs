@@ -9,6 +9,7 @@ pub struct Rng {
 }
 
 impl Rng {
+    /// a generator seeded with `seed`
     pub fn new(seed: u64) -> Self {
         Rng {
             state: seed ^ 0x5EED_1F0E_u64.wrapping_mul(0x9E37_79B9_7F4A_7C15),
@@ -16,6 +17,7 @@ impl Rng {
         }
     }
 
+    /// the next 64 random bits
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         mix64(self.state)

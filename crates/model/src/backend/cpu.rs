@@ -49,7 +49,10 @@ impl Backend for Cpu {
         &mut buf[r]
     }
     fn dst_pair(buf: &mut Vec<f32>, a: Range<usize>, b: Range<usize>) -> (&mut [f32], &mut [f32]) {
-        assert!(a.end <= b.start, "dst_pair: regions overlap or are out of order");
+        assert!(
+            a.end <= b.start,
+            "dst_pair: regions overlap or are out of order"
+        );
         let (head, tail) = buf.split_at_mut(b.start);
         (&mut head[a], &mut tail[..b.len()])
     }

@@ -20,9 +20,9 @@
 pub mod conformance;
 pub mod cpu;
 
+use crate::config::Activation;
 pub use crate::ops::attention::Dims;
 pub use crate::ops::dropout::Mask;
-use crate::config::Activation;
 use std::borrow::Cow;
 use std::ops::Range;
 
@@ -32,9 +32,13 @@ use std::ops::Range;
 pub struct AdamWStep {
     /// `lr` (the decay factor of a decayed tensor is `1 - lr·weight_decay`)
     pub lr: f32,
+    /// decoupled weight decay
     pub weight_decay: f32,
+    /// β1
     pub beta1: f32,
+    /// β2
     pub beta2: f32,
+    /// added to √v̂
     pub eps: f32,
     /// `lr / (1 - β1^t)`
     pub step_size: f32,
@@ -70,7 +74,11 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// The writable region `r` of `buf`.
     fn dst(buf: &mut Self::Buf, r: Range<usize>) -> Self::Dst<'_>;
     /// Two disjoint writable regions of one buffer (`a.end <= b.start`).
-    fn dst_pair(buf: &mut Self::Buf, a: Range<usize>, b: Range<usize>) -> (Self::Dst<'_>, Self::Dst<'_>);
+    fn dst_pair(
+        buf: &mut Self::Buf,
+        a: Range<usize>,
+        b: Range<usize>,
+    ) -> (Self::Dst<'_>, Self::Dst<'_>);
     /// The writable region `d` again, for a shorter borrow (so `d` can be used afterwards).
     fn reborrow<'b>(d: &'b mut Self::Dst<'_>) -> Self::Dst<'b>;
     /// A read-only view of the writable region `d`.

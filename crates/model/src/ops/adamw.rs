@@ -45,10 +45,23 @@ crate::simd_fn! {
 }
 
 /// One AdamW step over the `segments` (disjoint, inside all four buffers).
-pub fn step(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], segments: &[Segment], s: AdamWStep) {
+pub fn step(
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    segments: &[Segment],
+    s: AdamWStep,
+) {
     let n = p.len();
-    assert!(g.len() == n && m.len() == n && v.len() == n, "AdamW buffers differ in length");
-    assert!(segments.iter().all(|(r, _)| r.end <= n), "AdamW segment out of range");
+    assert!(
+        g.len() == n && m.len() == n && v.len() == n,
+        "AdamW buffers differ in length"
+    );
+    assert!(
+        segments.iter().all(|(r, _)| r.end <= n),
+        "AdamW segment out of range"
+    );
     let (pp, mp, vp) = (
         SendPtr(p.as_mut_ptr()),
         SendPtr(m.as_mut_ptr()),
@@ -56,7 +69,11 @@ pub fn step(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], segments: &[
     );
     segments.par_iter().for_each(|(r, decays)| {
         let (pp, mp, vp) = (pp, mp, vp);
-        let decay = if *decays { 1.0 - s.lr * s.weight_decay } else { 1.0 };
+        let decay = if *decays {
+            1.0 - s.lr * s.weight_decay
+        } else {
+            1.0
+        };
         let k = [
             decay,
             1.0 - s.beta1,

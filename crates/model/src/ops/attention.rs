@@ -32,9 +32,13 @@ pub fn query_block(t: usize) -> usize {
 /// Attention geometry.
 #[derive(Clone, Copy, Debug)]
 pub struct Dims {
+    /// sequences
     pub b: usize,
+    /// sequence length
     pub t: usize,
+    /// channels C (all heads)
     pub c: usize,
+    /// heads
     pub nh: usize,
 }
 

@@ -10,8 +10,11 @@ use rayon::prelude::*;
 /// Identifies one dropout site in one step.
 #[derive(Clone, Copy, Debug)]
 pub struct Mask {
+    /// the pass's dropout seed
     pub seed: u64,
+    /// the site within the pass
     pub stream: u64,
+    /// drop probability
     pub p: f32,
     /// Added to every element index: where this buffer starts inside the whole site (a batch
     /// shard's rows), so a mask does not depend on how the batch was split.

@@ -7,6 +7,7 @@
 
 use rayon::prelude::*;
 
+/// added to the variance (torch's default)
 pub const EPS: f32 = 1e-5;
 
 crate::simd_fn! {

@@ -15,6 +15,6 @@ pub mod math;
 pub mod matmul;
 pub mod residual;
 pub mod rope;
-pub mod vector;
 #[cfg(test)]
 pub(crate) mod testutil;
+pub mod vector;

@@ -10,13 +10,18 @@ use rayon::prelude::*;
 /// `cos`/`sin` of the rotation angles for positions `0..rows`, `[rows, hs/2]` each.
 #[derive(Clone, Debug)]
 pub struct RopeTable {
+    /// hs/2
     pub half: usize,
+    /// base of the frequencies
     pub theta: f32,
+    /// `cos [rows, hs/2]`
     pub cos: Vec<f32>,
+    /// `sin [rows, hs/2]`
     pub sin: Vec<f32>,
 }
 
 impl RopeTable {
+    /// the table for positions `0..rows` of heads of size `hs`
     pub fn new(rows: usize, hs: usize, theta: f32) -> Self {
         let half = hs / 2;
         let mut t = RopeTable {
@@ -65,7 +70,15 @@ pub fn rotate(x: &mut [f32], cos: &[f32], sin: &[f32], sign: f32) {
 
 /// Rotate q and k of every row of `qkv [N,3C]` by `sign ×` the angles of table row `n % t`
 /// (`cos, sin [T, hs/2]`).
-pub fn apply(qkv: &mut [f32], cos: &[f32], sin: &[f32], t: usize, c: usize, n_head: usize, sign: f32) {
+pub fn apply(
+    qkv: &mut [f32],
+    cos: &[f32],
+    sin: &[f32],
+    t: usize,
+    c: usize,
+    n_head: usize,
+    sign: f32,
+) {
     let hs = c / n_head;
     let h = hs / 2;
     qkv.par_chunks_mut(3 * c).enumerate().for_each(|(n, row)| {
