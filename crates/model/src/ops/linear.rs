@@ -4,7 +4,7 @@
 //!           `x + proj(·)` of a transformer block: it seeds the output, the matmul accumulates.
 //! Backward: `dx[N,C] (+)= dout·W`, `dW[OC,C] += doutᵀ·x`, `db[OC] += Σ_n dout[n,:]`.
 
-use crate::ops::matmul::{matmul, Par, View};
+use crate::ops::matmul::{matmul, Mat, MatMut, Par};
 
 /// Keep this thread's products single-threaded (see [`crate::ops::matmul::on_this_thread`]).
 pub use crate::ops::matmul::on_this_thread;
@@ -37,17 +37,8 @@ pub fn forward(
                 (None, None) => {}
             });
     }
-    matmul(
-        n,
-        oc,
-        c,
-        View::rows(x, c),
-        View::rows_t(w, c),
-        out,
-        oc,
-        seeded,
-        Par::Pool,
-    );
+    let (x, w_t) = (Mat::row_major(x, n, c), Mat::row_major(w, oc, c).t());
+    matmul(MatMut::row_major(out, n, oc), x, w_t, seeded, Par::Pool);
 }
 
 /// Gradients of [`forward`]. `dx` is overwritten unless `accumulate_dx`.
@@ -65,29 +56,17 @@ pub fn backward(
     let oc = w.len() / c;
     let n = x.len() / c;
     if let Some(dx) = dx {
+        let (dout, w) = (Mat::row_major(dout, n, oc), Mat::row_major(w, oc, c));
         matmul(
-            n,
-            c,
-            oc,
-            View::rows(dout, oc),
-            View::rows(w, c),
-            dx,
-            c,
+            MatMut::row_major(dx, n, c),
+            dout,
+            w,
             accumulate_dx,
             Par::Pool,
         );
     }
-    matmul(
-        oc,
-        c,
-        n,
-        View::rows_t(dout, oc),
-        View::rows(x, c),
-        dw,
-        c,
-        true,
-        Par::Pool,
-    );
+    let (dout_t, x) = (Mat::row_major(dout, n, oc).t(), Mat::row_major(x, n, c));
+    matmul(MatMut::row_major(dw, oc, c), dout_t, x, true, Par::Pool);
     if let Some(db) = db {
         bias_grad(db, dout);
     }

@@ -13,5 +13,6 @@ pub mod math;
 pub mod matmul;
 pub mod residual;
 pub mod rope;
+pub mod sendptr;
 #[cfg(test)]
 pub(crate) mod testutil;
