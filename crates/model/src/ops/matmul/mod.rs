@@ -28,6 +28,7 @@ mod rows;
 #[cfg(test)]
 mod tests;
 
+/// Re-exported from its own module ([`crate::ops::sendptr`]) for callers that import it from here.
 pub use crate::ops::sendptr::SendPtr;
 pub use operand::{Mat, MatMut};
 use std::sync::atomic::{AtomicU8, Ordering};
