@@ -1,6 +1,6 @@
 //! Measure the candidate matmul kernels on our training shapes.
 //! `cargo run --release -p lmforge-model --example matmul_bench [threads]`
-use lmforge_model::ops::matmul::{matmul_with, Kernel, Par, View};
+use lmforge_model::ops::matmul::{matmul_with, Kernel, Mat, MatMut, Par};
 use std::time::Instant;
 
 fn bench(kern: Kernel, m: usize, n: usize, k: usize, a_t: bool, b_t: bool) -> f64 {
@@ -8,23 +8,37 @@ fn bench(kern: Kernel, m: usize, n: usize, k: usize, a_t: bool, b_t: bool) -> f6
     let b: Vec<f32> = (0..k * n).map(|i| (i % 13) as f32 * 0.01).collect();
     let mut c = vec![0.0f32; m * n];
     let av = if a_t {
-        View::rows_t(&a, m)
+        Mat::row_major(&a, k, m).t()
     } else {
-        View::rows(&a, k)
+        Mat::row_major(&a, m, k)
     };
     let bv = if b_t {
-        View::rows_t(&b, k)
+        Mat::row_major(&b, n, k).t()
     } else {
-        View::rows(&b, n)
+        Mat::row_major(&b, k, n)
     };
     let flops = 2.0 * (m * n * k) as f64;
     let reps = ((1e10 / flops) as usize).clamp(2, 200);
-    matmul_with(kern, m, n, k, av, bv, &mut c, n, false, Par::Pool);
+    matmul_with(
+        kern,
+        MatMut::row_major(&mut c, m, n),
+        av,
+        bv,
+        false,
+        Par::Pool,
+    );
     let mut best = f64::MAX;
     for _ in 0..3 {
         let t = Instant::now();
         for _ in 0..reps {
-            matmul_with(kern, m, n, k, av, bv, &mut c, n, false, Par::Pool);
+            matmul_with(
+                kern,
+                MatMut::row_major(&mut c, m, n),
+                av,
+                bv,
+                false,
+                Par::Pool,
+            );
         }
         best = best.min(t.elapsed().as_secs_f64() / reps as f64);
     }

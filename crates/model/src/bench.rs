@@ -7,7 +7,7 @@
 use crate::config::ModelConfig;
 use crate::error::Result;
 use crate::model::Gpt;
-use crate::ops::matmul::{matmul, Par, View};
+use crate::ops::matmul::{matmul, Mat, MatMut, Par};
 use crate::optim::{AdamW, AdamWConfig};
 use crate::rng::Rng;
 use std::time::Instant;
@@ -70,17 +70,8 @@ pub fn matmul_gflops(n: usize) -> f64 {
     let mut best = f64::MAX;
     for _ in 0..4 {
         let t = Instant::now();
-        matmul(
-            n,
-            n,
-            n,
-            View::rows(&a, n),
-            View::rows(&b, n),
-            &mut c,
-            n,
-            false,
-            Par::Pool,
-        );
+        let (av, bv) = (Mat::row_major(&a, n, n), Mat::row_major(&b, n, n));
+        matmul(MatMut::row_major(&mut c, n, n), av, bv, false, Par::Pool);
         best = best.min(t.elapsed().as_secs_f64());
     }
     2.0 * (n * n * n) as f64 / best / 1e9

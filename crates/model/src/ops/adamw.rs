@@ -8,7 +8,7 @@
 //! ([`segments`]), one parallel task each.
 
 use crate::backend::{AdamWStep, Segment};
-use crate::ops::matmul::SendPtr;
+use crate::ops::sendptr::SendPtr;
 use rayon::prelude::*;
 use std::ops::Range;
 

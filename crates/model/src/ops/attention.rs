@@ -16,7 +16,8 @@
 
 use crate::ops::dropout::Mask;
 use crate::ops::math::{dot, exp, max};
-use crate::ops::matmul::{matmul_raw, Par, SendPtr};
+use crate::ops::matmul::{matmul, Mat, MatMut, Par};
+use crate::ops::sendptr::SendPtr;
 use rayon::prelude::*;
 
 /// Most query rows per block.
@@ -120,52 +121,31 @@ crate::simd_fn! {
     }
 }
 
-/// A strided operand of a block product.
-#[derive(Clone, Copy)]
-struct Operand {
-    ptr: *const f32,
-    rs: usize,
-    cs: usize,
+/// Rows `r0..r0 + rows` of one head's `hs` columns in a buffer of `stride`-float rows, `data`
+/// starting at the head's first column (a q, k or v third of `qkv`, or a head of `dout`).
+fn head_rows(data: &[f32], r0: usize, rows: usize, hs: usize, stride: usize) -> Mat<'_> {
+    Mat::new(&data[r0 * stride..], rows, hs, stride, 1)
 }
 
-/// The block operand at `ptr` with row stride `rs` and column stride `cs`.
-fn view(ptr: *const f32, rs: usize, cs: usize) -> Operand {
-    Operand { ptr, rs, cs }
+/// The written counterpart of [`head_rows`], at a raw pointer into a buffer that other tasks
+/// write in other heads' columns.
+///
+/// # Safety
+/// As [`MatMut::from_raw`]: the rows in bounds and written by this task alone meanwhile.
+unsafe fn head_rows_mut<'a>(
+    ptr: *mut f32,
+    r0: usize,
+    rows: usize,
+    hs: usize,
+    stride: usize,
+) -> MatMut<'a> {
+    // SAFETY: the caller's contract.
+    unsafe { MatMut::from_raw(ptr.add(r0 * stride), rows, hs, stride) }
 }
 
 /// `C (+)= A·B` for one block on the calling thread.
-///
-/// # Safety
-/// The views must be in bounds and `c` written by nobody else meanwhile.
-#[allow(clippy::too_many_arguments)]
-unsafe fn product(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: Operand,
-    b: Operand,
-    c: *mut f32,
-    c_rs: usize,
-    accumulate: bool,
-) {
-    // SAFETY: the caller's contract.
-    unsafe {
-        matmul_raw(
-            m,
-            n,
-            k,
-            a.ptr,
-            a.rs,
-            a.cs,
-            b.ptr,
-            b.rs,
-            b.cs,
-            c,
-            c_rs,
-            accumulate,
-            Par::Single,
-        )
-    }
+fn product(c: MatMut<'_>, a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
+    matmul(c, a, b, accumulate, Par::Single)
 }
 
 /// Forward: fills `out` and `lse`.
@@ -185,20 +165,19 @@ pub fn forward(
     for_each_task(d, scratch, |task, sb| {
         let (op, lp) = (op, lp);
         let (bi, h) = (task / nh, task % nh);
-        let q = qkv[bi * t * 3 * c + h * hs..].as_ptr();
+        let q = &qkv[bi * t * 3 * c + h * hs..];
+        let (k, v) = (&q[c..], &q[2 * c..]);
         // SAFETY (whole closure): all offsets stay inside the buffers asserted above; this task
         // alone writes out rows of (bi, h) columns h·hs.. and lse[task·t..].
         unsafe {
-            let (k, v) = (q.add(c), q.add(2 * c));
-            let k_t = view(k, 1, 3 * c);
-            let v_rows = view(v, 3 * c, 1);
             let o = op.0.add(bi * t * c + h * hs);
             for i0 in (0..t).step_by(qb) {
                 let (m, nk) = ((t - i0).min(qb), (i0 + qb).min(t));
                 let sb = &mut sb[..m * nk];
                 // S = Q·Kᵀ  [m, nk]
-                let qi = view(q.add(i0 * 3 * c), 3 * c, 1);
-                product(m, nk, hs, qi, k_t, sb.as_mut_ptr(), nk, false);
+                let qi = head_rows(q, i0, m, hs, 3 * c);
+                let k_t = head_rows(k, 0, nk, hs, 3 * c).t();
+                product(MatMut::row_major(sb, m, nk), qi, k_t, false);
                 let mut inv = [0.0f32; QBLOCK];
                 for r in 0..m {
                     let i = i0 + r;
@@ -214,8 +193,8 @@ pub fn forward(
                     }
                 }
                 // O = E·V  [m, hs], then the rows × 1/Σ (E was left unnormalised)
-                let e = view(sb.as_ptr(), nk, 1);
-                product(m, hs, nk, e, v_rows, o.add(i0 * c), c, false);
+                let (e, v_rows) = (Mat::row_major(sb, m, nk), head_rows(v, 0, nk, hs, 3 * c));
+                product(head_rows_mut(o, i0, m, hs, c), e, v_rows, false);
                 for (r, &f) in inv[..m].iter().enumerate() {
                     let row = std::slice::from_raw_parts_mut(o.add((i0 + r) * c), hs);
                     row.iter_mut().for_each(|x| *x *= f);
@@ -254,27 +233,28 @@ pub fn backward(
         let blk = qb.min(t) * t;
         let (s0, rest) = s.split_at_mut(blk);
         let s1 = &mut rest[..blk];
-        let q = qkv[bi * t * 3 * c + h * hs..].as_ptr();
+        let q = &qkv[bi * t * 3 * c + h * hs..];
+        let (k, v) = (&q[c..], &q[2 * c..]);
+        let dout_head = &dout[bi * t * c + h * hs..];
         // SAFETY (whole closure): offsets stay inside the asserted buffers; this task alone
         // writes the (bi, h) head columns of dqkv.
         unsafe {
-            let (k, v) = (q.add(c), q.add(2 * c));
-            let k_t = view(k, 1, 3 * c);
-            let v_t = view(v, 1, 3 * c);
-            let k_rows = view(k, 3 * c, 1);
             let dq = dp.get().add(bi * t * 3 * c + h * hs);
             let (dk, dv) = (dq.add(c), dq.add(2 * c));
             for r in 0..t {
                 std::slice::from_raw_parts_mut(dk.add(r * 3 * c), hs).fill(0.0);
                 std::slice::from_raw_parts_mut(dv.add(r * 3 * c), hs).fill(0.0);
             }
-            let dob = dout[bi * t * c + h * hs..].as_ptr();
             for i0 in (0..t).step_by(qb) {
                 let (m, nk) = ((t - i0).min(qb), (i0 + qb).min(t));
                 let (p, ds) = (&mut s0[..m * nk], &mut s1[..m * nk]);
-                let qi = view(q.add(i0 * 3 * c), 3 * c, 1);
+                let qi = head_rows(q, i0, m, hs, 3 * c);
+                let (k_rows, v_rows) = (
+                    head_rows(k, 0, nk, hs, 3 * c),
+                    head_rows(v, 0, nk, hs, 3 * c),
+                );
                 // P = exp(Q·Kᵀ·scale − lse)
-                product(m, nk, hs, qi, k_t, p.as_mut_ptr(), nk, false);
+                product(MatMut::row_major(p, m, nk), qi, k_rows.t(), false);
                 for r in 0..m {
                     let i = i0 + r;
                     probs_row(
@@ -284,9 +264,9 @@ pub fn backward(
                         lse[task * t + i],
                     );
                 }
-                let do_blk = view(dob.add(i0 * c), c, 1);
+                let do_blk = head_rows(dout_head, i0, m, hs, c);
                 // dV += drop(P)ᵀ·dO (ds used as temporary for the dropped probabilities)
-                let pd = match drop {
+                let pd: &[f32] = match drop {
                     Some(mk) => {
                         ds.copy_from_slice(p);
                         for r in 0..m {
@@ -295,14 +275,14 @@ pub fn backward(
                                 *x *= mk.factor(base + j as u64);
                             }
                         }
-                        ds.as_ptr()
+                        ds
                     }
-                    None => p.as_ptr(),
+                    None => p,
                 };
-                let pd_t = view(pd, 1, nk);
-                product(nk, hs, m, pd_t, do_blk, dv, 3 * c, true);
+                let pd_t = Mat::row_major(pd, m, nk).t();
+                product(head_rows_mut(dv, 0, nk, hs, 3 * c), pd_t, do_blk, true);
                 // dP = dO·Vᵀ
-                product(m, nk, hs, do_blk, v_t, ds.as_mut_ptr(), nk, false);
+                product(MatMut::row_major(ds, m, nk), do_blk, v_rows.t(), false);
                 for r in 0..m {
                     let i = i0 + r;
                     let row = (bi * t + i) * c + h * hs;
@@ -317,11 +297,9 @@ pub fn backward(
                     dscore_row(dsr, &p[r * nk..(r + 1) * nk], delta, scale);
                 }
                 // dQ = dS·K ; dK += dSᵀ·Q
-                let ds_rows = view(ds.as_ptr(), nk, 1);
-                let ds_t = view(ds.as_ptr(), 1, nk);
-                product(m, hs, nk, ds_rows, k_rows, dq.add(i0 * 3 * c), 3 * c, false);
-                let q_rows = view(qi.ptr, 3 * c, 1);
-                product(nk, hs, m, ds_t, q_rows, dk, 3 * c, true);
+                let ds_rows = Mat::row_major(ds, m, nk);
+                product(head_rows_mut(dq, i0, m, hs, 3 * c), ds_rows, k_rows, false);
+                product(head_rows_mut(dk, 0, nk, hs, 3 * c), ds_rows.t(), qi, true);
             }
         }
     });

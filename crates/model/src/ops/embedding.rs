@@ -41,7 +41,7 @@ pub fn backward(
 ) {
     // Each task owns a column chunk of every row of dwte: no races, fixed summation order.
     let n = idx.len();
-    let dwte_ptr = crate::ops::matmul::SendPtr(dwte.as_mut_ptr());
+    let dwte_ptr = crate::ops::sendptr::SendPtr(dwte.as_mut_ptr());
     let v_rows = dwte.len() / c;
     (0..c.div_ceil(COL_CHUNK)).into_par_iter().for_each(|ci| {
         let c0 = ci * COL_CHUNK;

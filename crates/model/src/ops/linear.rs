@@ -3,7 +3,7 @@
 //! Forward:  `out[N,OC] = x[N,C]·Wᵀ + b`.
 //! Backward: `dx[N,C] (+)= dout·W`, `dW[OC,C] += doutᵀ·x`, `db[OC] += Σ_n dout[n,:]`.
 
-use crate::ops::matmul::{matmul, Par, View};
+use crate::ops::matmul::{matmul, Mat, MatMut, Par};
 
 /// Keep this thread's products single-threaded (see [`crate::ops::matmul::on_this_thread`]).
 pub use crate::ops::matmul::on_this_thread;
@@ -19,17 +19,8 @@ pub fn forward(out: &mut [f32], x: &[f32], w: &[f32], b: Option<&[f32]>, c: usiz
             .par_chunks_mut(oc)
             .for_each(|o| o.copy_from_slice(b));
     }
-    matmul(
-        n,
-        oc,
-        c,
-        View::rows(x, c),
-        View::rows_t(w, c),
-        out,
-        oc,
-        seeded,
-        Par::Pool,
-    );
+    let (x, w_t) = (Mat::row_major(x, n, c), Mat::row_major(w, oc, c).t());
+    matmul(MatMut::row_major(out, n, oc), x, w_t, seeded, Par::Pool);
 }
 
 /// Gradients of [`forward`]. `dx` is overwritten unless `accumulate_dx`.
@@ -47,29 +38,17 @@ pub fn backward(
     let oc = w.len() / c;
     let n = x.len() / c;
     if let Some(dx) = dx {
+        let (dout, w) = (Mat::row_major(dout, n, oc), Mat::row_major(w, oc, c));
         matmul(
-            n,
-            c,
-            oc,
-            View::rows(dout, oc),
-            View::rows(w, c),
-            dx,
-            c,
+            MatMut::row_major(dx, n, c),
+            dout,
+            w,
             accumulate_dx,
             Par::Pool,
         );
     }
-    matmul(
-        oc,
-        c,
-        n,
-        View::rows_t(dout, oc),
-        View::rows(x, c),
-        dw,
-        c,
-        true,
-        Par::Pool,
-    );
+    let (dout_t, x) = (Mat::row_major(dout, n, oc).t(), Mat::row_major(x, n, c));
+    matmul(MatMut::row_major(dw, oc, c), dout_t, x, true, Par::Pool);
     if let Some(db) = db {
         bias_grad(db, dout);
     }

@@ -15,6 +15,7 @@ pub mod math;
 pub mod matmul;
 pub mod residual;
 pub mod rope;
+pub mod sendptr;
 #[cfg(test)]
 pub(crate) mod testutil;
 pub mod vector;
