@@ -30,7 +30,7 @@
 //! output region is caught when the guards are read back.
 //!
 //! A backend crate uses it from a test:
-//! ```
+//! ```no_run
 //! use lmforge_model::backend::conformance::{run, Tolerance};
 //! let report = run(&lmforge_model::Cpu::new(), Tolerance::fp32())?;
 //! println!("{report}");
@@ -119,10 +119,13 @@ impl fmt::Display for Report {
     }
 }
 
+/// One op group's check (every `pub fn` of this module but [`run`] is one).
+pub type Group<B> = fn(&B, Tolerance) -> Result<Report, String>;
+
 /// Run every group; the first failure comes back as `Err` naming the op, case (shape and
 /// flags), tensor, index, value, reference and bound.
 pub fn run<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> {
-    let groups: [fn(&B, Tolerance) -> Result<Report, String>; 11] = [
+    let groups: [Group<B>; 11] = [
         memory,
         vector,
         embedding,
@@ -237,12 +240,24 @@ impl<'d, B: Backend> Checker<'d, B> {
         Ok(v)
     }
     /// Download `r` and compare it with `want` (see [`Checker::close`]).
-    fn expect(&mut self, r: &Region<B>, what: &str, want: &[f64], mag: Option<&[f64]>) -> Result<(), String> {
+    fn expect(
+        &mut self,
+        r: &Region<B>,
+        what: &str,
+        want: &[f64],
+        mag: Option<&[f64]>,
+    ) -> Result<(), String> {
         let got = self.read(r, what)?;
         self.close(what, &got, want, mag)
     }
     /// `|got − want| ≤ abs + rel·max(|want|, mag)` elementwise.
-    fn close(&mut self, what: &str, got: &[f32], want: &[f64], mag: Option<&[f64]>) -> Result<(), String> {
+    fn close(
+        &mut self,
+        what: &str,
+        got: &[f32],
+        want: &[f64],
+        mag: Option<&[f64]>,
+    ) -> Result<(), String> {
         if got.len() != want.len() {
             return Err(format!(
                 "{} {}: `{what}` has {} values, the reference {}",
@@ -257,7 +272,7 @@ impl<'d, B: Backend> Checker<'d, B> {
             let m = mag.map_or(0.0, |m| m[i]).max(w.abs());
             let allowed = self.tol.abs + self.tol.rel * m;
             let err = (g as f64 - w).abs();
-            if !(err <= allowed) {
+            if err.is_nan() || err > allowed {
                 return Err(format!(
                     "{} {}: `{what}`[{i}] = {g}, reference {w} (|error| {err:.3e} > allowed {allowed:.3e})",
                     self.op, self.case
@@ -272,7 +287,7 @@ impl<'d, B: Backend> Checker<'d, B> {
     fn close_scalar(&mut self, what: &str, got: f64, want: f64, mag: f64) -> Result<(), String> {
         let allowed = self.tol.abs + self.tol.rel * mag.max(want.abs());
         let err = (got - want).abs();
-        if !(err <= allowed) {
+        if err.is_nan() || err > allowed {
             return Err(format!(
                 "{} {}: `{what}` = {got}, reference {want} (|error| {err:.3e} > allowed {allowed:.3e})",
                 self.op, self.case
@@ -323,7 +338,7 @@ impl<'d, B: Backend> Checker<'d, B> {
             let an = analytic[i] as f64;
             let allowed = tol * (1.0 + fd.abs().max(an.abs()));
             let err = (fd - an).abs();
-            if !(err <= allowed) {
+            if err.is_nan() || err > allowed {
                 return Err(format!(
                     "{} {}: gradient `{what}`[{i}] = {an}, finite difference {fd} (|error| {err:.3e} > allowed {allowed:.3e})",
                     self.op, self.case
@@ -436,8 +451,16 @@ pub fn vector<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> {
         let mut acc = ck.up(&x);
         let yr = ck.up(&y);
         dev.accumulate(acc.dst(), yr.src());
-        let want: Vec<f64> = x.iter().zip(&y).map(|(&a, &b)| a as f64 + b as f64).collect();
-        let mag: Vec<f64> = x.iter().zip(&y).map(|(&a, &b)| a.abs() as f64 + b.abs() as f64).collect();
+        let want: Vec<f64> = x
+            .iter()
+            .zip(&y)
+            .map(|(&a, &b)| a as f64 + b as f64)
+            .collect();
+        let mag: Vec<f64> = x
+            .iter()
+            .zip(&y)
+            .map(|(&a, &b)| a.abs() as f64 + b.abs() as f64)
+            .collect();
         ck.expect(&acc, "acc", &want, Some(&mag))?;
 
         ck.at("residual", case.clone());
@@ -459,8 +482,11 @@ pub fn vector<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> {
         ck.at("dropout", format!("{case} p=0.25 offset=7"));
         let mut r = ck.up(&x);
         dev.dropout(r.dst(), mask);
-        let want: Vec<f64> =
-            x.iter().enumerate().map(|(i, &v)| v as f64 * mask.factor(i as u64) as f64).collect();
+        let want: Vec<f64> = x
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| v as f64 * mask.factor(i as u64) as f64)
+            .collect();
         ck.expect(&r, "x", &want, None)?;
     }
     ck.done()
@@ -471,11 +497,19 @@ pub fn vector<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> {
 /// Token ids for `n` rows over `v` entries, with repeats.
 fn token_ids(n: usize, v: usize, seed: u64) -> Vec<u32> {
     let mut r = Rng::new(seed);
-    (0..n).map(|_| (r.next_u64() % v.min(5 + n / 2) as u64) as u32).collect()
+    (0..n)
+        .map(|_| (r.next_u64() % v.min(5 + n / 2) as u64) as u32)
+        .collect()
 }
 
 /// `(out, magnitude)` of `out[n] = wte[idx[n]] + pos[n % t]`.
-fn embedding_ref(idx: &[u32], wte: &[f32], pos: Option<&[f32]>, t: usize, c: usize) -> (Vec<f64>, Vec<f64>) {
+fn embedding_ref(
+    idx: &[u32],
+    wte: &[f32],
+    pos: Option<&[f32]>,
+    t: usize,
+    c: usize,
+) -> (Vec<f64>, Vec<f64>) {
     let (mut out, mut mag) = (vec![0.0; idx.len() * c], vec![0.0; idx.len() * c]);
     for (n, &id) in idx.iter().enumerate() {
         for i in 0..c {
@@ -489,7 +523,12 @@ fn embedding_ref(idx: &[u32], wte: &[f32], pos: Option<&[f32]>, t: usize, c: usi
 }
 
 /// `(value, magnitude)` of `acc[row(n)] += dout[n]` for every row `n`.
-fn scatter_add_ref(acc: &[f32], dout: &[f32], row: impl Fn(usize) -> usize, c: usize) -> (Vec<f64>, Vec<f64>) {
+fn scatter_add_ref(
+    acc: &[f32],
+    dout: &[f32],
+    row: impl Fn(usize) -> usize,
+    c: usize,
+) -> (Vec<f64>, Vec<f64>) {
     let mut sum = to64(acc);
     let mut mag: Vec<f64> = acc.iter().map(|v| v.abs() as f64).collect();
     for n in 0..dout.len() / c {
@@ -505,14 +544,22 @@ fn scatter_add_ref(acc: &[f32], dout: &[f32], row: impl Fn(usize) -> usize, c: u
 /// non-zero gradients), and finite differences of `wte` and `pos`.
 pub fn embedding<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> {
     let mut ck = Checker::new(dev, tol);
-    for (b, t, c, v) in [(1, 1, 3, 11), (2, 7, 5, 11), (3, 9, 17, 257), (2, 33, 40, 11)] {
+    for (b, t, c, v) in [
+        (1, 1, 3, 11),
+        (2, 7, 5, 11),
+        (3, 9, 17, 257),
+        (2, 33, 40, 11),
+    ] {
         let n = b * t;
         let idx = token_ids(n, v, 5);
         let wte = randn(v * c, 6, 1.0, 0.0);
         let pos = randn((t + 2) * c, 7, 1.0, 0.0);
         let dout = randn(n * c, 8, 1.0, 0.0);
         for learned in [true, false] {
-            let case = format!("b={b} t={t} c={c} v={v} pos={}", if learned { "Some" } else { "None" });
+            let case = format!(
+                "b={b} t={t} c={c} v={v} pos={}",
+                if learned { "Some" } else { "None" }
+            );
             ck.at("embedding_forward", case.clone());
             let (wte_r, pos_r) = (ck.up(&wte), ck.up(&pos));
             let mut out = ck.up(&vec![9.0; n * c]);
@@ -539,16 +586,27 @@ pub fn embedding<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> 
     }
     // finite differences: the gradients from zero against the forward
     let (b, t, c, v) = (2, 5, 6, 11);
-    ck.at("embedding_backward", format!("b={b} t={t} c={c} v={v} pos=Some"));
+    ck.at(
+        "embedding_backward",
+        format!("b={b} t={t} c={c} v={v} pos=Some"),
+    );
     let idx = token_ids(b * t, v, 11);
-    let (wte, pos, g) = (randn(v * c, 12, 1.0, 0.0), randn(t * c, 13, 1.0, 0.0), randn(b * t * c, 14, 1.0, 0.0));
+    let (wte, pos, g) = (
+        randn(v * c, 12, 1.0, 0.0),
+        randn(t * c, 13, 1.0, 0.0),
+        randn(b * t * c, 14, 1.0, 0.0),
+    );
     let forward = |wte: &[f32], pos: &[f32]| -> Result<f64, String> {
         let (w, p) = (Region::<B>::new(dev, wte), Region::<B>::new(dev, pos));
         let mut out = Region::<B>::new(dev, &vec![0.0; b * t * c]);
         dev.embedding_forward(out.dst(), &idx, w.src(), Some(p.src()), t, c);
         Ok(weighted_sum(&out.read(dev).0, &g))
     };
-    let (mut dwte, mut dwpe, gr) = (ck.up(&vec![0.0; v * c]), ck.up(&vec![0.0; t * c]), ck.up(&g));
+    let (mut dwte, mut dwpe, gr) = (
+        ck.up(&vec![0.0; v * c]),
+        ck.up(&vec![0.0; t * c]),
+        ck.up(&g),
+    );
     dev.embedding_backward(dwte.dst(), Some(dwpe.dst()), gr.src(), &idx, t, c);
     let (dwte, dwpe) = (ck.read(&dwte, "dwte")?, ck.read(&dwpe, "dwpe")?);
     ck.grad("wte", &wte, &dwte, |x| forward(x, &pos))?;
@@ -562,7 +620,12 @@ pub fn embedding<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> 
 const LN_EPS: f64 = 1e-5;
 
 /// LayerNorm of the rows of `x [N,C]` in f64: `(out, mean, rstd)`.
-fn layernorm_ref(x: &[f64], w: &[f32], b: Option<&[f32]>, c: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+fn layernorm_ref(
+    x: &[f64],
+    w: &[f32],
+    b: Option<&[f32]>,
+    c: usize,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let n = x.len() / c;
     let (mut out, mut mean, mut rstd) = (vec![0.0; n * c], vec![0.0; n], vec![0.0; n]);
     for r in 0..n {
@@ -595,7 +658,9 @@ fn layernorm_backward_ref(
     for r in 0..n {
         let (m, s) = (mean[r] as f64, rstd[r] as f64);
         let xh: Vec<f64> = (0..c).map(|i| (x[r * c + i] as f64 - m) * s).collect();
-        let g: Vec<f64> = (0..c).map(|i| dout[r * c + i] as f64 * w[i] as f64).collect();
+        let g: Vec<f64> = (0..c)
+            .map(|i| dout[r * c + i] as f64 * w[i] as f64)
+            .collect();
         let mg = g.iter().sum::<f64>() / c as f64;
         let mgx = g.iter().zip(&xh).map(|(g, x)| g * x).sum::<f64>() / c as f64;
         let mag_g = g.iter().map(|g| g.abs()).sum::<f64>() / c as f64;
@@ -613,7 +678,11 @@ fn layernorm_backward_ref(
 /// `init + delta` and its magnitude `|init| + Σ|terms|` (given as `delta_mag`).
 fn plus(init: &[f32], delta: &[f64], delta_mag: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let v = init.iter().zip(delta).map(|(&a, d)| a as f64 + d).collect();
-    let m = init.iter().zip(delta_mag).map(|(&a, d)| a.abs() as f64 + d).collect();
+    let m = init
+        .iter()
+        .zip(delta_mag)
+        .map(|(&a, d)| a.abs() as f64 + d)
+        .collect();
     (v, m)
 }
 
@@ -635,7 +704,11 @@ pub fn layernorm<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> 
 
             ck.at("layernorm_forward", case.clone());
             let (xr, wr, br) = (ck.up(&x), ck.up(&w), ck.up(&b));
-            let (mut out, mut mean, mut rstd) = (ck.up(&vec![4.0; n * c]), ck.up(&vec![4.0; n]), ck.up(&vec![4.0; n]));
+            let (mut out, mut mean, mut rstd) = (
+                ck.up(&vec![4.0; n * c]),
+                ck.up(&vec![4.0; n]),
+                ck.up(&vec![4.0; n]),
+            );
             let b_src = with_bias.then(|| br.src());
             dev.layernorm_forward(out.dst(), mean.dst(), rstd.dst(), xr.src(), wr.src(), b_src);
             ck.expect(&out, "out", &want, None)?;
@@ -643,10 +716,18 @@ pub fn layernorm<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> 
             ck.expect(&rstd, "rstd", &wrstd, None)?;
 
             ck.at("layernorm_forward_residual", case.clone());
-            let (proj, res, pb) = (randn(n * c, 23, 1.0, 0.0), randn(n * c, 24, 1.5, 0.3), randn(c, 25, 1.0, 0.0));
+            let (proj, res, pb) = (
+                randn(n * c, 23, 1.0, 0.0),
+                randn(n * c, 24, 1.5, 0.3),
+                randn(c, 25, 1.0, 0.0),
+            );
             let (res_r, pb_r) = (ck.up(&res), ck.up(&pb));
             let mut xs = ck.up(&proj);
-            let (mut out, mut mean, mut rstd) = (ck.up(&vec![4.0; n * c]), ck.up(&vec![4.0; n]), ck.up(&vec![4.0; n]));
+            let (mut out, mut mean, mut rstd) = (
+                ck.up(&vec![4.0; n * c]),
+                ck.up(&vec![4.0; n]),
+                ck.up(&vec![4.0; n]),
+            );
             let pb_src = with_bias.then(|| pb_r.src());
             let b_src = with_bias.then(|| br.src());
             dev.layernorm_forward_residual(
@@ -660,8 +741,12 @@ pub fn layernorm<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> 
                 b_src,
             );
             let term = |k: usize| if with_bias { pb[k % c] as f64 } else { 0.0 };
-            let sum: Vec<f64> = (0..n * c).map(|k| proj[k] as f64 + res[k] as f64 + term(k)).collect();
-            let mag: Vec<f64> = (0..n * c).map(|k| proj[k].abs() as f64 + res[k].abs() as f64 + term(k).abs()).collect();
+            let sum: Vec<f64> = (0..n * c)
+                .map(|k| proj[k] as f64 + res[k] as f64 + term(k))
+                .collect();
+            let mag: Vec<f64> = (0..n * c)
+                .map(|k| proj[k].abs() as f64 + res[k].abs() as f64 + term(k).abs())
+                .collect();
             ck.expect(&xs, "x (residual stream, in place)", &sum, Some(&mag))?;
             let (want, wmean, wrstd) = layernorm_ref(&sum, &w, bias, c);
             ck.expect(&out, "out", &want, None)?;
@@ -669,10 +754,17 @@ pub fn layernorm<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> 
             ck.expect(&rstd, "rstd", &wrstd, None)?;
 
             for accumulate in [false, true] {
-                ck.at("layernorm_backward", format!("{case} accumulate={accumulate}"));
+                ck.at(
+                    "layernorm_backward",
+                    format!("{case} accumulate={accumulate}"),
+                );
                 let (mean32, rstd32) = (f32s(&wmean), f32s(&wrstd));
                 let dout = randn(n * c, 26, 1.0, 0.0);
-                let dx0 = if accumulate { randn(n * c, 27, 1.0, 0.0) } else { vec![f32::NAN; n * c] };
+                let dx0 = if accumulate {
+                    randn(n * c, 27, 1.0, 0.0)
+                } else {
+                    vec![f32::NAN; n * c]
+                };
                 let (dw0, db0) = (randn(c, 28, 1.0, 0.0), randn(c, 29, 1.0, 0.0));
                 let (mut dx, mut dw, mut db) = (ck.up(&dx0), ck.up(&dw0), ck.up(&db0));
                 let (dout_r, mean_r, rstd_r) = (ck.up(&dout), ck.up(&mean32), ck.up(&rstd32));
@@ -688,14 +780,37 @@ pub fn layernorm<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> 
                     rstd_r.src(),
                     accumulate,
                 );
-                let (wdx, mdx, wdw, wdb) = layernorm_backward_ref(&dout, &x, &w, &mean32, &rstd32, c);
-                let (wdx, mdx) = if accumulate { plus(&dx0, &wdx, &mdx) } else { (wdx, mdx) };
+                let (wdx, mdx, wdw, wdb) =
+                    layernorm_backward_ref(&dout, &x, &w, &mean32, &rstd32, c);
+                let (wdx, mdx) = if accumulate {
+                    plus(&dx0, &wdx, &mdx)
+                } else {
+                    (wdx, mdx)
+                };
                 ck.expect(&dx, "dx", &wdx, Some(&mdx))?;
-                let mag_dw = layernorm_backward_ref(&dout.iter().map(|v| v.abs()).collect::<Vec<_>>(), &x, &w, &mean32, &rstd32, c).2;
-                let (wdw, mdw) = plus(&dw0, &wdw, &mag_dw.iter().map(|v| v.abs()).collect::<Vec<_>>());
+                let mag_dw = layernorm_backward_ref(
+                    &dout.iter().map(|v| v.abs()).collect::<Vec<_>>(),
+                    &x,
+                    &w,
+                    &mean32,
+                    &rstd32,
+                    c,
+                )
+                .2;
+                let (wdw, mdw) = plus(
+                    &dw0,
+                    &wdw,
+                    &mag_dw.iter().map(|v| v.abs()).collect::<Vec<_>>(),
+                );
                 ck.expect(&dw, "dw", &wdw, Some(&mdw))?;
-                let mag_db: Vec<f64> = (0..c).map(|i| (0..n).map(|r| dout[r * c + i].abs() as f64).sum()).collect();
-                let (wdb, mdb) = if with_bias { plus(&db0, &wdb, &mag_db) } else { (to64(&db0), to64(&db0)) };
+                let mag_db: Vec<f64> = (0..c)
+                    .map(|i| (0..n).map(|r| dout[r * c + i].abs() as f64).sum())
+                    .collect();
+                let (wdb, mdb) = if with_bias {
+                    plus(&db0, &wdb, &mag_db)
+                } else {
+                    (to64(&db0), to64(&db0))
+                };
                 ck.expect(&db, "db", &wdb, Some(&mdb))?;
             }
         }
@@ -708,23 +823,58 @@ fn layernorm_fd<B: Backend>(ck: &mut Checker<'_, B>) -> Result<(), String> {
     let dev = ck.dev;
     let (n, c) = (5, 7);
     ck.at("layernorm_backward", format!("n={n} c={c} bias=true"));
-    let (x, w, b, g) = (randn(n * c, 30, 1.0, 0.2), randn(c, 31, 0.5, 1.0), randn(c, 32, 1.0, 0.0), randn(n * c, 33, 1.0, 0.0));
+    let (x, w, b, g) = (
+        randn(n * c, 30, 1.0, 0.2),
+        randn(c, 31, 0.5, 1.0),
+        randn(c, 32, 1.0, 0.0),
+        randn(n * c, 33, 1.0, 0.0),
+    );
     let forward = |x: &[f32], w: &[f32], b: &[f32]| -> (Region<B>, Region<B>, Region<B>) {
-        let (xr, wr, br) = (Region::<B>::new(dev, x), Region::<B>::new(dev, w), Region::<B>::new(dev, b));
+        let (xr, wr, br) = (
+            Region::<B>::new(dev, x),
+            Region::<B>::new(dev, w),
+            Region::<B>::new(dev, b),
+        );
         let (mut out, mut mean, mut rstd) = (
             Region::<B>::new(dev, &vec![0.0; n * c]),
             Region::<B>::new(dev, &vec![0.0; n]),
             Region::<B>::new(dev, &vec![0.0; n]),
         );
-        dev.layernorm_forward(out.dst(), mean.dst(), rstd.dst(), xr.src(), wr.src(), Some(br.src()));
+        dev.layernorm_forward(
+            out.dst(),
+            mean.dst(),
+            rstd.dst(),
+            xr.src(),
+            wr.src(),
+            Some(br.src()),
+        );
         (out, mean, rstd)
     };
-    let objective = |x: &[f32], w: &[f32], b: &[f32]| Ok(weighted_sum(&forward(x, w, b).0.read(dev).0, &g));
+    let objective =
+        |x: &[f32], w: &[f32], b: &[f32]| Ok(weighted_sum(&forward(x, w, b).0.read(dev).0, &g));
     let (_, mean, rstd) = forward(&x, &w, &b);
     let (xr, wr, gr) = (ck.up(&x), ck.up(&w), ck.up(&g));
-    let (mut dx, mut dw, mut db) = (ck.up(&vec![0.0; n * c]), ck.up(&vec![0.0; c]), ck.up(&vec![0.0; c]));
-    dev.layernorm_backward(dx.dst(), dw.dst(), Some(db.dst()), gr.src(), xr.src(), wr.src(), mean.src(), rstd.src(), false);
-    let (dx, dw, db) = (ck.read(&dx, "dx")?, ck.read(&dw, "dw")?, ck.read(&db, "db")?);
+    let (mut dx, mut dw, mut db) = (
+        ck.up(&vec![0.0; n * c]),
+        ck.up(&vec![0.0; c]),
+        ck.up(&vec![0.0; c]),
+    );
+    dev.layernorm_backward(
+        dx.dst(),
+        dw.dst(),
+        Some(db.dst()),
+        gr.src(),
+        xr.src(),
+        wr.src(),
+        mean.src(),
+        rstd.src(),
+        false,
+    );
+    let (dx, dw, db) = (
+        ck.read(&dx, "dx")?,
+        ck.read(&dw, "dw")?,
+        ck.read(&db, "db")?,
+    );
     ck.grad("x", &x, &dx, |v| objective(v, &w, &b))?;
     ck.grad("w", &w, &dw, |v| objective(&x, v, &b))?;
     ck.grad("b", &b, &db, |v| objective(&x, &w, v))
@@ -745,7 +895,9 @@ fn product_ref(
     let (mut out, mut mag) = (vec![0.0; rows * cols], vec![0.0; rows * cols]);
     for r in 0..rows {
         for o in 0..cols {
-            let (mut s, mut m) = init.get(r * cols + o).map_or((0.0, 0.0), |&v| (v as f64, v.abs() as f64));
+            let (mut s, mut m) = init
+                .get(r * cols + o)
+                .map_or((0.0, 0.0), |&v| (v as f64, v.abs() as f64));
             for k in 0..inner {
                 let t = a(r, k) as f64 * b(k, o) as f64;
                 s += t;
@@ -760,7 +912,11 @@ fn product_ref(
 
 /// `[rows, cols]` of `bias` repeated per row.
 fn rows_of(bias: &[f32], rows: usize) -> Vec<f32> {
-    bias.iter().copied().cycle().take(rows * bias.len()).collect()
+    bias.iter()
+        .copied()
+        .cycle()
+        .take(rows * bias.len())
+        .collect()
 }
 
 /// Linear forward (bias or not) and backward (`dx` absent, overwritten or accumulated; `dW`
@@ -768,14 +924,28 @@ fn rows_of(bias: &[f32], rows: usize) -> Vec<f32> {
 pub fn linear<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> {
     let mut ck = Checker::new(dev, tol);
     for (n, c, oc) in [(1, 3, 5), (7, 17, 11), (33, 40, 67), (70, 5, 130)] {
-        let (x, w, b) = (randn(n * c, 40, 1.0, 0.0), randn(oc * c, 41, 0.5, 0.0), randn(oc, 42, 1.0, 0.0));
+        let (x, w, b) = (
+            randn(n * c, 40, 1.0, 0.0),
+            randn(oc * c, 41, 0.5, 0.0),
+            randn(oc, 42, 1.0, 0.0),
+        );
         let (xr, wr, br) = (ck.up(&x), ck.up(&w), ck.up(&b));
         for with_bias in [true, false] {
-            ck.at("linear_forward", format!("n={n} c={c} oc={oc} bias={with_bias}"));
+            ck.at(
+                "linear_forward",
+                format!("n={n} c={c} oc={oc} bias={with_bias}"),
+            );
             let mut out = ck.up(&vec![f32::NAN; n * oc]);
-            dev.linear_forward(out.dst(), xr.src(), wr.src(), with_bias.then(|| br.src()), c);
+            dev.linear_forward(
+                out.dst(),
+                xr.src(),
+                wr.src(),
+                with_bias.then(|| br.src()),
+                c,
+            );
             let init = if with_bias { rows_of(&b, n) } else { vec![] };
-            let (want, mag) = product_ref(n, oc, c, |r, k| x[r * c + k], |k, o| w[o * c + k], &init);
+            let (want, mag) =
+                product_ref(n, oc, c, |r, k| x[r * c + k], |k, o| w[o * c + k], &init);
             ck.expect(&out, "out", &want, Some(&mag))?;
         }
         let dout = randn(n * oc, 43, 1.0, 0.0);
@@ -794,9 +964,25 @@ pub fn linear<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> {
             let (mut dx, mut dw, mut db) = (ck.up(&dx0), ck.up(&dw0), ck.up(&db0));
             let dx_dst = dx_mode.map(|_| dx.dst());
             let db_dst = with_bias.then(|| db.dst());
-            dev.linear_backward(dx_dst, dw.dst(), db_dst, dout_r.src(), xr.src(), wr.src(), c, dx_mode == Some(true));
+            dev.linear_backward(
+                dx_dst,
+                dw.dst(),
+                db_dst,
+                dout_r.src(),
+                xr.src(),
+                wr.src(),
+                c,
+                dx_mode == Some(true),
+            );
             let dx_init = if dx_mode == Some(true) { &dx0[..] } else { &[] };
-            let (want, mag) = product_ref(n, c, oc, |r, k| dout[r * oc + k], |k, i| w[k * c + i], dx_init);
+            let (want, mag) = product_ref(
+                n,
+                c,
+                oc,
+                |r, k| dout[r * oc + k],
+                |k, i| w[k * c + i],
+                dx_init,
+            );
             match dx_mode {
                 Some(_) => ck.expect(&dx, "dx", &want, Some(&mag))?,
                 None => {
@@ -804,7 +990,8 @@ pub fn linear<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> {
                     ck.exact("dx (absent, untouched)", &got, &dx0)?
                 }
             }
-            let (want, mag) = product_ref(oc, c, n, |o, r| dout[r * oc + o], |r, i| x[r * c + i], &dw0);
+            let (want, mag) =
+                product_ref(oc, c, n, |o, r| dout[r * oc + o], |r, i| x[r * c + i], &dw0);
             ck.expect(&dw, "dw", &want, Some(&mag))?;
             let (want, mag) = if with_bias {
                 product_ref(1, oc, n, |_, _| 1.0, |r, o| dout[r * oc + o], &db0)
@@ -822,17 +1009,43 @@ fn linear_fd<B: Backend>(ck: &mut Checker<'_, B>) -> Result<(), String> {
     let dev = ck.dev;
     let (n, c, oc) = (5, 6, 7);
     ck.at("linear_backward", format!("n={n} c={c} oc={oc} bias=true"));
-    let (x, w, b, g) = (randn(n * c, 47, 1.0, 0.0), randn(oc * c, 48, 1.0, 0.0), randn(oc, 49, 1.0, 0.0), randn(n * oc, 50, 1.0, 0.0));
+    let (x, w, b, g) = (
+        randn(n * c, 47, 1.0, 0.0),
+        randn(oc * c, 48, 1.0, 0.0),
+        randn(oc, 49, 1.0, 0.0),
+        randn(n * oc, 50, 1.0, 0.0),
+    );
     let objective = |x: &[f32], w: &[f32], b: &[f32]| {
-        let (xr, wr, br) = (Region::<B>::new(dev, x), Region::<B>::new(dev, w), Region::<B>::new(dev, b));
+        let (xr, wr, br) = (
+            Region::<B>::new(dev, x),
+            Region::<B>::new(dev, w),
+            Region::<B>::new(dev, b),
+        );
         let mut out = Region::<B>::new(dev, &vec![0.0; n * oc]);
         dev.linear_forward(out.dst(), xr.src(), wr.src(), Some(br.src()), c);
         Ok(weighted_sum(&out.read(dev).0, &g))
     };
     let (xr, wr, gr) = (ck.up(&x), ck.up(&w), ck.up(&g));
-    let (mut dx, mut dw, mut db) = (ck.up(&vec![0.0; n * c]), ck.up(&vec![0.0; oc * c]), ck.up(&vec![0.0; oc]));
-    dev.linear_backward(Some(dx.dst()), dw.dst(), Some(db.dst()), gr.src(), xr.src(), wr.src(), c, false);
-    let (dx, dw, db) = (ck.read(&dx, "dx")?, ck.read(&dw, "dw")?, ck.read(&db, "db")?);
+    let (mut dx, mut dw, mut db) = (
+        ck.up(&vec![0.0; n * c]),
+        ck.up(&vec![0.0; oc * c]),
+        ck.up(&vec![0.0; oc]),
+    );
+    dev.linear_backward(
+        Some(dx.dst()),
+        dw.dst(),
+        Some(db.dst()),
+        gr.src(),
+        xr.src(),
+        wr.src(),
+        c,
+        false,
+    );
+    let (dx, dw, db) = (
+        ck.read(&dx, "dx")?,
+        ck.read(&dw, "dw")?,
+        ck.read(&db, "db")?,
+    );
     ck.grad("x", &x, &dx, |v| objective(v, &w, &b))?;
     ck.grad("w", &w, &dw, |v| objective(&x, v, &b))?;
     ck.grad("b", &b, &db, |v| objective(&x, &w, v))
@@ -885,7 +1098,10 @@ fn gelu_ref(x: f64, act: Activation) -> (f64, f64) {
             let u = k * (x + 0.044715 * x * x * x);
             let th = u.tanh();
             let du = k * (1.0 + 3.0 * 0.044715 * x * x);
-            (0.5 * x * (1.0 + th), 0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * du)
+            (
+                0.5 * x * (1.0 + th),
+                0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * du,
+            )
         }
     }
 }
@@ -902,7 +1118,8 @@ pub fn gelu<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> {
             for with_bias in [true, false] {
                 let case = format!("n={n} h={h} {act:?} bias={with_bias}");
                 let pre = |k: usize| x[k] as f64 + if with_bias { bias[k % h] as f64 } else { 0.0 };
-                let (want_y, want_g): (Vec<f64>, Vec<f64>) = (0..n * h).map(|k| gelu_ref(pre(k), act)).unzip();
+                let (want_y, want_g): (Vec<f64>, Vec<f64>) =
+                    (0..n * h).map(|k| gelu_ref(pre(k), act)).unzip();
                 let b_src = || with_bias.then(|| br.src());
 
                 ck.at("gelu_forward", case.clone());
@@ -922,7 +1139,11 @@ pub fn gelu<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> {
                 let g = ck.read(&xd, "x")?;
                 let mut dr = ck.up(&d);
                 dev.gelu_backward(dr.dst(), xd.src());
-                let want: Vec<f64> = d.iter().zip(&g).map(|(&d, &g)| d as f64 * g as f64).collect();
+                let want: Vec<f64> = d
+                    .iter()
+                    .zip(&g)
+                    .map(|(&d, &g)| d as f64 * g as f64)
+                    .collect();
                 ck.expect(&dr, "d", &want, None)?;
             }
         }
@@ -930,7 +1151,11 @@ pub fn gelu<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> {
     for act in [Activation::Gelu, Activation::GeluTanh] {
         let (n, h) = (4, 9);
         ck.at("gelu_backward", format!("n={n} h={h} {act:?} bias=true"));
-        let (x, bias, g) = (randn(n * h, 63, 2.0, 0.0), randn(h, 64, 1.0, 0.0), randn(n * h, 65, 1.0, 0.0));
+        let (x, bias, g) = (
+            randn(n * h, 63, 2.0, 0.0),
+            randn(h, 64, 1.0, 0.0),
+            randn(n * h, 65, 1.0, 0.0),
+        );
         let objective = |x: &[f32], b: &[f32]| {
             let (xr, br) = (Region::<B>::new(dev, x), Region::<B>::new(dev, b));
             let mut y = Region::<B>::new(dev, &vec![0.0; n * h]);
@@ -942,9 +1167,13 @@ pub fn gelu<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> {
         let mut d = ck.up(&g);
         dev.gelu_backward(d.dst(), xd.src());
         let dx = ck.read(&d, "d")?;
-        let db: Vec<f32> = (0..h).map(|j| (0..n).map(|r| dx[r * h + j] as f64).sum::<f64>() as f32).collect();
+        let db: Vec<f32> = (0..h)
+            .map(|j| (0..n).map(|r| dx[r * h + j] as f64).sum::<f64>() as f32)
+            .collect();
         ck.grad("x", &x, &dx, |v| objective(v, &bias))?;
-        ck.grad("bias (Σ of dx over rows)", &bias, &db, |v| objective(&x, v))?;
+        ck.grad("bias (Σ of dx over rows)", &bias, &db, |v| {
+            objective(&x, v)
+        })?;
     }
     ck.done()
 }
@@ -966,7 +1195,15 @@ fn rope_tables(t: usize, hs: usize) -> (Vec<f32>, Vec<f32>) {
 }
 
 /// Rotate-half RoPE of the q and k thirds of `qkv [N,3C]` by `sign ×` the table angles.
-fn rope_ref(qkv: &[f32], cos: &[f32], sin: &[f32], t: usize, c: usize, nh: usize, sign: f64) -> Vec<f64> {
+fn rope_ref(
+    qkv: &[f32],
+    cos: &[f32],
+    sin: &[f32],
+    t: usize,
+    c: usize,
+    nh: usize,
+    sign: f64,
+) -> Vec<f64> {
     let (hs, mut out) = (c / nh, to64(qkv));
     let half = hs / 2;
     for n in 0..qkv.len() / (3 * c) {
@@ -988,12 +1225,21 @@ fn rope_ref(qkv: &[f32], cos: &[f32], sin: &[f32], t: usize, c: usize, nh: usize
 /// the backward).
 pub fn rope<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> {
     let mut ck = Checker::new(dev, tol);
-    for (b, t, c, nh) in [(1, 1, 2, 1), (2, 3, 4, 2), (1, 9, 6, 1), (2, 7, 12, 3), (1, 33, 40, 4)] {
+    for (b, t, c, nh) in [
+        (1, 1, 2, 1),
+        (2, 3, 4, 2),
+        (1, 9, 6, 1),
+        (2, 7, 12, 3),
+        (1, 33, 40, 4),
+    ] {
         let (cos, sin) = rope_tables(t, c / nh);
         let (cr, sr) = (ck.up(&cos), ck.up(&sin));
         let qkv = randn(b * t * 3 * c, 70, 1.0, 0.0);
         for inverse in [false, true] {
-            ck.at("rope", format!("b={b} t={t} c={c} nh={nh} inverse={inverse}"));
+            ck.at(
+                "rope",
+                format!("b={b} t={t} c={c} nh={nh} inverse={inverse}"),
+            );
             let mut r = ck.up(&qkv);
             dev.rope(r.dst(), cr.src(), sr.src(), t, c, nh, inverse);
             let want = rope_ref(&qkv, &cos, &sin, t, c, nh, if inverse { -1.0 } else { 1.0 });
@@ -1001,10 +1247,16 @@ pub fn rope<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> {
         }
     }
     let (b, t, c, nh) = (2, 5, 8, 2);
-    ck.at("rope", format!("b={b} t={t} c={c} nh={nh} inverse=true (as backward)"));
+    ck.at(
+        "rope",
+        format!("b={b} t={t} c={c} nh={nh} inverse=true (as backward)"),
+    );
     let (cos, sin) = rope_tables(t, c / nh);
     let (cr, sr) = (ck.up(&cos), ck.up(&sin));
-    let (x, g) = (randn(b * t * 3 * c, 71, 1.0, 0.0), randn(b * t * 3 * c, 72, 1.0, 0.0));
+    let (x, g) = (
+        randn(b * t * 3 * c, 71, 1.0, 0.0),
+        randn(b * t * 3 * c, 72, 1.0, 0.0),
+    );
     let mut dx = ck.up(&g);
     dev.rope(dx.dst(), cr.src(), sr.src(), t, c, nh, true);
     let dx = ck.read(&dx, "qkv")?;
@@ -1038,7 +1290,9 @@ fn qkv_at(qkv: &[f32], d: Dims, third: usize, b: usize, i: usize, h: usize, e: u
 
 /// Dropout factor of probability `(b, h, i, j)`.
 fn attn_drop(drop: Option<Mask>, d: Dims, b: usize, h: usize, i: usize, j: usize) -> f64 {
-    drop.map_or(1.0, |m| m.factor((((b * d.nh + h) * d.t + i) * d.t + j) as u64) as f64)
+    drop.map_or(1.0, |m| {
+        m.factor((((b * d.nh + h) * d.t + i) * d.t + j) as u64) as f64
+    })
 }
 
 fn attention_ref(qkv: &[f32], d: Dims, drop: Option<Mask>) -> AttentionRef {
@@ -1054,7 +1308,12 @@ fn attention_ref(qkv: &[f32], d: Dims, drop: Option<Mask>) -> AttentionRef {
         for h in 0..nh {
             for i in 0..t {
                 let s: Vec<f64> = (0..=i)
-                    .map(|j| (0..hs).map(|e| qkv_at(qkv, d, 0, b, i, h, e) * qkv_at(qkv, d, 1, b, j, h, e)).sum::<f64>() * scale)
+                    .map(|j| {
+                        (0..hs)
+                            .map(|e| qkv_at(qkv, d, 0, b, i, h, e) * qkv_at(qkv, d, 1, b, j, h, e))
+                            .sum::<f64>()
+                            * scale
+                    })
                     .collect();
                 let mx = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 let lse = mx + s.iter().map(|s| (s - mx).exp()).sum::<f64>().ln();
@@ -1078,18 +1337,33 @@ fn attention_ref(qkv: &[f32], d: Dims, drop: Option<Mask>) -> AttentionRef {
 /// `(dqkv, magnitude)` of attention in f64: with `pd = p·drop`,
 /// `dv_j = Σ_i pd_ij·dout_i`, `dp_ij = drop·(dout_i·v_j)`, `ds_ij = p_ij·(dp_ij − Σ_j p·dp)`,
 /// `dq_i = scale·Σ_j ds_ij·k_j`, `dk_j = scale·Σ_i ds_ij·q_i`.
-fn attention_backward_ref(qkv: &[f32], dout: &[f32], d: Dims, drop: Option<Mask>, fwd: &AttentionRef) -> (Vec<f64>, Vec<f64>) {
+fn attention_backward_ref(
+    qkv: &[f32],
+    dout: &[f32],
+    d: Dims,
+    drop: Option<Mask>,
+    fwd: &AttentionRef,
+) -> (Vec<f64>, Vec<f64>) {
     let (t, c, nh, hs) = (d.t, d.c, d.nh, d.c / d.nh);
     let scale = 1.0 / (hs as f64).sqrt();
     let (mut g, mut mag) = (vec![0.0; d.b * t * 3 * c], vec![0.0; d.b * t * 3 * c]);
-    let at = |third: usize, b: usize, i: usize, h: usize, e: usize| (b * t + i) * 3 * c + third * c + h * hs + e;
+    let at = |third: usize, b: usize, i: usize, h: usize, e: usize| {
+        (b * t + i) * 3 * c + third * c + h * hs + e
+    };
     for b in 0..d.b {
         for h in 0..nh {
             for i in 0..t {
-                let dout_i: Vec<f64> = (0..hs).map(|e| dout[(b * t + i) * c + h * hs + e] as f64).collect();
+                let dout_i: Vec<f64> = (0..hs)
+                    .map(|e| dout[(b * t + i) * c + h * hs + e] as f64)
+                    .collect();
                 let p = |j: usize| fwd.p[((b * nh + h) * t + i) * t + j];
                 let dp: Vec<f64> = (0..=i)
-                    .map(|j| attn_drop(drop, d, b, h, i, j) * (0..hs).map(|e| dout_i[e] * qkv_at(qkv, d, 2, b, j, h, e)).sum::<f64>())
+                    .map(|j| {
+                        attn_drop(drop, d, b, h, i, j)
+                            * (0..hs)
+                                .map(|e| dout_i[e] * qkv_at(qkv, d, 2, b, j, h, e))
+                                .sum::<f64>()
+                    })
                     .collect();
                 let delta: f64 = (0..=i).map(|j| p(j) * dp[j]).sum();
                 for j in 0..=i {
@@ -1114,7 +1388,14 @@ fn attention_backward_ref(qkv: &[f32], dout: &[f32], d: Dims, drop: Option<Mask>
 /// The attention shapes: odd head sizes, one and several heads, `T` past one query block;
 /// with and without dropout (a non-zero mask offset included).
 fn attention_cases() -> Vec<(Dims, Option<Mask>)> {
-    let drop = |p: f32, offset: u64| Some(Mask { seed: 5, stream: 9, p, offset });
+    let drop = |p: f32, offset: u64| {
+        Some(Mask {
+            seed: 5,
+            stream: 9,
+            p,
+            offset,
+        })
+    };
     let dims = |b, t, c, nh| Dims { b, t, c, nh };
     vec![
         (dims(1, 1, 3, 1), None),
@@ -1132,13 +1413,23 @@ pub fn attention<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> 
     let mut ck = Checker::new(dev, tol);
     for (k, (d, drop)) in attention_cases().into_iter().enumerate() {
         let workers = 1 + 2 * (k % 2);
-        let case = format!("b={} t={} c={} nh={} drop={:?} workers={workers}", d.b, d.t, d.c, d.nh, drop.map(|m| m.p));
+        let case = format!(
+            "b={} t={} c={} nh={} drop={:?} workers={workers}",
+            d.b,
+            d.t,
+            d.c,
+            d.nh,
+            drop.map(|m| m.p)
+        );
         let (n, c) = (d.b * d.t, d.c);
         let qkv = randn(n * 3 * c, 80 + k as u64, 1.0, 0.0);
         let want = attention_ref(&qkv, d, drop);
         ck.at("attention_forward", case.clone());
         let qkv_r = ck.up(&qkv);
-        let (mut out, mut lse) = (ck.up(&vec![f32::NAN; n * c]), ck.up(&vec![f32::NAN; d.b * d.nh * d.t]));
+        let (mut out, mut lse) = (
+            ck.up(&vec![f32::NAN; n * c]),
+            ck.up(&vec![f32::NAN; d.b * d.nh * d.t]),
+        );
         let mut work = ck.up(&vec![f32::NAN; dev.attention_workspace(d.t, workers)]);
         dev.attention_forward(out.dst(), lse.dst(), qkv_r.src(), work.dst(), d, drop);
         ck.expect(&out, "out", &want.out, Some(&want.out_mag))?;
@@ -1148,27 +1439,60 @@ pub fn attention<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> 
         let dout = randn(n * c, 90 + k as u64, 1.0, 0.0);
         let dout_r = ck.up(&dout);
         let mut dqkv = ck.up(&vec![f32::NAN; n * 3 * c]);
-        dev.attention_backward(dqkv.dst(), dout_r.src(), out.src(), lse.src(), qkv_r.src(), work.dst(), d, drop);
+        dev.attention_backward(
+            dqkv.dst(),
+            dout_r.src(),
+            out.src(),
+            lse.src(),
+            qkv_r.src(),
+            work.dst(),
+            d,
+            drop,
+        );
         let (wg, mg) = attention_backward_ref(&qkv, &dout, d, drop, &want);
         ck.expect(&dqkv, "dqkv", &wg, Some(&mg))?;
     }
     for (d, drop) in [attention_cases()[2], attention_cases()[3]] {
-        ck.at("attention_backward", format!("b={} t={} c={} nh={} drop={:?}", d.b, d.t, d.c, d.nh, drop.map(|m| m.p)));
+        ck.at(
+            "attention_backward",
+            format!(
+                "b={} t={} c={} nh={} drop={:?}",
+                d.b,
+                d.t,
+                d.c,
+                d.nh,
+                drop.map(|m| m.p)
+            ),
+        );
         let (n, c) = (d.b * d.t, d.c);
         let (qkv, g) = (randn(n * 3 * c, 100, 1.0, 0.0), randn(n * c, 101, 1.0, 0.0));
         let ws = dev.attention_workspace(d.t, 1);
         let forward = |qkv: &[f32]| {
             let qkv_r = Region::<B>::new(dev, qkv);
-            let (mut out, mut lse) = (Region::<B>::new(dev, &vec![0.0; n * c]), Region::<B>::new(dev, &vec![0.0; d.b * d.nh * d.t]));
+            let (mut out, mut lse) = (
+                Region::<B>::new(dev, &vec![0.0; n * c]),
+                Region::<B>::new(dev, &vec![0.0; d.b * d.nh * d.t]),
+            );
             let mut work = Region::<B>::new(dev, &vec![0.0; ws]);
             dev.attention_forward(out.dst(), lse.dst(), qkv_r.src(), work.dst(), d, drop);
             (qkv_r, out, lse, work)
         };
         let (qkv_r, out, lse, mut work) = forward(&qkv);
         let (g_r, mut dqkv) = (ck.up(&g), ck.up(&vec![0.0; n * 3 * c]));
-        dev.attention_backward(dqkv.dst(), g_r.src(), out.src(), lse.src(), qkv_r.src(), work.dst(), d, drop);
+        dev.attention_backward(
+            dqkv.dst(),
+            g_r.src(),
+            out.src(),
+            lse.src(),
+            qkv_r.src(),
+            work.dst(),
+            d,
+            drop,
+        );
         let dqkv = ck.read(&dqkv, "dqkv")?;
-        ck.grad("qkv", &qkv, &dqkv, |x| Ok(weighted_sum(&forward(x).1.read(dev).0, &g)))?;
+        ck.grad("qkv", &qkv, &dqkv, |x| {
+            Ok(weighted_sum(&forward(x).1.read(dev).0, &g))
+        })?;
     }
     ck.done()
 }
@@ -1189,7 +1513,13 @@ pub fn attention_decode<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, S
             if schedule.iter().sum::<usize>() != t {
                 continue;
             }
-            ck.at("attention_decode", format!("t={t} c={c} nh={nh} chunks={:?}", &schedule[..schedule.len().min(4)]));
+            ck.at(
+                "attention_decode",
+                format!(
+                    "t={t} c={c} nh={nh} chunks={:?}",
+                    &schedule[..schedule.len().min(4)]
+                ),
+            );
             let (mut k, mut v) = (ck.up(&vec![f32::NAN; t * c]), ck.up(&vec![f32::NAN; t * c]));
             let mut work = ck.up(&vec![0.0; dev.attention_workspace(t, 1)]);
             let mut past = 0;
@@ -1197,12 +1527,30 @@ pub fn attention_decode<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, S
                 let rows = ck.up(&qkv[past * 3 * c..(past + m) * 3 * c]);
                 let (mut out, mut lse) = (ck.up(&vec![f32::NAN; m * c]), ck.up(&vec![0.0; nh * m]));
                 let dm = Dims { b: 1, t: m, c, nh };
-                dev.attention_decode(out.dst(), lse.dst(), rows.src(), k.dst(), v.dst(), work.dst(), past, dm);
+                dev.attention_decode(
+                    out.dst(),
+                    lse.dst(),
+                    rows.src(),
+                    k.dst(),
+                    v.dst(),
+                    work.dst(),
+                    past,
+                    dm,
+                );
                 let r = past * c..(past + m) * c;
-                ck.expect(&out, &format!("out rows {past}..{}", past + m), &want.out[r.clone()], Some(&want.out_mag[r]))?;
+                ck.expect(
+                    &out,
+                    &format!("out rows {past}..{}", past + m),
+                    &want.out[r.clone()],
+                    Some(&want.out_mag[r]),
+                )?;
                 past += m;
             }
-            let third = |j: usize| -> Vec<f32> { (0..t).flat_map(|i| qkv[i * 3 * c + j * c..i * 3 * c + (j + 1) * c].to_vec()).collect() };
+            let third = |j: usize| -> Vec<f32> {
+                (0..t)
+                    .flat_map(|i| qkv[i * 3 * c + j * c..i * 3 * c + (j + 1) * c].to_vec())
+                    .collect()
+            };
             let (gk, gv) = (ck.read(&k, "k cache")?, ck.read(&v, "v cache")?);
             ck.exact("k cache", &gk, &third(1))?;
             ck.exact("v cache", &gv, &third(2))?;
@@ -1217,13 +1565,24 @@ pub fn attention_decode<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, S
 fn targets(n: usize, v: usize, seed: u64) -> Vec<i32> {
     let mut r = Rng::new(seed);
     (0..n)
-        .map(|i| if n > 1 && i % 3 == 1 { -1 } else { (r.next_u64() % v as u64) as i32 })
+        .map(|i| {
+            if n > 1 && i % 3 == 1 {
+                -1
+            } else {
+                (r.next_u64() % v as u64) as i32
+            }
+        })
         .collect()
 }
 
 /// `(row_loss, dlogits)` in f64: `logsumexp(l) − l[target]` and `(softmax(l) − onehot)/n_valid`,
 /// zero for ignored rows.
-fn cross_entropy_ref(logits: &[f32], targets: &[i32], v: usize, n_valid: usize) -> (Vec<f64>, Vec<f64>) {
+fn cross_entropy_ref(
+    logits: &[f32],
+    targets: &[i32],
+    v: usize,
+    n_valid: usize,
+) -> (Vec<f64>, Vec<f64>) {
     let (mut loss, mut dl) = (vec![0.0; targets.len()], vec![0.0; logits.len()]);
     for (r, &tg) in targets.iter().enumerate() {
         if tg < 0 {
@@ -1257,7 +1616,12 @@ pub fn cross_entropy<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, Stri
         ck.expect(&loss, "row_loss", &wloss, None)?;
         ck.expect(&dl, "dlogits", &wdl, None)?;
         let total: f64 = wloss.iter().sum();
-        ck.close_scalar("returned sum", sum, total, wloss.iter().map(|l| l.abs()).sum())?;
+        ck.close_scalar(
+            "returned sum",
+            sum,
+            total,
+            wloss.iter().map(|l| l.abs()).sum(),
+        )?;
     }
     let (n, v) = (5, 11);
     ck.at("cross_entropy", format!("n={n} v={v} (as backward)"));
@@ -1265,7 +1629,10 @@ pub fn cross_entropy<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, Stri
     let n_valid = tg.iter().filter(|&&t| t >= 0).count();
     let mean_loss = |l: &[f32]| -> Result<(Vec<f32>, f64), String> {
         let lr = Region::<B>::new(dev, l);
-        let (mut dl, mut loss) = (Region::<B>::new(dev, &vec![0.0; n * v]), Region::<B>::new(dev, &vec![0.0; n]));
+        let (mut dl, mut loss) = (
+            Region::<B>::new(dev, &vec![0.0; n * v]),
+            Region::<B>::new(dev, &vec![0.0; n]),
+        );
         let sum = dev.cross_entropy(dl.dst(), loss.dst(), lr.src(), &tg, v, n_valid);
         Ok((dl.read(dev).0, sum / n_valid as f64))
     };
@@ -1281,7 +1648,12 @@ pub fn cross_entropy<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, Stri
 pub fn adamw<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> {
     let mut ck = Checker::new(dev, tol);
     let len = 40_000;
-    let segments: Vec<Segment> = vec![(0..300, true), (300..301, false), (310..20_000, true), (20_000..39_999, false)];
+    let segments: Vec<Segment> = vec![
+        (0..300, true),
+        (300..301, false),
+        (310..20_000, true),
+        (20_000..39_999, false),
+    ];
     let (lr, wd, b1, b2, eps, t) = (1e-2f32, 0.1f32, 0.9f32, 0.95f32, 1e-8f32, 3);
     let s = AdamWStep {
         lr,
@@ -1315,7 +1687,9 @@ pub fn adamw<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> {
     ck.expect(&m, "m", &wm, None)?;
     ck.expect(&v, "v", &wv, None)?;
     let got = ck.read(&p, "p")?;
-    let outside: Vec<usize> = (0..len).filter(|i| !segments.iter().any(|(r, _)| r.contains(i))).collect();
+    let outside: Vec<usize> = (0..len)
+        .filter(|i| !segments.iter().any(|(r, _)| r.contains(i)))
+        .collect();
     let pick = |x: &[f32]| outside.iter().map(|&i| x[i]).collect::<Vec<_>>();
     ck.exact("p outside the segments", &pick(&got), &pick(&p0))?;
     ck.done()
@@ -1324,6 +1698,20 @@ pub fn adamw<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::cpu::Cpu;
+
+    #[test]
+    fn a_write_outside_a_region_is_caught() {
+        let dev = Cpu::new();
+        let mut r = Region::<Cpu>::new(&dev, &[1.0, 2.0]);
+        assert!(r.read(&dev).1);
+        r.buf[PAD + 2] = 0.0;
+        let ck = Checker::new(&dev, Tolerance::fp32());
+        assert!(ck
+            .read(&r, "x")
+            .unwrap_err()
+            .contains("outside its `x` region"));
+    }
 
     #[test]
     fn erf_matches_known_values_on_both_branches() {
@@ -1336,7 +1724,11 @@ mod tests {
             (3.0, 0.999_977_909_503_001_4),
             (3.5, 0.999_999_256_901_627_6),
         ] {
-            assert!((erf(z) - want).abs() < 1e-14, "erf({z}) = {} want {want}", erf(z));
+            assert!(
+                (erf(z) - want).abs() < 1e-14,
+                "erf({z}) = {} want {want}",
+                erf(z)
+            );
         }
     }
 }
