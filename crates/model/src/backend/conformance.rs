@@ -641,38 +641,55 @@ fn layernorm_ref(
     (out, mean, rstd)
 }
 
-/// LayerNorm backward in f64 from the kept `mean`, `rstd`: `(dx, dx magnitude, dw, db)`
-/// (`dw`, `db` without their initial contents).
-#[allow(clippy::type_complexity)]
+/// LayerNorm gradients in f64, each with its magnitude (the sum of its terms' magnitudes);
+/// `dw`, `db` without their initial contents.
+struct LayerNormGrads {
+    dx: Vec<f64>,
+    dx_mag: Vec<f64>,
+    dw: Vec<f64>,
+    dw_mag: Vec<f64>,
+    db: Vec<f64>,
+    db_mag: Vec<f64>,
+}
+
+/// LayerNorm backward from the kept `mean`, `rstd`: with `x̂ = (x − mean)·rstd`,
+/// `g = dout·w`: `dx = rstd·(g − mean(g) − x̂·mean(g·x̂))`, `dw = Σ dout·x̂`, `db = Σ dout`.
 fn layernorm_backward_ref(
     dout: &[f32],
     x: &[f32],
     w: &[f32],
     mean: &[f32],
     rstd: &[f32],
-    c: usize,
-) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+) -> LayerNormGrads {
+    let c = w.len();
     let n = x.len() / c;
-    let (mut dx, mut mag) = (vec![0.0; n * c], vec![0.0; n * c]);
-    let (mut dw, mut db) = (vec![0.0; c], vec![0.0; c]);
-    for r in 0..n {
-        let (m, s) = (mean[r] as f64, rstd[r] as f64);
-        let xh: Vec<f64> = (0..c).map(|i| (x[r * c + i] as f64 - m) * s).collect();
-        let g: Vec<f64> = (0..c)
-            .map(|i| dout[r * c + i] as f64 * w[i] as f64)
-            .collect();
+    let mut r = LayerNormGrads {
+        dx: vec![0.0; n * c],
+        dx_mag: vec![0.0; n * c],
+        dw: vec![0.0; c],
+        dw_mag: vec![0.0; c],
+        db: vec![0.0; c],
+        db_mag: vec![0.0; c],
+    };
+    for row in 0..n {
+        let (m, s) = (mean[row] as f64, rstd[row] as f64);
+        let d = |i: usize| dout[row * c + i] as f64;
+        let xh: Vec<f64> = (0..c).map(|i| (x[row * c + i] as f64 - m) * s).collect();
+        let g: Vec<f64> = (0..c).map(|i| d(i) * w[i] as f64).collect();
         let mg = g.iter().sum::<f64>() / c as f64;
         let mgx = g.iter().zip(&xh).map(|(g, x)| g * x).sum::<f64>() / c as f64;
         let mag_g = g.iter().map(|g| g.abs()).sum::<f64>() / c as f64;
         let mag_gx = g.iter().zip(&xh).map(|(g, x)| (g * x).abs()).sum::<f64>() / c as f64;
         for i in 0..c {
-            dx[r * c + i] = s * (g[i] - mg - xh[i] * mgx);
-            mag[r * c + i] = s * (g[i].abs() + mag_g + xh[i].abs() * mag_gx);
-            dw[i] += dout[r * c + i] as f64 * xh[i];
-            db[i] += dout[r * c + i] as f64;
+            r.dx[row * c + i] = s * (g[i] - mg - xh[i] * mgx);
+            r.dx_mag[row * c + i] = s * (g[i].abs() + mag_g + xh[i].abs() * mag_gx);
+            r.dw[i] += d(i) * xh[i];
+            r.dw_mag[i] += (d(i) * xh[i]).abs();
+            r.db[i] += d(i);
+            r.db_mag[i] += d(i).abs();
         }
     }
-    (dx, mag, dw, db)
+    r
 }
 
 /// `init + delta` and its magnitude `|init| + Σ|terms|` (given as `delta_mag`).
@@ -690,6 +707,20 @@ fn f32s(x: &[f64]) -> Vec<f32> {
     x.iter().map(|&v| v as f32).collect()
 }
 
+/// One LayerNorm input: `x [N,C]`, `w`, `b [C]`, whether the bias is used.
+struct LayerNormCase<'a> {
+    x: &'a [f32],
+    w: &'a [f32],
+    b: &'a [f32],
+    with_bias: bool,
+}
+
+impl LayerNormCase<'_> {
+    fn bias(&self) -> Option<&[f32]> {
+        self.with_bias.then_some(self.b)
+    }
+}
+
 /// LayerNorm forward (bias or not), the fused residual forward (projection bias or not, the
 /// in-place `x` checked), backward (overwrite and accumulate), and finite differences.
 pub fn layernorm<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> {
@@ -699,124 +730,132 @@ pub fn layernorm<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> 
         let (w, b) = (randn(c, 21, 1.0, 1.0), randn(c, 22, 1.0, 0.0));
         for with_bias in [true, false] {
             let case = format!("n={n} c={c} bias={with_bias}");
-            let bias = with_bias.then_some(&b[..]);
-            let (want, wmean, wrstd) = layernorm_ref(&to64(&x), &w, bias, c);
-
+            let lc = LayerNormCase {
+                x: &x,
+                w: &w,
+                b: &b,
+                with_bias,
+            };
             ck.at("layernorm_forward", case.clone());
-            let (xr, wr, br) = (ck.up(&x), ck.up(&w), ck.up(&b));
-            let (mut out, mut mean, mut rstd) = (
-                ck.up(&vec![4.0; n * c]),
-                ck.up(&vec![4.0; n]),
-                ck.up(&vec![4.0; n]),
-            );
-            let b_src = with_bias.then(|| br.src());
-            dev.layernorm_forward(out.dst(), mean.dst(), rstd.dst(), xr.src(), wr.src(), b_src);
-            ck.expect(&out, "out", &want, None)?;
-            ck.expect(&mean, "mean", &wmean, None)?;
-            ck.expect(&rstd, "rstd", &wrstd, None)?;
-
+            layernorm_forward_case(&mut ck, &lc)?;
             ck.at("layernorm_forward_residual", case.clone());
-            let (proj, res, pb) = (
-                randn(n * c, 23, 1.0, 0.0),
-                randn(n * c, 24, 1.5, 0.3),
-                randn(c, 25, 1.0, 0.0),
-            );
-            let (res_r, pb_r) = (ck.up(&res), ck.up(&pb));
-            let mut xs = ck.up(&proj);
-            let (mut out, mut mean, mut rstd) = (
-                ck.up(&vec![4.0; n * c]),
-                ck.up(&vec![4.0; n]),
-                ck.up(&vec![4.0; n]),
-            );
-            let pb_src = with_bias.then(|| pb_r.src());
-            let b_src = with_bias.then(|| br.src());
-            dev.layernorm_forward_residual(
-                out.dst(),
-                mean.dst(),
-                rstd.dst(),
-                xs.dst(),
-                res_r.src(),
-                pb_src,
-                wr.src(),
-                b_src,
-            );
-            let term = |k: usize| if with_bias { pb[k % c] as f64 } else { 0.0 };
-            let sum: Vec<f64> = (0..n * c)
-                .map(|k| proj[k] as f64 + res[k] as f64 + term(k))
-                .collect();
-            let mag: Vec<f64> = (0..n * c)
-                .map(|k| proj[k].abs() as f64 + res[k].abs() as f64 + term(k).abs())
-                .collect();
-            ck.expect(&xs, "x (residual stream, in place)", &sum, Some(&mag))?;
-            let (want, wmean, wrstd) = layernorm_ref(&sum, &w, bias, c);
-            ck.expect(&out, "out", &want, None)?;
-            ck.expect(&mean, "mean", &wmean, None)?;
-            ck.expect(&rstd, "rstd", &wrstd, None)?;
-
+            layernorm_residual_case(&mut ck, &lc)?;
             for accumulate in [false, true] {
                 ck.at(
                     "layernorm_backward",
                     format!("{case} accumulate={accumulate}"),
                 );
-                let (mean32, rstd32) = (f32s(&wmean), f32s(&wrstd));
-                let dout = randn(n * c, 26, 1.0, 0.0);
-                let dx0 = if accumulate {
-                    randn(n * c, 27, 1.0, 0.0)
-                } else {
-                    vec![f32::NAN; n * c]
-                };
-                let (dw0, db0) = (randn(c, 28, 1.0, 0.0), randn(c, 29, 1.0, 0.0));
-                let (mut dx, mut dw, mut db) = (ck.up(&dx0), ck.up(&dw0), ck.up(&db0));
-                let (dout_r, mean_r, rstd_r) = (ck.up(&dout), ck.up(&mean32), ck.up(&rstd32));
-                let db_dst = with_bias.then(|| db.dst());
-                dev.layernorm_backward(
-                    dx.dst(),
-                    dw.dst(),
-                    db_dst,
-                    dout_r.src(),
-                    xr.src(),
-                    wr.src(),
-                    mean_r.src(),
-                    rstd_r.src(),
-                    accumulate,
-                );
-                let (wdx, mdx, wdw, wdb) =
-                    layernorm_backward_ref(&dout, &x, &w, &mean32, &rstd32, c);
-                let (wdx, mdx) = if accumulate {
-                    plus(&dx0, &wdx, &mdx)
-                } else {
-                    (wdx, mdx)
-                };
-                ck.expect(&dx, "dx", &wdx, Some(&mdx))?;
-                let mag_dw = layernorm_backward_ref(
-                    &dout.iter().map(|v| v.abs()).collect::<Vec<_>>(),
-                    &x,
-                    &w,
-                    &mean32,
-                    &rstd32,
-                    c,
-                )
-                .2;
-                let (wdw, mdw) = plus(
-                    &dw0,
-                    &wdw,
-                    &mag_dw.iter().map(|v| v.abs()).collect::<Vec<_>>(),
-                );
-                ck.expect(&dw, "dw", &wdw, Some(&mdw))?;
-                let mag_db: Vec<f64> = (0..c)
-                    .map(|i| (0..n).map(|r| dout[r * c + i].abs() as f64).sum())
-                    .collect();
-                let (wdb, mdb) = if with_bias {
-                    plus(&db0, &wdb, &mag_db)
-                } else {
-                    (to64(&db0), to64(&db0))
-                };
-                ck.expect(&db, "db", &wdb, Some(&mdb))?;
+                layernorm_backward_case(&mut ck, &lc, accumulate)?;
             }
         }
     }
     layernorm_fd(&mut ck)?;
     ck.done()
+}
+
+/// `out`, `mean`, `rstd` of [`Backend::layernorm_forward`].
+fn layernorm_forward_case<B: Backend>(
+    ck: &mut Checker<'_, B>,
+    lc: &LayerNormCase<'_>,
+) -> Result<(), String> {
+    let (c, n) = (lc.w.len(), lc.x.len() / lc.w.len());
+    let (want, wmean, wrstd) = layernorm_ref(&to64(lc.x), lc.w, lc.bias(), c);
+    let (xr, wr, br) = (ck.up(lc.x), ck.up(lc.w), ck.up(lc.b));
+    let (mut out, mut mean, mut rstd) = (
+        ck.up(&vec![4.0; n * c]),
+        ck.up(&vec![4.0; n]),
+        ck.up(&vec![4.0; n]),
+    );
+    let b_src = lc.with_bias.then(|| br.src());
+    ck.dev
+        .layernorm_forward(out.dst(), mean.dst(), rstd.dst(), xr.src(), wr.src(), b_src);
+    ck.expect(&out, "out", &want, None)?;
+    ck.expect(&mean, "mean", &wmean, None)?;
+    ck.expect(&rstd, "rstd", &wrstd, None)
+}
+
+/// The in-place `x ← x + residual + proj_bias` and the LayerNorm of it.
+fn layernorm_residual_case<B: Backend>(
+    ck: &mut Checker<'_, B>,
+    lc: &LayerNormCase<'_>,
+) -> Result<(), String> {
+    let (c, n) = (lc.w.len(), lc.x.len() / lc.w.len());
+    let (res, pb) = (randn(n * c, 24, 1.5, 0.3), randn(c, 25, 1.0, 0.0));
+    let (res_r, pb_r, wr, br) = (ck.up(&res), ck.up(&pb), ck.up(lc.w), ck.up(lc.b));
+    let mut xs = ck.up(lc.x);
+    let (mut out, mut mean, mut rstd) = (
+        ck.up(&vec![4.0; n * c]),
+        ck.up(&vec![4.0; n]),
+        ck.up(&vec![4.0; n]),
+    );
+    let pb_src = lc.with_bias.then(|| pb_r.src());
+    let b_src = lc.with_bias.then(|| br.src());
+    ck.dev.layernorm_forward_residual(
+        out.dst(),
+        mean.dst(),
+        rstd.dst(),
+        xs.dst(),
+        res_r.src(),
+        pb_src,
+        wr.src(),
+        b_src,
+    );
+    let bias = |k: usize| if lc.with_bias { pb[k % c] as f64 } else { 0.0 };
+    let terms = |k: usize| [lc.x[k] as f64, res[k] as f64, bias(k)];
+    let sum: Vec<f64> = (0..n * c).map(|k| terms(k).iter().sum()).collect();
+    let mag: Vec<f64> = (0..n * c)
+        .map(|k| terms(k).iter().map(|t| t.abs()).sum())
+        .collect();
+    ck.expect(&xs, "x (residual stream, in place)", &sum, Some(&mag))?;
+    let (want, wmean, wrstd) = layernorm_ref(&sum, lc.w, lc.bias(), c);
+    ck.expect(&out, "out", &want, None)?;
+    ck.expect(&mean, "mean", &wmean, None)?;
+    ck.expect(&rstd, "rstd", &wrstd, None)
+}
+
+/// `dx` (overwritten, or accumulated onto non-zero contents), `dw`, `db` (accumulated).
+fn layernorm_backward_case<B: Backend>(
+    ck: &mut Checker<'_, B>,
+    lc: &LayerNormCase<'_>,
+    accumulate: bool,
+) -> Result<(), String> {
+    let (c, n) = (lc.w.len(), lc.x.len() / lc.w.len());
+    let (_, mean, rstd) = layernorm_ref(&to64(lc.x), lc.w, lc.bias(), c);
+    let (mean, rstd) = (f32s(&mean), f32s(&rstd));
+    let dout = randn(n * c, 26, 1.0, 0.0);
+    let dx0 = match accumulate {
+        true => randn(n * c, 27, 1.0, 0.0),
+        false => vec![f32::NAN; n * c],
+    };
+    let (dw0, db0) = (randn(c, 28, 1.0, 0.0), randn(c, 29, 1.0, 0.0));
+    let (mut dx, mut dw, mut db) = (ck.up(&dx0), ck.up(&dw0), ck.up(&db0));
+    let (dout_r, mean_r, rstd_r) = (ck.up(&dout), ck.up(&mean), ck.up(&rstd));
+    let (xr, wr) = (ck.up(lc.x), ck.up(lc.w));
+    let db_dst = lc.with_bias.then(|| db.dst());
+    ck.dev.layernorm_backward(
+        dx.dst(),
+        dw.dst(),
+        db_dst,
+        dout_r.src(),
+        xr.src(),
+        wr.src(),
+        mean_r.src(),
+        rstd_r.src(),
+        accumulate,
+    );
+    let want = layernorm_backward_ref(&dout, lc.x, lc.w, &mean, &rstd);
+    let (wdx, mdx) = match accumulate {
+        true => plus(&dx0, &want.dx, &want.dx_mag),
+        false => (want.dx, want.dx_mag),
+    };
+    ck.expect(&dx, "dx", &wdx, Some(&mdx))?;
+    let (wdw, mdw) = plus(&dw0, &want.dw, &want.dw_mag);
+    ck.expect(&dw, "dw", &wdw, Some(&mdw))?;
+    let (wdb, mdb) = match lc.with_bias {
+        true => plus(&db0, &want.db, &want.db_mag),
+        false => (to64(&db0), to64(&db0)),
+    };
+    ck.expect(&db, "db", &wdb, Some(&mdb))
 }
 
 fn layernorm_fd<B: Backend>(ck: &mut Checker<'_, B>) -> Result<(), String> {
