@@ -1098,15 +1098,12 @@ fn erf(z: f64) -> f64 {
     let a = z.abs();
     let r = if a < 3.0 {
         // erf a = 2/√π · Σ (−1)ⁿ a^(2n+1) / (n!·(2n+1))
-        let (mut term, mut sum, mut n) = (a, a, 0.0);
-        loop {
-            n += 1.0;
+        // (at a = 3 the terms fall below 1e-17 of the sum by n = 60)
+        let (mut term, mut sum) = (a, a);
+        for n in 1..=100 {
+            let n = n as f64;
             term *= -a * a / n;
-            let add = term / (2.0 * n + 1.0);
-            sum += add;
-            if add.abs() < 1e-17 * sum.abs() {
-                break;
-            }
+            sum += term / (2.0 * n + 1.0);
         }
         sum * 2.0 / std::f64::consts::PI.sqrt()
     } else {
@@ -1756,6 +1753,7 @@ mod tests {
     fn erf_matches_known_values_on_both_branches() {
         for (z, want) in [
             (0.0, 0.0),
+            (-0.5, -0.520_499_877_813_046_5),
             (0.5, 0.520_499_877_813_046_5),
             (1.0, 0.842_700_792_949_714_9),
             (2.0, 0.995_322_265_018_952_7),
