@@ -2,7 +2,7 @@
 //!
 //! An [`InferenceSession`] borrows a [`Gpt`] and keeps, per layer, the keys and values of the
 //! tokens seen so far (`[L, block_size, C]` each, keys already rotated when RoPE is used).
-//! Feeding `m` new tokens is the model's own forward pass ([`Mode::Decode`]): every Linear
+//! Feeding `m` new tokens is the model's own forward pass (`Mode::Decode` of `pass.rs`): every Linear
 //! runs on an `[m, C]` matrix, attention stores the new keys and values in the cache and
 //! attends each new row to the cache plus the new rows before it, and the head runs on the
 //! last row only.
