@@ -25,16 +25,16 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 500)]
     pub max_new_tokens: usize,
     /// Sampling temperature; 0 = greedy.
-    #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = SamplingConfig::default().temperature, allow_negative_numbers = true)]
     pub temperature: f32,
     /// Keep only the K most likely tokens (0 = no limit).
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = SamplingConfig::default().top_k.unwrap_or(0))]
     pub top_k: usize,
     /// Nucleus sampling: keep the smallest set of tokens whose probability reaches P, in (0, 1].
     #[arg(long, allow_negative_numbers = true)]
     pub top_p: Option<f32>,
     /// Random seed (same seed, same text).
-    #[arg(long, default_value_t = 1337)]
+    #[arg(long, default_value_t = SamplingConfig::default().seed)]
     pub seed: u64,
     /// Number of samples, separated by a line of dashes.
     #[arg(long, default_value_t = 1)]
