@@ -8,7 +8,7 @@
 //! `checkpoints/best/` is inference-only; `checkpoints/last/` and `checkpoints/step-N/` are
 //! resumable.
 //!
-//! - [`write`]: [`save_checkpoint`] writes a folder atomically (temp folder, then renames).
+//! - [`write`](mod@write): [`save_checkpoint`] writes a folder atomically (temp folder, then renames).
 //! - [`find`]: [`find_checkpoint`] (with the crash fallback), run folder → checkpoint,
 //!   pruning of periodic checkpoints.
 //! - [`load`]: [`Checkpoint::load`] (model + tokenizer + optional state), checked.

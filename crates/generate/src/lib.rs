@@ -2,9 +2,9 @@
 //!
 //! - checkpoints are opened with `lmforge-checkpoint` ([`Checkpoint`], re-exported).
 //! - [`sampling`]: greedy, temperature, top-k and top-p (nucleus) sampling, seeded.
-//! - [`generate`]: KV-cached generation with streaming text, stop strings and `<eos>`.
+//! - [`generate`](mod@generate): KV-cached generation with streaming text, stop strings and `<eos>`.
 //! - [`eval`]: loss, perplexity and bits per byte over text with a strided context;
-//!   [`eval_text`]: which text that is (the checkpoint's val split, a data folder, files).
+//!   [`eval_text`](mod@eval_text): which text that is (the checkpoint's val split, a data folder, files).
 
 pub mod error;
 pub mod eval;

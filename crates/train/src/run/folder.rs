@@ -52,12 +52,9 @@ impl RunFolder {
 
     fn lock(path: &Path) -> Result<(RunFolder, Vec<String>)> {
         let lock = RunLock::acquire(path).map_err(|e| match e {
-            held @ lmforge_files::LockError::Held { .. } => TrainError::RunFolder {
-                path: path.display().to_string(),
-                reason: format!(
-                    "{held}; wait for it to finish, or train into another folder with --out"
-                ),
-            },
+            held @ lmforge_files::LockError::Held { .. } => TrainError::Config(format!(
+                "{held}; wait for it to finish, or train into another folder with --out"
+            )),
             other => other.into(),
         })?;
         let notes = lock
