@@ -156,3 +156,79 @@ fn bad_input_is_one_line_and_exit_code_1() {
         "matches no files",
     );
 }
+
+#[test]
+fn a_second_train_into_the_same_folder_is_refused_unless_overwrite() {
+    let d = tempfile::tempdir().unwrap();
+    let run = d.path().join("run");
+    let corpus = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/corpus/shakespeare/macbeth_gut.txt"
+    );
+    let args = [
+        "train",
+        "--data",
+        corpus,
+        "--preset",
+        "tiny",
+        "--max-iters",
+        "2",
+        "--eval-iters",
+        "1",
+        "--batch-size",
+        "2",
+        "--sample-tokens",
+        "0",
+        "--learning-rate",
+        "0.001",
+        "--out",
+        run.to_str().unwrap(),
+    ];
+    let first = lmforge(&args);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    // The resolved config shows floats as written.
+    let printed = String::from_utf8_lossy(&first.stdout);
+    assert!(printed.contains("learning_rate = 0.001\n"), "{printed}");
+    let saved = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(
+        saved.contains("learning_rate = 0.001\n") && !saved.contains("0000000"),
+        "{saved}"
+    );
+    // The closing hint does not suggest a Shakespeare prompt for other data.
+    assert!(!String::from_utf8_lossy(&first.stderr).contains("ROMEO"));
+
+    let best = std::fs::read(run.join("checkpoints/best/model.safetensors")).unwrap();
+    let second = lmforge(&args);
+    assert_one_line_error(&second, "already holds a run");
+    let err = String::from_utf8_lossy(&second.stderr);
+    for needle in ["--resume", "--out", "--overwrite"] {
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+    assert_eq!(
+        std::fs::read(run.join("checkpoints/best/model.safetensors")).unwrap(),
+        best,
+        "the earlier run is untouched"
+    );
+    // --overwrite may come anywhere, also after the settings.
+    let mut again = args.to_vec();
+    again.push("--overwrite");
+    let third = lmforge(&again);
+    assert!(
+        third.status.success(),
+        "{}",
+        String::from_utf8_lossy(&third.stderr)
+    );
+    assert!(String::from_utf8_lossy(&third.stderr).contains("--overwrite: deleted"));
+}
+
+#[test]
+fn a_bad_setting_value_names_the_setting() {
+    assert_one_line_error(
+        &lmforge(&["train", "--learning-rate", "abc"]),
+        "--learning-rate abc: invalid type: string \"abc\", expected f32",
+    );
+}

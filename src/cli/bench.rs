@@ -2,6 +2,7 @@
 
 use clap::{Args, Subcommand};
 use lmforge_model::{bench::bench_train, ModelConfig};
+use lmforge_train::config::preset_batch_size as default_batch;
 
 /// Benchmarks (measurements, not tests).
 #[derive(Subcommand, Debug)]
@@ -17,7 +18,8 @@ pub struct BenchTrainArgs {
     /// 384 wide, block 256, batch 8), or any model preset.
     #[arg(long, default_value = "bench-s")]
     pub preset: String,
-    /// Batch size (default: 12 for bench-s, 8 for bench-m and others).
+    /// Batch size (default: the preset's — 12 for tiny, baby, bench-s; 8 for bench-m,
+    /// shakespeare-char, gpt2-124m).
     #[arg(long)]
     pub batch: Option<usize>,
     /// Timed steps.
@@ -36,13 +38,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Train(a) => {
             let cfg = ModelConfig::preset(&a.preset)?;
-            let batch = a
-                .batch
-                .unwrap_or(if a.preset == "bench-s" || a.preset == "baby" {
-                    12
-                } else {
-                    8
-                });
+            let batch = a.batch.unwrap_or_else(|| default_batch(&a.preset));
             let r = bench_train(&cfg, batch, a.steps, a.warmup)?;
             if a.json {
                 println!("{}", serde_json::to_string(&r)?);

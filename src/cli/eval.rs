@@ -4,9 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use lmforge_corpus::{read::read_documents, resolve_sources, SourceFilter};
-use lmforge_data::DataDir;
-use lmforge_generate::{evaluate_tokens, Checkpoint, EvalOptions};
+use lmforge_generate::{eval_text, evaluate_tokens, Checkpoint, EvalOptions};
 
 /// `lmforge eval --checkpoint DIR [SOURCES...]`
 #[derive(Args, Debug)]
@@ -35,33 +33,7 @@ pub struct EvalArgs {
 /// Runs `lmforge eval`.
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     let mut ckpt = Checkpoint::load(&a.checkpoint)?;
-    let data_dir = match a.sources.as_slice() {
-        [] => Some(ckpt.data_dir().ok_or_else(|| anyhow::anyhow!("{}: the checkpoint records no data folder that still exists; name the text to evaluate", a.checkpoint.display()))?),
-        [one] if std::path::Path::new(one).join("meta.json").is_file() => Some(PathBuf::from(one)),
-        _ => None,
-    };
-    let (tokens, bytes, what) = match data_dir {
-        Some(dir) => {
-            let data = DataDir::open_expecting(&dir, &ckpt.tokenizer.fingerprint())?;
-            let tokens = data.val.to_vec();
-            let bytes = ckpt.tokenizer.decode_bytes(&tokens)?.len();
-            (tokens, bytes, format!("{}/val.bin", dir.display()))
-        }
-        None => {
-            let paths = resolve_sources(&a.sources, &SourceFilter::default())?;
-            let docs = read_documents(&paths, false)?;
-            let mut tokens = Vec::new();
-            let mut bytes = 0;
-            for d in &docs {
-                if let (Some(eos), false) = (ckpt.tokenizer.eos_id(), tokens.is_empty()) {
-                    tokens.push(eos);
-                }
-                tokens.extend(ckpt.tokenizer.encode_parallel(&d.text)?);
-                bytes += d.text.len();
-            }
-            (tokens, bytes, format!("{} file(s)", docs.len()))
-        }
-    };
+    let text = eval_text(&ckpt, &a.sources)?;
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("eval {bar:30} {pos}/{len} windows [{eta}]")
@@ -74,8 +46,8 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     };
     let report = evaluate_tokens(
         &mut ckpt.model,
-        &tokens,
-        Some(bytes),
+        &text.tokens,
+        Some(text.bytes),
         opts,
         &mut |done, total| {
             bar.set_length(total as u64);
@@ -87,8 +59,8 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "evaluated {what}: {} tokens scored, block {}, stride {}",
-            report.tokens_scored, report.block_size, report.stride
+            "evaluated {}: {} tokens scored, block {}, stride {}",
+            text.what, report.tokens_scored, report.block_size, report.stride
         );
         println!("loss:           {:.4} nats/token", report.loss);
         println!("perplexity:     {:.3}", report.perplexity);

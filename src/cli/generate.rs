@@ -25,16 +25,16 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 500)]
     pub max_new_tokens: usize,
     /// Sampling temperature; 0 = greedy.
-    #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = SamplingConfig::default().temperature, allow_negative_numbers = true)]
     pub temperature: f32,
     /// Keep only the K most likely tokens (0 = no limit).
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = SamplingConfig::default().top_k.unwrap_or(0))]
     pub top_k: usize,
     /// Nucleus sampling: keep the smallest set of tokens whose probability reaches P, in (0, 1].
     #[arg(long, allow_negative_numbers = true)]
     pub top_p: Option<f32>,
     /// Random seed (same seed, same text).
-    #[arg(long, default_value_t = 1337)]
+    #[arg(long, default_value_t = SamplingConfig::default().seed)]
     pub seed: u64,
     /// Number of samples, separated by a line of dashes.
     #[arg(long, default_value_t = 1)]
@@ -83,13 +83,16 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         Some(f) => lmforge_corpus::read_text(f, false)?,
         None => a.prompt.clone(),
     };
-    let mut out_file = match &a.output {
-        Some(p) => Some(
-            std::fs::File::create(p)
-                .with_context(|| format!("--output {}: cannot write", p.display()))?,
-        ),
-        None => None,
-    };
+    if let Some(p) = &a.output {
+        // Written atomically at the end; a folder that is not there fails before generating.
+        let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
+        anyhow::ensure!(
+            dir.is_none_or(|d| d.is_dir()),
+            "--output {}: cannot write: no such folder",
+            p.display()
+        );
+    }
+    let mut saved = String::new();
     let ckpt = Checkpoint::load(&resolve_default_checkpoint(&a.checkpoint))?;
     // Check the prompt before printing anything.
     lmforge_generate::generate::encode_prompt(
@@ -129,14 +132,17 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         for w in &out.warnings {
             eprintln!("warning: {w}");
         }
-        if let Some(f) = out_file.as_mut() {
+        if a.output.is_some() {
             if i > 0 {
-                writeln!(f, "---------------")?;
+                saved.push_str("---------------\n");
             }
-            writeln!(f, "{prompt}{}", out.text)
-                .with_context(|| "--output: cannot write".to_string())?;
+            saved.push_str(&format!("{prompt}{}\n", out.text));
         }
         stats.push(out);
+    }
+    if let Some(p) = &a.output {
+        lmforge_files::write_atomic(p, saved.as_bytes())
+            .with_context(|| format!("--output {}: cannot write", p.display()))?;
     }
     if a.json_stats {
         let n: usize = stats.iter().map(|s| s.ids.len()).sum();

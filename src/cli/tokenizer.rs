@@ -175,20 +175,6 @@ fn encode(a: EncodeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Parses "[1, 2]", "1,2", "1 2\n3" into ids, naming the first bad entry.
-pub fn parse_ids(s: &str) -> anyhow::Result<Vec<u32>> {
-    let trimmed = s.trim().trim_start_matches('[').trim_end_matches(']');
-    trimmed
-        .split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            p.parse::<u32>().with_context(|| {
-                format!("'{p}' is not a token id (expected non-negative integers)")
-            })
-        })
-        .collect()
-}
-
 fn decode(a: DecodeArgs) -> anyhow::Result<()> {
     let tok = Tokenizer::load(&a.tokenizer)?;
     let raw = if a.ids == "-" {
@@ -196,7 +182,7 @@ fn decode(a: DecodeArgs) -> anyhow::Result<()> {
     } else {
         a.ids
     };
-    let ids = parse_ids(&raw)?;
+    let ids = lmforge_tokenizer::parse_ids(&raw)?;
     let text = tok.decode(&ids)?;
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;

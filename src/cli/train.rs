@@ -1,15 +1,17 @@
 //! `lmforge train`: runs [`lmforge_train::train`] with a config file and `--key value`
-//! overrides, Ctrl-C handling, and a summary at the end.
+//! overrides, Ctrl-C handling, a sample from the trained model, and a summary at the end.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use lmforge_train::{trainer::EndReason, RunOptions, TrainConfig};
+use lmforge_checkpoint::{Checkpoint, CHECKPOINTS_DIR, LAST};
+use lmforge_generate::{generate, GenerateOptions, SamplingConfig};
+use lmforge_train::{settings, EndReason, RunArgs, TrainConfig, TrainReport};
 
-/// `lmforge train [--config run.toml] [--resume RUN_DIR] [--key value ...]`
+/// `lmforge train [--config run.toml] [--resume RUN_DIR] [--overwrite] [--key value ...]`
 #[derive(Args, Debug)]
 #[command(after_long_help = settings_help())]
 pub struct TrainArgs {
@@ -20,6 +22,10 @@ pub struct TrainArgs {
     /// data order and RNG state). Only settings such as --max-iters may change.
     #[arg(long, value_name = "RUN_DIR")]
     pub resume: Option<PathBuf>,
+    /// Start a new run even if the run folder holds one: deletes its checkpoints/,
+    /// metrics.jsonl, loss.png and config.toml first. Without it, such a folder is refused.
+    #[arg(long)]
+    pub overwrite: bool,
     /// No progress output (errors and the final summary only).
     #[arg(long)]
     pub quiet: bool,
@@ -37,45 +43,53 @@ pub struct TrainArgs {
 fn settings_help() -> String {
     let defaults = TrainConfig::default().to_toml().unwrap_or_default();
     format!(
-        "Settings (keys of the config file; give them as --key value). Unset by default: out_dir, data_dir, tokenizer_vocab_size, n_layer, n_head, n_embd, block_size, vocab_size (from the preset / tokenizer), max_epochs, lr_decay_iters (= max_iters), patience, ckpt_interval, threads, init_from.\nDefaults (nanoGPT's CPU 'baby' Shakespeare config):\n\n{defaults}"
+        "Settings (keys of the config file; give them as --key value). Unset by default: {} \
+         (n_layer, n_head, n_embd, block_size, vocab_size come from the preset / tokenizer; \
+         lr_decay_iters = max_iters). An empty name is made from the data and tokenizer \
+         (shakespeare-char for the defaults).\nDefaults (nanoGPT's CPU 'baby' Shakespeare config):\n\n{defaults}",
+        settings::optional_keys().join(", ")
     )
 }
 
 /// Runs `lmforge train`.
-pub fn run(mut a: TrainArgs, threads: Option<usize>) -> anyhow::Result<()> {
-    // Flags given after the first setting land in `settings`; pick ours out.
-    let mut rest = Vec::new();
-    let mut it = std::mem::take(&mut a.settings).into_iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--config" => a.config = it.next().map(PathBuf::from),
-            "--resume" => a.resume = it.next().map(PathBuf::from),
-            "--quiet" => a.quiet = true,
-            _ => rest.push(arg),
-        }
-    }
-    if let Some(n) = threads {
-        rest.push("--threads".into());
-        rest.push(n.to_string());
-    }
-    let base = match (&a.resume, &a.config) {
-        (Some(dir), None) => Some(dir.join("config.toml")),
-        (_, c) => c.clone(),
+pub fn run(a: TrainArgs, threads: Option<usize>) -> anyhow::Result<()> {
+    // clap stops recognising our flags at the first setting; the rest are picked out here.
+    let flags = RunArgs {
+        config: a.config,
+        resume: a.resume,
+        quiet: a.quiet,
+        overwrite: a.overwrite,
+        settings: Vec::new(),
     };
-    if let Some(dir) = &a.resume {
-        anyhow::ensure!(
-            dir.is_dir(),
-            "--resume {}: no such run folder",
-            dir.display()
-        );
+    let mut args = flags.merged(RunArgs::from_args(&a.settings)?);
+    if let Some(n) = threads {
+        args.settings.extend(["--threads".into(), n.to_string()]);
     }
-    let cfg = TrainConfig::resolve(base.as_deref(), &rest)?;
+    let cfg = args.config()?;
     if let (None, Some(n)) = (threads, cfg.threads) {
         // A pool set up earlier (e.g. by --threads) stays; otherwise the config decides.
         let _ = rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build_global();
     }
+    let mut opts = args.options();
+    opts.interrupt = Some(ctrl_c_flag()?);
+    if !args.quiet {
+        println!(
+            "# resolved config (saved as RUN_DIR/config.toml)\n{}",
+            cfg.to_toml()?
+        );
+    }
+    let report = lmforge_train::train(&cfg, &opts)?;
+    if report.end != EndReason::Interrupted && cfg.sample_tokens > 0 {
+        print_sample(&cfg, &report.run_dir)?;
+    }
+    print_summary(&cfg, &report);
+    Ok(())
+}
+
+/// Ctrl-C sets the returned flag (the run saves `last/` and returns); a second one exits.
+fn ctrl_c_flag() -> anyhow::Result<Arc<AtomicBool>> {
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = interrupt.clone();
     ctrlc::set_handler(move || {
@@ -86,26 +100,43 @@ pub fn run(mut a: TrainArgs, threads: Option<usize>) -> anyhow::Result<()> {
         eprintln!("\nCtrl-C: finishing this step and saving checkpoints/last (Ctrl-C again to quit at once)");
     })
     .context("cannot install the Ctrl-C handler")?;
-    if !a.quiet {
-        println!(
-            "# resolved config (saved as RUN_DIR/config.toml)\n{}",
-            cfg.to_toml()?
-        );
-    }
-    let opts = RunOptions {
-        resume: a.resume.clone(),
-        interrupt: Some(interrupt),
-        stop_after: None,
-        quiet: a.quiet,
+    Ok(interrupt)
+}
+
+/// Generates `sample_tokens` from the final model (`checkpoints/last`, saved at the final
+/// evaluation) with the default sampling settings and the run's seed.
+fn print_sample(cfg: &TrainConfig, run_dir: &Path) -> anyhow::Result<()> {
+    let ckpt = Checkpoint::load(&run_dir.join(CHECKPOINTS_DIR).join(LAST))?;
+    let sampling = SamplingConfig {
+        seed: cfg.seed,
+        ..SamplingConfig::default()
     };
-    let report = lmforge_train::train(&cfg, &opts)?;
+    let opts = GenerateOptions {
+        max_new_tokens: cfg.sample_tokens,
+        sampling,
+        stop: vec![],
+        exact_context: false,
+    };
+    let out = generate(
+        &ckpt.model,
+        &ckpt.tokenizer,
+        &cfg.sample_prompt,
+        &opts,
+        &mut |_| {},
+    )?;
+    println!(
+        "--- sample ({} tokens, temperature {}, top-k {}) ---\n{}{}\n---",
+        cfg.sample_tokens,
+        sampling.temperature,
+        sampling.top_k.map_or("off".into(), |k| k.to_string()),
+        cfg.sample_prompt,
+        out.text
+    );
+    Ok(())
+}
+
+fn print_summary(cfg: &TrainConfig, report: &TrainReport) {
     let run = report.run_dir.display();
-    if let Some(sample) = &report.sample {
-        println!(
-            "--- sample ({} tokens, temperature 0.8, top-k 200) ---\n{sample}\n---",
-            cfg.sample_tokens
-        );
-    }
     match report.end {
         EndReason::Interrupted => eprintln!(
             "interrupted at step {}/{}; resume with: lmforge train --resume {run}",
@@ -130,6 +161,10 @@ pub fn run(mut a: TrainArgs, threads: Option<usize>) -> anyhow::Result<()> {
     );
     eprintln!("checkpoints: {run}/checkpoints/best (lowest val loss) and {run}/checkpoints/last");
     eprintln!("metrics: {run}/metrics.jsonl   plot: {run}/loss.png   config: {run}/config.toml");
-    eprintln!("generate: lmforge generate --checkpoint {run}/checkpoints/best --prompt \"ROMEO:\"");
-    Ok(())
+    let prompt = if cfg.uses_bundled_corpus() {
+        "\"ROMEO:\""
+    } else {
+        "\"<your text>\""
+    };
+    eprintln!("generate: lmforge generate --checkpoint {run}/checkpoints/best --prompt {prompt}");
 }

@@ -1,8 +1,8 @@
-//! Fetching a dataset archive over HTTPS into a cache folder: streamed to a `.part` file
-//! with a progress bar, sha256-verified, renamed, then unzipped.
+//! Fetching a dataset archive over HTTPS into a cache folder: streamed to a temporary file
+//! with a progress bar, sha256-verified, renamed into place (`lmforge_files`), then unzipped.
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -19,7 +19,7 @@ pub fn file_name_of(url: &str) -> String {
     }
 }
 
-/// Downloads `url` to `dest` (atomically: `dest.part` then rename). When `sha256` is
+/// Downloads `url` to `dest` (atomically, through `lmforge_files::write_atomic_with`). When `sha256` is
 /// given, a mismatch is an error and nothing is left under `dest`. Returns the sha256.
 pub fn download(url: &str, dest: &Path, sha256: Option<&str>, quiet: bool) -> Result<String> {
     let fail = |reason: String| DataError::Download {
@@ -43,9 +43,7 @@ pub fn download(url: &str, dest: &Path, sha256: Option<&str>, quiet: bool) -> Re
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
     let mut body = response.into_body().into_reader();
-    let part = PathBuf::from(format!("{}.part", dest.display()));
-    let result = (|| {
-        let mut out = std::fs::File::create(&part).map_err(|e| DataError::io(&part, e))?;
+    lmforge_files::write_atomic_with(dest, |out| {
         let mut hasher = Sha256::new();
         let mut progress = Progress::new(&format!("download {}", file_name_of(url)), total, quiet);
         let mut buf = vec![0u8; 1 << 16];
@@ -57,17 +55,14 @@ pub fn download(url: &str, dest: &Path, sha256: Option<&str>, quiet: bool) -> Re
             }
             hasher.update(&buf[..n]);
             out.write_all(&buf[..n])
-                .map_err(|e| DataError::io(&part, e))?;
+                .map_err(|e| DataError::io(dest, e))?;
             got += n as u64;
             progress.inc(n as u64);
         }
         progress.finish();
         if total > 0 && got != total {
-            return Err(fail(format!(
-                "connection closed after {got} of {total} bytes"
-            )));
+            return Err(fail(format!("connection closed after {got} of {total} bytes")).into());
         }
-        out.sync_all().map_err(|e| DataError::io(&part, e))?;
         let found = hex::encode(hasher.finalize());
         if let Some(expected) = sha256 {
             if !found.eq_ignore_ascii_case(expected) {
@@ -75,16 +70,34 @@ pub fn download(url: &str, dest: &Path, sha256: Option<&str>, quiet: bool) -> Re
                     path: dest.to_path_buf(),
                     found,
                     expected: expected.to_string(),
-                });
+                }
+                .into());
             }
         }
-        std::fs::rename(&part, dest).map_err(|e| DataError::io(dest, e))?;
         Ok(found)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&part);
+    })
+    .map_err(|e| match e {
+        Failed::Data(e) => e,
+        Failed::Io(e) => DataError::io(dest, e),
+    })
+}
+
+/// An error of a download step, or of the atomic write around it.
+enum Failed {
+    Data(DataError),
+    Io(std::io::Error),
+}
+
+impl From<DataError> for Failed {
+    fn from(e: DataError) -> Self {
+        Failed::Data(e)
     }
-    result
+}
+
+impl From<std::io::Error> for Failed {
+    fn from(e: std::io::Error) -> Self {
+        Failed::Io(e)
+    }
 }
 
 /// sha256 of a file (hex), streamed.
@@ -127,17 +140,8 @@ pub fn unzip(archive: &Path, dir: &Path) -> Result<()> {
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
         }
-        let tmp = PathBuf::from(format!("{}.unzip-tmp", target.display()));
-        let written = (|| {
-            let mut out = std::fs::File::create(&tmp)?;
-            std::io::copy(&mut entry, &mut out)?;
-            out.sync_all()?;
-            std::fs::rename(&tmp, &target)
-        })();
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(bad(format!("{}: {e}", target.display())));
-        }
+        lmforge_files::write_atomic_with(&target, |out| std::io::copy(&mut entry, out))
+            .map_err(|e| bad(format!("{}: {e}", target.display())))?;
     }
     Ok(())
 }

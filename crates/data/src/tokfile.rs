@@ -289,9 +289,11 @@ impl TokenWriter {
         let mut file = out.into_inner().map_err(|e| ioerr(e.into_error()))?;
         file.seek(SeekFrom::Start(0)).map_err(ioerr)?;
         file.write_all(&header).map_err(ioerr)?;
-        file.sync_all().map_err(ioerr)?;
         drop(file);
-        std::fs::rename(&self.tmp, &self.path).map_err(|e| DataError::io(&self.path, e))?;
+        if let Err(e) = lmforge_files::replace_with_synced(&self.tmp, &self.path) {
+            let _ = std::fs::remove_file(&self.tmp);
+            return Err(DataError::io(&self.path, e));
+        }
         Ok(self.count)
     }
 }

@@ -13,8 +13,8 @@ pub enum GenerateError {
     Data(#[from] lmforge_data::DataError),
     #[error(transparent)]
     Corpus(#[from] lmforge_corpus::CorpusError),
-    #[error("{path}: not a usable checkpoint: {reason}")]
-    BadCheckpoint { path: String, reason: String },
+    #[error(transparent)]
+    Checkpoint(#[from] lmforge_checkpoint::CheckpointError),
     #[error("{0}")]
     InvalidOption(String),
     #[error("{0}")]

@@ -1,19 +1,21 @@
 //! Generation and evaluation for lmforge checkpoints.
 //!
-//! - [`checkpoint`]: open a checkpoint folder (model, config, tokenizer) with clear errors.
+//! - checkpoints are opened with `lmforge-checkpoint` ([`Checkpoint`], re-exported).
 //! - [`sampling`]: greedy, temperature, top-k and top-p (nucleus) sampling, seeded.
 //! - [`generate`](mod@generate): KV-cached generation with streaming text, stop strings and `<eos>`.
-//! - [`eval`]: loss, perplexity and bits per byte over text with a strided context.
+//! - [`eval`]: loss, perplexity and bits per byte over text with a strided context;
+//!   [`eval_text`](mod@eval_text): which text that is (the checkpoint's val split, a data folder, files).
 
-pub mod checkpoint;
 pub mod error;
 pub mod eval;
+pub mod eval_text;
 pub mod generate;
 pub mod sampling;
 pub mod stream;
 
-pub use checkpoint::Checkpoint;
 pub use error::{GenerateError, Result};
 pub use eval::{evaluate_tokens, EvalOptions, EvalReport};
+pub use eval_text::{eval_text, EvalText};
 pub use generate::{generate, GenerateOptions, GenerateOutput, StopReason};
+pub use lmforge_checkpoint::Checkpoint;
 pub use sampling::{Sampler, SamplingConfig};

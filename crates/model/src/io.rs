@@ -1,6 +1,7 @@
 //! Checkpoint files: `model.safetensors` (nanoGPT `state_dict` names and layouts, tied head
 //! stored once), `config.json`, and `optimizer.safetensors` (AdamW moments + step).
-//! Every file is written to `<name>.tmp` and renamed, so readers never see half a file.
+//! Every file is written atomically (`lmforge_files`: temp file, fsync, rename, fsync of the
+//! folder; mode 0644), so readers never see half a file.
 //! Loading validates every tensor: missing, wrong shape or wrong dtype is an error naming it.
 
 use crate::config::ModelConfig;
@@ -42,15 +43,15 @@ fn write_tensors(path: &Path, tensors: Vec<(String, Vec<usize>, Vec<u8>, Dtype)>
     let mut meta = HashMap::new();
     meta.insert("format".to_string(), "pt".to_string());
     let tmp = tmp_path(path);
-    safetensors::serialize_to_file(views, Some(meta), &tmp).map_err(st_err)?;
-    // the safetensors crate creates its file owner-only (0600); a model folder is for sharing
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))
-            .map_err(|e| Error::io(&tmp, e))?;
+    let written = safetensors::serialize_to_file(views, Some(meta), &tmp)
+        .map_err(st_err)
+        .and_then(|()| {
+            lmforge_files::replace_with_synced(&tmp, path).map_err(|e| Error::io(path, e))
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    written
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>> {
@@ -124,9 +125,7 @@ pub fn save_config(cfg: &ModelConfig, path: &Path) -> Result<()> {
         file: path.to_path_buf(),
         source: e,
     })?;
-    let tmp = tmp_path(path);
-    std::fs::write(&tmp, s).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    lmforge_files::write_atomic(path, s.as_bytes()).map_err(|e| Error::io(path, e))
 }
 
 /// Read and validate `config.json`.

@@ -19,6 +19,7 @@ pub mod bench;
 pub mod char_level;
 pub mod error;
 pub mod hf;
+pub mod ids;
 pub mod parallel;
 pub mod sentencepiece;
 pub mod special;
@@ -28,6 +29,7 @@ pub mod train;
 pub mod word;
 
 pub use error::{Result, TokenizerError};
+pub use ids::parse_ids;
 pub use special::SpecialTokens;
 pub use tokenizer::{write_atomic, Tokenizer};
 pub use train::{train, train_from_sources, TrainKind};

@@ -356,32 +356,12 @@ fn check_specials(path: &Path, specials: &[String]) -> Result<()> {
     }
 }
 
-/// Writes `bytes` to `path` via a temporary file in the same folder and a rename, so a
-/// reader never sees a half-written file and a failure leaves no file behind.
+/// Writes `bytes` to `path` atomically (the shared [`lmforge_files::write_atomic`]: temp
+/// file in the same folder, fsync, rename, fsync of the folder), so a reader never sees a
+/// half-written file and a failure leaves no file behind.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let err = |source| TokenizerError::Write {
+    lmforge_files::write_atomic(path, bytes).map_err(|source| TokenizerError::Write {
         path: path.display().to_string(),
         source,
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(err(e));
-    }
-    Ok(())
+    })
 }

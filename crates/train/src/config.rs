@@ -5,7 +5,7 @@
 //! config (examples/baby.toml spells it out). The resolved config is saved as
 //! `RUN_DIR/config.toml`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use lmforge_model::{Activation, ModelConfig, PosEncoding};
 use serde::{Deserialize, Serialize};
@@ -16,7 +16,8 @@ use crate::{Result, TrainError};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
-    /// Run name; the run folder defaults to `runs/<name>`.
+    /// Run name; the run folder defaults to `runs/<name>`. Empty: named after the data and
+    /// tokenizer ([`TrainConfig::run_name`]), e.g. `shakespeare-char` for the defaults.
     pub name: String,
     /// Run folder (default `runs/<name>`).
     pub out_dir: Option<PathBuf>,
@@ -44,6 +45,7 @@ pub struct TrainConfig {
     pub block_size: Option<usize>,
     /// Model vocabulary (default: the tokenizer's; may be larger, e.g. padded to 64).
     pub vocab_size: Option<usize>,
+    #[serde(serialize_with = "as_written")]
     pub dropout: f32,
     pub bias: bool,
     pub tie_embeddings: bool,
@@ -60,16 +62,22 @@ pub struct TrainConfig {
     pub max_iters: usize,
     /// When set, overrides max_iters: passes over the training tokens.
     pub max_epochs: Option<f64>,
+    #[serde(serialize_with = "as_written")]
     pub learning_rate: f32,
+    #[serde(serialize_with = "as_written")]
     pub min_lr: f32,
     pub warmup_iters: usize,
     /// Cosine decay length (default: max_iters).
     pub lr_decay_iters: Option<usize>,
     pub decay_lr: bool,
+    #[serde(serialize_with = "as_written")]
     pub weight_decay: f32,
+    #[serde(serialize_with = "as_written")]
     pub beta1: f32,
+    #[serde(serialize_with = "as_written")]
     pub beta2: f32,
     /// Clip the global gradient norm to this (0 = off).
+    #[serde(serialize_with = "as_written")]
     pub grad_clip: f32,
 
     /// Evaluate every this many steps (and at the end).
@@ -79,6 +87,7 @@ pub struct TrainConfig {
     /// Stop after this many evaluations without improvement (unset = never).
     pub patience: Option<usize>,
     /// Improvement smaller than this does not count.
+    #[serde(serialize_with = "as_written")]
     pub min_delta: f32,
     /// Also keep a checkpoint every this many steps (`checkpoints/step-N`).
     pub ckpt_interval: Option<usize>,
@@ -105,7 +114,7 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
-            name: "shakespeare-char".into(),
+            name: String::new(),
             out_dir: None,
             data_dir: None,
             data: Vec::new(),
@@ -157,6 +166,44 @@ impl Default for TrainConfig {
     }
 }
 
+/// The batch size a preset is benchmarked and tuned with: 8 for the 6-layer-and-up shapes
+/// (`shakespeare-char`, `bench-m`, `gpt2-124m`), 12 for the small ones (`tiny`, `baby`,
+/// `bench-s`) — nanoGPT's configs. `lmforge bench train` uses it when `--batch` is not given.
+pub fn preset_batch_size(preset: &str) -> usize {
+    match preset {
+        "shakespeare-char" | "bench-m" | "gpt2-124m" => 8,
+        _ => 12,
+    }
+}
+
+/// A file name or glob turned into a run-name part: `shards/wiki_books_*.txt` →
+/// `wiki_books`, `data/arabic/` → `arabic`.
+fn readable_stem(source: &str) -> String {
+    let last = source
+        .trim_end_matches(['/', '\\'])
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or(source);
+    let stem = match last.rsplit_once('.') {
+        Some((stem, _)) if !stem.is_empty() => stem,
+        _ => last,
+    };
+    stem.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                ' '
+            }
+        })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join("-")
+        .trim_matches(['-', '_'])
+        .to_string()
+}
+
 /// Settings that may change when resuming a run; any other difference is refused.
 pub const RESUMABLE_CHANGES: &[&str] = &[
     "max_iters",
@@ -174,70 +221,47 @@ pub const RESUMABLE_CHANGES: &[&str] = &[
     "out_dir",
 ];
 
-/// Settings whose values are strings even when they look like numbers.
-const STRING_KEYS: &[&str] = &[
-    "name",
-    "tokenizer",
-    "preset",
-    "pos_encoding",
-    "activation",
-    "device",
-    "sampling",
-    "sample_prompt",
-    "out_dir",
-    "data_dir",
-    "init_from",
-];
-
 impl TrainConfig {
-    /// Builds a config: defaults, then `file` (if any), then `overrides` (`--key value`,
-    /// `--key=value`, or a bare `--flag` meaning true).
-    pub fn resolve(file: Option<&Path>, overrides: &[String]) -> Result<TrainConfig> {
-        let mut table = match file {
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| TrainError::io(p, format!("cannot read config: {e}")))?;
-                text.parse::<toml::Table>().map_err(|e| {
-                    TrainError::Config(format!("{}: invalid TOML: {}", p.display(), e.message()))
-                })?
-            }
-            None => toml::Table::new(),
-        };
-        for (key, value) in parse_overrides(overrides)? {
-            table.insert(key, value);
-        }
-        Self::from_table(table, file)
-    }
-
-    fn from_table(table: toml::Table, file: Option<&Path>) -> Result<TrainConfig> {
-        let cfg: TrainConfig =
-            toml::Value::Table(table)
-                .try_into()
-                .map_err(|e: toml::de::Error| {
-                    let origin = file
-                        .map(|p| format!("{}: ", p.display()))
-                        .unwrap_or_default();
-                    TrainError::Config(format!("{origin}{}", e.message().replace('\n', " ")))
-                })?;
-        cfg.validate()?;
-        Ok(cfg)
-    }
-
-    /// Loads a resolved `config.toml` saved in a run folder.
-    pub fn load(path: &Path) -> Result<TrainConfig> {
-        Self::resolve(Some(path), &[])
-    }
-
     /// The config as TOML text.
     pub fn to_toml(&self) -> Result<String> {
         toml::to_string(self).map_err(|e| TrainError::Config(format!("cannot write config: {e}")))
     }
 
-    /// The run folder.
+    /// The run folder: `out_dir`, else `runs/<run_name>`.
     pub fn run_dir(&self) -> PathBuf {
         self.out_dir
             .clone()
-            .unwrap_or_else(|| PathBuf::from("runs").join(&self.name))
+            .unwrap_or_else(|| PathBuf::from("runs").join(self.run_name()))
+    }
+
+    /// `name`, or when empty a name from the data and tokenizer: `<data>-<tokenizer>`, where
+    /// data is the data folder's or first source's name (`shakespeare` for the bundled
+    /// corpus) and tokenizer its kind or encoding (`char`, `o200k_base`).
+    pub fn run_name(&self) -> String {
+        if !self.name.is_empty() {
+            return self.name.clone();
+        }
+        let data = match (&self.data_dir, self.data.first()) {
+            (Some(dir), _) => readable_stem(&dir.to_string_lossy()),
+            (None, Some(source)) => readable_stem(source),
+            (None, None) => "shakespeare".to_string(),
+        };
+        let tokenizer = match &self.data_dir {
+            Some(_) => None,
+            None => Some(readable_stem(
+                self.tokenizer.rsplit(':').next().unwrap_or(&self.tokenizer),
+            )),
+        };
+        match tokenizer {
+            Some(t) if !t.is_empty() && !data.is_empty() => format!("{data}-{t}"),
+            _ if !data.is_empty() => data,
+            _ => "run".to_string(),
+        }
+    }
+
+    /// True when training on the bundled Shakespeare corpus (no data folder, no sources).
+    pub fn uses_bundled_corpus(&self) -> bool {
+        self.data_dir.is_none() && self.data.is_empty()
     }
 
     /// Checks values that are wrong regardless of the data and model.
@@ -349,172 +373,15 @@ impl TrainConfig {
     }
 }
 
-/// Turns `--max-iters 200 --n-layer=2 --log-scale` into TOML key/values.
-pub fn parse_overrides(args: &[String]) -> Result<Vec<(String, toml::Value)>> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < args.len() {
-        let arg = &args[i];
-        let Some(flag) = arg.strip_prefix("--") else {
-            return Err(TrainError::Config(format!(
-                "unexpected argument '{arg}': settings are given as --key value"
-            )));
-        };
-        let (key, raw) = match flag.split_once('=') {
-            Some((k, v)) => (k.to_string(), Some(v.to_string())),
-            None => {
-                let next = args.get(i + 1).filter(|n| !n.starts_with("--"));
-                if let Some(v) = next {
-                    i += 1;
-                    (flag.to_string(), Some(v.clone()))
-                } else {
-                    (flag.to_string(), None)
-                }
-            }
-        };
-        let mut key = key.replace('-', "_");
-        if key == "out" {
-            key = "out_dir".into();
-        }
-        if key == "data" {
-            // A list: every following value up to the next --flag.
-            let mut items: Vec<toml::Value> = raw.into_iter().map(toml::Value::String).collect();
-            while let Some(v) = args.get(i + 1).filter(|n| !n.starts_with("--")) {
-                items.push(toml::Value::String(v.clone()));
-                i += 1;
-            }
-            out.push((key, toml::Value::Array(items)));
-            i += 1;
-            continue;
-        }
-        let known = toml::Value::try_from(TrainConfig::default())
-            .ok()
-            .and_then(|v| v.as_table().map(|t| t.contains_key(&key)))
-            .unwrap_or(false)
-            || OPTIONAL_KEYS.contains(&key.as_str());
-        if !known {
-            return Err(TrainError::Config(format!(
-                "unknown setting --{} (see `lmforge train --help` for the list)",
-                key.replace('_', "-")
-            )));
-        }
-        let value = match raw {
-            None => toml::Value::Boolean(true),
-            Some(v) if STRING_KEYS.contains(&key.as_str()) => toml::Value::String(v),
-            Some(v) => parse_value(&v),
-        };
-        out.push((key, value));
-        i += 1;
-    }
-    Ok(out)
-}
-
-/// Settings that default to unset (so they are absent from the default TOML).
-const OPTIONAL_KEYS: &[&str] = &[
-    "out_dir",
-    "data_dir",
-    "tokenizer_vocab_size",
-    "n_layer",
-    "n_head",
-    "n_embd",
-    "block_size",
-    "vocab_size",
-    "max_epochs",
-    "lr_decay_iters",
-    "patience",
-    "ckpt_interval",
-    "threads",
-    "init_from",
-];
-
-fn parse_value(raw: &str) -> toml::Value {
-    format!("v = {raw}")
-        .parse::<toml::Table>()
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+/// Serialises an f32 as the shortest decimal that reads back as the same f32 (`0.001`, not
+/// the f64 widening `0.0010000000474974513`), so printed and saved configs look as written.
+fn as_written<S: serde::Serializer>(v: &f32, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_f64(v.to_string().parse::<f64>().unwrap_or(f64::from(*v)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn s(v: &[&str]) -> Vec<String> {
-        v.iter().map(|x| x.to_string()).collect()
-    }
-
-    #[test]
-    fn defaults_file_then_overrides() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("run.toml");
-        std::fs::write(
-            &file,
-            "max_iters = 500\nlearning_rate = 3e-4\nname = \"from-file\"\n",
-        )
-        .unwrap();
-        let cfg = TrainConfig::resolve(
-            Some(&file),
-            &s(&[
-                "--max-iters",
-                "200",
-                "--n-layer=2",
-                "--log-scale",
-                "--preset",
-                "tiny",
-                "--data",
-                "a.txt",
-                "b/*.txt",
-                "--out",
-                "runs/x",
-            ]),
-        )
-        .unwrap();
-        assert_eq!(cfg.data, ["a.txt", "b/*.txt"]);
-        assert_eq!(cfg.out_dir, Some(PathBuf::from("runs/x")));
-        assert_eq!(cfg.max_iters, 200, "command line beats the file");
-        assert_eq!(cfg.learning_rate, 3e-4, "file beats defaults");
-        assert_eq!(cfg.name, "from-file");
-        assert_eq!(cfg.n_layer, Some(2));
-        assert!(cfg.log_scale);
-        assert_eq!(cfg.batch_size, 12, "defaults fill the rest");
-        let m = cfg.model_config(70).unwrap();
-        assert_eq!((m.n_layer, m.n_embd, m.vocab_size), (2, 16, 70));
-        // Round trip through the saved form.
-        let saved = dir.path().join("config.toml");
-        std::fs::write(&saved, cfg.to_toml().unwrap()).unwrap();
-        assert_eq!(TrainConfig::load(&saved).unwrap(), cfg);
-    }
-
-    #[test]
-    fn bad_settings_name_the_field() {
-        let e = TrainConfig::resolve(None, &s(&["--max-iterz", "3"]))
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            e,
-            "unknown setting --max-iterz (see `lmforge train --help` for the list)"
-        );
-        let e = TrainConfig::resolve(None, &s(&["--batch-size", "0"]))
-            .unwrap_err()
-            .to_string();
-        assert_eq!(e, "batch_size: must be at least 1");
-        let e = TrainConfig::resolve(None, &s(&["--pos-encoding", "alibi"]))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("pos_encoding"), "{e}");
-        let e = TrainConfig::resolve(None, &s(&["--n-head", "5"]))
-            .unwrap()
-            .model_config(65)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("n_head") || e.contains("n_embd"), "{e}");
-        let e = TrainConfig::resolve(None, &s(&["--vocab-size", "10"]))
-            .unwrap()
-            .model_config(65)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("smaller than the tokenizer"), "{e}");
-    }
 
     #[test]
     fn resume_refuses_incompatible_changes_only() {

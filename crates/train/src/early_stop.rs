@@ -1,6 +1,7 @@
 //! Early stopping: stop when the validation loss has not improved by at least `min_delta`
 //! for `patience` evaluations in a row.
 
+use lmforge_checkpoint::EarlyStopState;
 use serde::{Deserialize, Serialize};
 
 /// Early-stopping state (saved in `state.json` so a resumed run keeps counting).
@@ -37,6 +38,28 @@ impl EarlyStopping {
         }
         let stop = self.patience.is_some_and(|p| self.bad_evals >= p);
         (improved, stop)
+    }
+}
+
+impl From<EarlyStopState> for EarlyStopping {
+    fn from(s: EarlyStopState) -> Self {
+        EarlyStopping {
+            patience: s.patience,
+            min_delta: s.min_delta,
+            best: s.best,
+            bad_evals: s.bad_evals,
+        }
+    }
+}
+
+impl From<&EarlyStopping> for EarlyStopState {
+    fn from(e: &EarlyStopping) -> Self {
+        EarlyStopState {
+            patience: e.patience,
+            min_delta: e.min_delta,
+            best: e.best,
+            bad_evals: e.bad_evals,
+        }
     }
 }
 

@@ -12,7 +12,11 @@ pub enum TrainError {
     #[error(transparent)]
     Tokenizer(#[from] lmforge_tokenizer::TokenizerError),
     #[error(transparent)]
-    Generate(#[from] lmforge_generate::GenerateError),
+    Checkpoint(#[from] lmforge_checkpoint::CheckpointError),
+    #[error(transparent)]
+    Lock(#[from] lmforge_files::LockError),
+    #[error("{path}: {reason}")]
+    RunFolder { path: String, reason: String },
     #[error("{0}")]
     Config(String),
     #[error("{path}: {reason}")]

@@ -1,21 +1,26 @@
 //! Training for lmforge: `lmforge train`.
 //!
-//! - [`config`]: every setting in one TOML file, with `--key value` overrides on top.
+//! - [`config`]: every setting in one TOML file; [`settings`]: reading it, with `--key value`
+//!   overrides on top; [`args`]: the command line of a run (`--config`, `--resume`, ...).
+//! - [`run`]: the run — [`train`] is the loop (evaluate → checkpoint → step), [`Run`] what it
+//!   works on; the run folder is locked and never silently reused.
 //! - [`schedule`]: linear warmup then cosine decay to `min_lr` (nanoGPT's `get_lr`).
 //! - [`early_stop`]: stop when val loss stops improving.
-//! - [`checkpoint`]: atomic checkpoint folders (model, optimizer, tokenizer, state).
 //! - [`metrics`]: `metrics.jsonl` and the `loss.png` curve.
-//! - [`trainer`]: the loop (forward → loss → backward → clip → AdamW), eval, resume.
+//!
+//! Checkpoint folders themselves are `lmforge-checkpoint`'s.
 
-pub mod checkpoint;
+pub mod args;
 pub mod config;
 pub mod early_stop;
 pub mod error;
 pub mod metrics;
 pub mod progress;
+pub mod run;
 pub mod schedule;
-pub mod trainer;
+pub mod settings;
 
+pub use args::RunArgs;
 pub use config::TrainConfig;
 pub use error::{Result, TrainError};
-pub use trainer::{train, RunOptions, TrainReport};
+pub use run::{train, EndReason, Run, RunOptions, TrainReport};

@@ -63,7 +63,7 @@ pub fn retain_records(path: &Path, keep: impl Fn(&EvalRecord) -> bool) -> Result
         text.push_str(&serde_json::to_string(r).map_err(|e| TrainError::io(path, e))?);
         text.push('\n');
     }
-    lmforge_tokenizer::write_atomic(path, text.as_bytes())?;
+    lmforge_files::write_atomic(path, text.as_bytes()).map_err(|e| TrainError::io(path, e))?;
     Ok(kept)
 }
 
@@ -91,7 +91,7 @@ pub fn plot_losses(
     let tmp = path.with_extension("tmp.png");
     draw(records, &tmp, log_scale, title)
         .map_err(|e| TrainError::io(path, format!("cannot draw the loss plot: {e}")))?;
-    std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
+    lmforge_files::replace_with_synced(&tmp, path).map_err(|e| TrainError::io(path, e))
 }
 
 fn draw(

@@ -3,11 +3,13 @@
 
 use std::path::Path;
 
-use lmforge_train::checkpoint::{
-    find_checkpoint, load_state, save_checkpoint, save_checkpoint_failing_after, CheckpointParts,
+use lmforge_checkpoint::write::save_checkpoint_failing_after;
+use lmforge_checkpoint::{
+    find_checkpoint, load_state, save_checkpoint, Checkpoint, CheckpointParts, Resumable,
 };
-use lmforge_train::trainer::EndReason;
-use lmforge_train::{train, RunOptions, TrainConfig};
+use lmforge_files::RunLock;
+use lmforge_model::{AdamW, AdamWConfig};
+use lmforge_train::{train, EndReason, RunOptions, TrainConfig};
 
 /// A small corpus (a few plays) prepared once per test into its own folder.
 fn tiny_config(dir: &Path, extra: &[&str]) -> TrainConfig {
@@ -77,9 +79,19 @@ fn loss_goes_down_and_run_folder_is_complete() {
     ] {
         assert!(d.path().join(f).is_file(), "{f} missing");
     }
-    // The checkpoint generates.
-    let ck = lmforge_generate::Checkpoint::load(&d.path().join("checkpoints/best")).unwrap();
+    // best/ is what inference needs, no more.
+    for f in ["optimizer.safetensors", "state.json"] {
+        assert!(
+            !d.path().join("checkpoints/best").join(f).exists(),
+            "best/{f}"
+        );
+    }
+    let ck = Checkpoint::load(&d.path().join("checkpoints/best")).unwrap();
     assert_eq!(ck.model.config().n_embd, 32);
+    assert_eq!(
+        ck.data_dir(),
+        Some(d.path().join("data").canonicalize().unwrap())
+    );
 }
 
 #[test]
@@ -217,18 +229,25 @@ fn a_failed_checkpoint_write_leaves_the_previous_one_loadable() {
     train(&cfg, &quiet()).unwrap();
     let root = d.path().join("checkpoints");
     let before = std::fs::read(root.join("last/model.safetensors")).unwrap();
-    let (mut model, tok) = lmforge_train::trainer::load_trained(&root.join("last")).unwrap();
+    let Checkpoint {
+        mut model,
+        tokenizer: tok,
+        ..
+    } = Checkpoint::load(&root.join("last")).unwrap();
     for p in model.params_mut() {
         *p += 1.0;
     }
     let state = load_state(&root.join("last")).unwrap();
+    let opt = AdamW::new(&model, AdamWConfig::default());
     let parts = CheckpointParts {
         model: &model,
         tokenizer: &tok,
-        optimizer: None,
-        state: Some(&state),
+        resume: Some(Resumable {
+            optimizer: &opt,
+            state: &state,
+        }),
     };
-    for fail_after in 0..4 {
+    for fail_after in 0..5 {
         assert!(save_checkpoint_failing_after(&root, "last", &parts, Some(fail_after)).is_err());
         assert_eq!(
             std::fs::read(root.join("last/model.safetensors")).unwrap(),
@@ -243,7 +262,7 @@ fn a_failed_checkpoint_write_leaves_the_previous_one_loadable() {
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
     }
-    assert!(lmforge_generate::Checkpoint::load(&root.join("last")).is_ok());
+    assert!(Checkpoint::load(&root.join("last")).is_ok());
     save_checkpoint(&root, "last", &parts).unwrap();
     assert_ne!(
         std::fs::read(root.join("last/model.safetensors")).unwrap(),
@@ -323,4 +342,111 @@ fn init_from_starts_from_the_checkpoint_weights_with_a_fresh_optimizer() {
     other.init_from = Some(best);
     let e = train(&other, &quiet()).unwrap_err().to_string();
     assert!(e.contains("fingerprint") || e.contains("tokenizer"), "{e}");
+}
+
+fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for sub in ["checkpoints/best", "checkpoints/last"] {
+        for e in std::fs::read_dir(dir.join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            out.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+        }
+    }
+    out.push((
+        "metrics".into(),
+        std::fs::read(dir.join("metrics.jsonl")).unwrap(),
+    ));
+    out.sort();
+    out
+}
+
+#[test]
+fn a_second_run_into_the_same_folder_is_refused_and_nothing_is_lost() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = tiny_config(d.path(), &["--max-iters", "10"]);
+    train(&cfg, &quiet()).unwrap();
+    let before = files_of(d.path());
+    let e = train(&cfg, &quiet()).unwrap_err().to_string();
+    for needle in [
+        "already holds a run",
+        "--resume",
+        "--out",
+        "--overwrite",
+        "checkpoints/best",
+    ] {
+        assert!(e.contains(needle), "{needle}: {e}");
+    }
+    assert!(
+        files_of(d.path()) == before,
+        "the earlier run must be untouched"
+    );
+    // The refusal released the lock: resuming works.
+    let more = TrainConfig {
+        max_iters: 12,
+        ..cfg.clone()
+    };
+    let resume = RunOptions {
+        resume: Some(d.path().to_path_buf()),
+        ..quiet()
+    };
+    assert_eq!(train(&more, &resume).unwrap().steps, 12);
+}
+
+#[test]
+fn overwrite_replaces_the_earlier_run() {
+    let d = tempfile::tempdir().unwrap();
+    train(&tiny_config(d.path(), &["--max-iters", "20"]), &quiet()).unwrap();
+    std::fs::create_dir_all(d.path().join("checkpoints/step-0000010")).unwrap();
+    let cfg = tiny_config(d.path(), &["--max-iters", "5", "--eval-interval", "5"]);
+    let opts = RunOptions {
+        overwrite: true,
+        ..quiet()
+    };
+    assert_eq!(train(&cfg, &opts).unwrap().steps, 5);
+    let recs = lmforge_train::metrics::read_records(&d.path().join("metrics.jsonl")).unwrap();
+    assert_eq!(recs.iter().map(|r| r.step).collect::<Vec<_>>(), [0, 5]);
+    assert!(!d.path().join("checkpoints/step-0000010").exists());
+    assert_eq!(
+        load_state(&d.path().join("checkpoints/last")).unwrap().step,
+        5
+    );
+}
+
+#[test]
+fn a_second_writer_is_refused_while_the_folder_is_locked() {
+    let d = tempfile::tempdir().unwrap();
+    let held = RunLock::acquire(d.path()).unwrap();
+    let e = train(&tiny_config(d.path(), &[]), &quiet())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("in use by another lmforge process"), "{e}");
+    assert!(e.contains(&format!("pid {}", std::process::id())), "{e}");
+    assert!(
+        !d.path().join("checkpoints").exists(),
+        "the refused run wrote nothing"
+    );
+    drop(held);
+    // Released on error and on interruption alike: each later run gets the lock.
+    let bad = TrainConfig {
+        data_dir: Some(d.path().join("nope")),
+        ..tiny_config(d.path(), &[])
+    };
+    assert!(train(&bad, &quiet()).is_err());
+    let stopped = RunOptions {
+        stop_after: Some(3),
+        ..quiet()
+    };
+    let r = train(&tiny_config(d.path(), &[]), &stopped).unwrap();
+    assert_eq!(r.end, EndReason::Interrupted);
+    let lock = RunLock::acquire(d.path()).unwrap();
+    assert_eq!(lock.stale_owner(), None, "released cleanly, not left stale");
+}
+
+#[test]
+fn a_stale_lock_is_taken_over() {
+    let d = tempfile::tempdir().unwrap();
+    // A killed run leaves its pid in the lock file but holds no lock.
+    std::fs::write(d.path().join(RunLock::FILE_NAME), "999999\n").unwrap();
+    let r = train(&tiny_config(d.path(), &["--max-iters", "2"]), &quiet()).unwrap();
+    assert_eq!(r.steps, 2);
 }

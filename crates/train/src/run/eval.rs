@@ -1,0 +1,116 @@
+//! Evaluation: mean loss on the fixed train and val batches (dropout off), logged to
+//! `metrics.jsonl`, drawn into `loss.png`, and fed to early stopping.
+
+use std::path::Path;
+
+use lmforge_data::EvalBatches;
+use lmforge_model::Gpt;
+
+use super::folder::{METRICS_FILE, PLOT_FILE};
+use super::step::non_finite;
+use super::Run;
+use crate::metrics::{append_record, plot_losses, EvalRecord};
+use crate::Result;
+
+/// The outcome of one evaluation.
+#[derive(Debug, Clone, Copy)]
+pub struct Evaluation {
+    /// Mean loss over the fixed train batches.
+    pub train_loss: f32,
+    /// Mean loss over the fixed val batches.
+    pub val_loss: f32,
+    /// Lowest val loss so far (save `best/`).
+    pub improved: bool,
+    /// Early stopping says stop.
+    pub stop: bool,
+}
+
+impl Run {
+    /// Evaluates at the current step: losses, a metrics line, the plot, early stopping.
+    pub fn evaluate(&mut self) -> Result<Evaluation> {
+        let train_loss = self.loss_on(Batches::Train)?;
+        let val_loss = self.loss_on(Batches::Val)?;
+        let record = EvalRecord {
+            step: self.step,
+            train_loss,
+            val_loss,
+            lr: self.lr,
+            grad_norm: self.grad_norm,
+            tokens_per_s: self.clock.take_window_rate(),
+            elapsed_s: self.clock.elapsed_s(),
+        };
+        append_record(&self.folder.file(METRICS_FILE), &record)?;
+        self.records.push(record);
+        plot_losses(
+            &self.records,
+            &self.folder.file(PLOT_FILE),
+            self.cfg.log_scale,
+            &format!("{} — loss", self.cfg.run_name()),
+        )?;
+        let (improved, stop) = self.early.update(val_loss);
+        self.evaluated_at = Some(self.step);
+        self.last_val = Some(val_loss);
+        self.progress.println(&format!(
+            "step {}: train loss {train_loss:.4}, val loss {val_loss:.4}{}",
+            self.step,
+            if improved { " (best)" } else { "" }
+        ));
+        if stop {
+            self.progress.println(&format!(
+                "early stopping: val loss has not improved by {} for {} evaluations",
+                self.cfg.min_delta, self.early.bad_evals
+            ));
+        }
+        Ok(Evaluation {
+            train_loss,
+            val_loss,
+            improved,
+            stop,
+        })
+    }
+
+    fn loss_on(&mut self, which: Batches) -> Result<f32> {
+        let batches = match which {
+            Batches::Train => &self.train_eval,
+            Batches::Val => &self.val_eval,
+        };
+        let last = self.folder.checkpoints().join(lmforge_checkpoint::LAST);
+        estimate_loss(
+            &mut self.model,
+            batches,
+            (&mut self.x, &mut self.y),
+            self.shape,
+            self.step,
+            &last,
+        )
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Batches {
+    Train,
+    Val,
+}
+
+/// Mean loss over the fixed evaluation batches, dropout off; `(b, t)` is the batch shape.
+fn estimate_loss(
+    model: &mut Gpt,
+    batches: &EvalBatches,
+    (x, y): (&mut [u32], &mut [i32]),
+    (b, t): (usize, usize),
+    step: usize,
+    last_checkpoint: &Path,
+) -> Result<f32> {
+    model.set_training(false);
+    let mut sum = 0.0f64;
+    for i in 0..batches.len() {
+        batches.fill(i, x, y)?;
+        let loss = model
+            .forward(x, Some(y), b, t)
+            .map_err(|e| non_finite(e, step, last_checkpoint))?
+            .unwrap_or(f32::NAN);
+        sum += loss as f64;
+    }
+    model.set_training(true);
+    Ok((sum / batches.len().max(1) as f64) as f32)
+}

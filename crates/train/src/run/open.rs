@@ -1,0 +1,264 @@
+//! Opening a run: a new one (prepare or open the data, build the model, fresh optimizer) or
+//! a resumed one (everything from `checkpoints/last`).
+
+use std::path::{Path, PathBuf};
+
+use lmforge_checkpoint::{find_checkpoint, load_state, Checkpoint, TrainState, LAST};
+use lmforge_data::{
+    prepare, BatchSampler, DataDir, EvalBatches, PrepareOptions, Sampling, TokenizerChoice,
+    ValSplit,
+};
+use lmforge_model::{io, AdamW, AdamWConfig, Gpt, ModelConfig};
+
+use super::folder::{RunFolder, CONFIG_FILE, METRICS_FILE};
+use super::{Clock, Run, RunOptions};
+use crate::config::TrainConfig;
+use crate::early_stop::EarlyStopping;
+use crate::metrics::retain_records;
+use crate::progress::Progress;
+use crate::schedule::lr_at;
+use crate::{Result, TrainError};
+
+/// A run being resumed: its `last/` checkpoint and state.
+struct Resumed {
+    last: PathBuf,
+    state: TrainState,
+}
+
+impl Run {
+    /// Opens the run `cfg` describes: resumes `opts.resume`, or starts a new run in
+    /// `cfg.run_dir()` (refused if that holds an earlier run, unless `opts.overwrite`).
+    pub fn open(cfg: &TrainConfig, opts: &RunOptions) -> Result<Run> {
+        let (resumed, (folder, notes)) = match &opts.resume {
+            Some(dir) => {
+                let resumed = check_resumable(cfg, dir)?;
+                (Some(resumed), RunFolder::open_existing(dir)?)
+            }
+            None => (None, RunFolder::open_new(&cfg.run_dir(), opts.overwrite)?),
+        };
+        for note in notes {
+            eprintln!("{note}");
+        }
+        let data_dir = match &resumed {
+            Some(r) => PathBuf::from(&r.state.data_dir),
+            None => data_for_new_run(cfg, folder.path(), opts.quiet)?,
+        };
+        Run::build(cfg, opts, folder, data_dir, resumed)
+    }
+
+    /// Everything after the run folder and data folder are settled.
+    fn build(
+        cfg: &TrainConfig,
+        opts: &RunOptions,
+        folder: RunFolder,
+        data_dir: PathBuf,
+        resumed: Option<Resumed>,
+    ) -> Result<Run> {
+        let data = DataDir::open(&data_dir)?;
+        let tokenizer = data.tokenizer()?;
+        if let Some(r) = &resumed {
+            data.check_fingerprint(&r.state.tokenizer_fingerprint)?;
+        }
+        let mcfg = model_config(cfg, &data, tokenizer.vocab_size())?;
+        let (b, t) = (cfg.batch_size, mcfg.block_size);
+        if (data.val.len() as usize) < t + 1 {
+            return Err(TrainError::Config(format!(
+                "block_size: {t} is larger than the validation split allows ({} tokens; need at least {})",
+                data.val.len(),
+                t + 1
+            )));
+        }
+        let (model, opt) = model_and_optimizer(cfg, mcfg, resumed.as_ref(), opts.quiet)?;
+        let sampler = match &resumed {
+            Some(r) => BatchSampler::resume(data.train.clone(), r.state.sampler.clone())?,
+            None => BatchSampler::new(data.train.clone(), b, t, sampling(cfg))?,
+        };
+        let train_eval =
+            EvalBatches::new(data.train.clone(), cfg.eval_iters, b, t, cfg.seed ^ 0x7EA1)?;
+        let val_eval = EvalBatches::new(data.val.clone(), cfg.eval_iters, b, t, cfg.seed ^ 0x7A1)?;
+
+        let tokens_per_step = (b * t * cfg.grad_accum) as u64;
+        let max_iters = match cfg.max_epochs {
+            Some(e) => ((e * data.train.len() as f64) / tokens_per_step as f64).ceil() as usize,
+            None => cfg.max_iters,
+        };
+        let decay_iters = cfg.lr_decay_iters.unwrap_or(max_iters);
+
+        let config_path = folder.file(CONFIG_FILE);
+        lmforge_files::write_atomic(&config_path, cfg.to_toml()?.as_bytes())
+            .map_err(|e| TrainError::io(&config_path, format!("cannot write: {e}")))?;
+        let st = resumed.as_ref().map(|r| &r.state);
+        let step = st.map_or(0, |s| s.step);
+        let evaluated_at = st.and_then(|s| s.evaluated_at);
+        let mut early = match st {
+            Some(s) => EarlyStopping::from(s.early_stopping.clone()),
+            None => EarlyStopping::new(cfg.patience, cfg.min_delta),
+        };
+        early.patience = cfg.patience;
+        early.min_delta = cfg.min_delta;
+        // A resumed run drops metrics logged after its checkpoint (they will be redone).
+        let records = retain_records(&folder.file(METRICS_FILE), |r| {
+            r.step < step || (Some(r.step) == evaluated_at && resumed.is_some())
+        })?;
+        let run = Run {
+            lr: lr_at(
+                step,
+                cfg.learning_rate,
+                cfg.min_lr,
+                cfg.warmup_iters,
+                decay_iters,
+                cfg.decay_lr,
+            ),
+            progress: Progress::new(max_iters, step, cfg.log_interval, opts.quiet),
+            clock: Clock::new(st.map_or(0.0, |s| s.elapsed_s)),
+            tokens_seen: st.map_or(0, |s| s.tokens_seen),
+            cfg: cfg.clone(),
+            opts: opts.clone(),
+            folder,
+            data_dir,
+            shape: (b, t),
+            x: vec![0; b * t],
+            y: vec![0; b * t],
+            tokenizer,
+            model,
+            opt,
+            sampler,
+            train_eval,
+            val_eval,
+            max_iters,
+            decay_iters,
+            tokens_per_step,
+            step,
+            steps_at_start: step,
+            evaluated_at,
+            early,
+            grad_norm: 0.0,
+            last_val: None,
+            records,
+        };
+        run.say_what_it_is(&data);
+        Ok(run)
+    }
+
+    fn say_what_it_is(&self, data: &DataDir) {
+        let m = self.model.config();
+        self.say(&format!(
+            "model: {} parameters ({} layers, {} heads, {} wide, block {}, vocab {}); data: {} train / {} val tokens; tokenizer {}",
+            self.model.num_params(),
+            m.n_layer,
+            m.n_head,
+            m.n_embd,
+            m.block_size,
+            m.vocab_size,
+            data.train.len(),
+            data.val.len(),
+            self.tokenizer.kind()
+        ));
+        if self.steps_at_start > 0 {
+            self.say(&format!(
+                "resuming {} at step {}",
+                self.folder.path().display(),
+                self.step
+            ));
+        }
+    }
+}
+
+/// Checks that `dir` holds a run that `cfg` may continue; returns its `last/` state.
+fn check_resumable(cfg: &TrainConfig, dir: &Path) -> Result<Resumed> {
+    let refuse = |reason: String| TrainError::Resume {
+        path: dir.display().to_string(),
+        reason,
+    };
+    let saved = TrainConfig::load(&dir.join(CONFIG_FILE)).map_err(|e| refuse(e.to_string()))?;
+    let changes = saved.incompatible_changes(cfg)?;
+    if !changes.is_empty() {
+        return Err(refuse(format!(
+            "the config changed incompatibly: {}",
+            changes.join(", ")
+        )));
+    }
+    let root = dir.join(lmforge_checkpoint::CHECKPOINTS_DIR);
+    let last = find_checkpoint(&root, LAST)
+        .ok_or_else(|| refuse("no checkpoints/last (the run saved nothing yet)".into()))?;
+    let state = load_state(&last)?;
+    Ok(Resumed { last, state })
+}
+
+/// The data folder of a new run: `data_dir`, or the sources prepared into `RUN_DIR/data`.
+fn data_for_new_run(cfg: &TrainConfig, run_dir: &Path, quiet: bool) -> Result<PathBuf> {
+    if let Some(d) = &cfg.data_dir {
+        return Ok(d.clone());
+    }
+    let dir = run_dir.join("data");
+    let mut p = PrepareOptions::new(&dir);
+    p.sources = cfg.data.clone();
+    p.tokenizer = TokenizerChoice::parse(&cfg.tokenizer, cfg.tokenizer_vocab_size);
+    p.split = ValSplit::Fraction(cfg.val_fraction);
+    p.block_size = cfg
+        .block_size
+        .unwrap_or(ModelConfig::preset(&cfg.preset)?.block_size);
+    p.strip_gutenberg = cfg.strip_gutenberg;
+    p.quiet = quiet;
+    let report = prepare(&p)?;
+    if !quiet {
+        eprintln!("prepared {} in {:.1}s", dir.display(), report.total_seconds);
+    }
+    Ok(dir)
+}
+
+/// The model shape: from the config and tokenizer, or from `init_from`'s checkpoint.
+fn model_config(cfg: &TrainConfig, data: &DataDir, vocab: usize) -> Result<ModelConfig> {
+    let mcfg = match &cfg.init_from {
+        Some(dir) => {
+            let src = Checkpoint::load(dir)?;
+            data.check_fingerprint(&src.tokenizer.fingerprint())?;
+            let mut c = src.model.config().clone();
+            c.dropout = cfg.dropout;
+            c
+        }
+        None => cfg.model_config(vocab)?,
+    };
+    mcfg.validate()?;
+    Ok(mcfg)
+}
+
+/// The model (weights from `last/`, `init_from` or fresh) and its optimizer.
+fn model_and_optimizer(
+    cfg: &TrainConfig,
+    mcfg: ModelConfig,
+    resumed: Option<&Resumed>,
+    quiet: bool,
+) -> Result<(Gpt, AdamW)> {
+    let mut model = Gpt::new(mcfg, cfg.seed)?;
+    let adamw = AdamWConfig {
+        beta1: cfg.beta1,
+        beta2: cfg.beta2,
+        eps: 1e-8,
+        weight_decay: cfg.weight_decay,
+    };
+    if let Some(dir) = &cfg.init_from {
+        let dir = lmforge_checkpoint::resolve_checkpoint_dir(dir)?;
+        io::load_params(&mut model, &dir.join(io::MODEL_FILE))?;
+        if !quiet {
+            eprintln!("initialised from {}", dir.display());
+        }
+    }
+    let opt = match resumed {
+        Some(r) => {
+            io::load_params(&mut model, &r.last.join(io::MODEL_FILE))?;
+            model.set_dropout_passes(r.state.dropout_passes);
+            io::load_optimizer(&model, adamw, &r.last.join(io::OPTIMIZER_FILE))?
+        }
+        None => AdamW::new(&model, adamw),
+    };
+    model.set_training(true);
+    Ok((model, opt))
+}
+
+fn sampling(cfg: &TrainConfig) -> Sampling {
+    match cfg.sampling.as_str() {
+        "sequential" => Sampling::Sequential,
+        _ => Sampling::Random { seed: cfg.seed },
+    }
+}
