@@ -1,8 +1,8 @@
 //! `lmforge bench train`: training throughput of the compute engine on a preset shape.
 
 use clap::{Args, Subcommand};
+use lmforge_model::config::preset_batch_size as default_batch;
 use lmforge_model::{bench::bench_train, ModelConfig};
-use lmforge_train::config::preset_batch_size as default_batch;
 
 /// Benchmarks (measurements, not tests).
 #[derive(Subcommand, Debug)]

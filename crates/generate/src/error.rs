@@ -3,6 +3,8 @@
 /// Result alias for this crate.
 pub type Result<T> = std::result::Result<T, GenerateError>;
 
+/// (Each variant's fields are the values its message names.)
+#[allow(missing_docs)]
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
     #[error(transparent)]

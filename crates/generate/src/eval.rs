@@ -32,12 +32,17 @@ impl Default for EvalOptions {
 pub struct EvalReport {
     /// Mean negative log-likelihood per scored token, in nats.
     pub loss: f64,
+    /// exp(loss)
     pub perplexity: f64,
     /// Total bits ÷ UTF-8 bytes of the text, when the byte count is known.
     pub bits_per_byte: Option<f64>,
+    /// tokens whose loss was counted
     pub tokens_scored: usize,
+    /// UTF-8 bytes of the scored text, when known (for bits per byte)
     pub bytes: Option<usize>,
+    /// context length used
     pub block_size: usize,
+    /// how far the context window moved each time
     pub stride: usize,
 }
 

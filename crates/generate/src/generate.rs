@@ -14,7 +14,9 @@ use crate::{GenerateError, Result};
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct GenerateOptions {
+    /// stop after this many new tokens
     pub max_new_tokens: usize,
+    /// temperature, top-k, top-p and seed
     pub sampling: SamplingConfig,
     /// Stop (without printing it) when any of these strings appears.
     pub stop: Vec<String>,
@@ -27,8 +29,11 @@ pub struct GenerateOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
+    /// `max_new_tokens` were generated
     MaxTokens,
+    /// the model produced the end-of-text token
     EndOfText,
+    /// the text reached a `--stop` string
     StopString,
 }
 
@@ -39,10 +44,13 @@ pub struct GenerateOutput {
     pub text: String,
     /// Generated ids (without the prompt).
     pub ids: Vec<u32>,
+    /// tokens in the prompt
     pub prompt_tokens: usize,
+    /// why generation ended
     pub stop_reason: StopReason,
     /// From the call until the first generated token was sampled.
     pub ms_to_first_token: f64,
+    /// new tokens per second, prompt excluded
     pub tokens_per_s: f64,
     /// Things the user should know (e.g. a truncated prompt).
     pub warnings: Vec<String>,

@@ -6,6 +6,8 @@
 //! - [`eval`]: loss, perplexity and bits per byte over text with a strided context;
 //!   [`eval_text`](mod@eval_text): which text that is (the checkpoint's val split, a data folder, files).
 
+#![warn(missing_docs)]
+
 pub mod error;
 pub mod eval;
 pub mod eval_text;

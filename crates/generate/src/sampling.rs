@@ -12,6 +12,7 @@ pub struct SamplingConfig {
     pub top_k: Option<usize>,
     /// Keep the smallest set of most likely tokens whose probability reaches p, in (0, 1].
     pub top_p: Option<f32>,
+    /// RNG seed: the same seed gives the same text
     pub seed: u64,
 }
 
@@ -53,6 +54,7 @@ impl SamplingConfig {
 
 /// A seeded sampler with reusable scratch space.
 pub struct Sampler {
+    /// the settings it samples with
     pub config: SamplingConfig,
     state: u64,
     /// (probability, id) scratch.
@@ -60,6 +62,7 @@ pub struct Sampler {
 }
 
 impl Sampler {
+    /// a sampler for `config` (refuses invalid settings)
     pub fn new(config: SamplingConfig) -> Result<Sampler> {
         config.validate()?;
         Ok(Sampler {

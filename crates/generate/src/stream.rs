@@ -28,6 +28,7 @@ pub struct TextStream<'t> {
 }
 
 impl<'t> TextStream<'t> {
+    /// a decoder over `tokenizer` that watches for the `stops` strings
     pub fn new(tokenizer: &'t Tokenizer, stops: Vec<String>) -> Self {
         TextStream {
             tokenizer,

@@ -24,7 +24,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let default_batch = if preset == "bench-m" { 8 } else { 12 };
+    let default_batch = lmforge_model::config::preset_batch_size(&preset);
     let batch = flag("--batch")
         .and_then(|s| s.parse().ok())
         .unwrap_or(default_batch);

@@ -27,7 +27,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let b = env("B").unwrap_or(if preset == "bench-m" { 8 } else { 12 });
+    let b = env("B").unwrap_or(lmforge_model::config::preset_batch_size(&preset));
     let steps = env("STEPS").unwrap_or(100).max(1);
     let t = cfg.block_size;
     let v = cfg.vocab_size;

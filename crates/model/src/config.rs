@@ -192,6 +192,16 @@ impl ModelConfig {
     }
 }
 
+/// The batch size a preset is benchmarked and tuned with: 8 for the 6-layer-and-up shapes
+/// (`shakespeare-char`, `bench-m`, `gpt2-124m`), 12 for the small ones (`tiny`, `baby`,
+/// `bench-s`) — nanoGPT's configs. `lmforge bench train` uses it when `--batch` is not given.
+pub fn preset_batch_size(preset: &str) -> usize {
+    match preset {
+        "shakespeare-char" | "bench-m" | "gpt2-124m" => 8,
+        _ => 12,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

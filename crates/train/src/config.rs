@@ -39,22 +39,31 @@ pub struct TrainConfig {
     /// Model preset (tiny, baby, shakespeare-char, gpt2-124m, bench-s, bench-m); the
     /// fields below override it.
     pub preset: String,
+    /// transformer blocks (default: the preset's)
     pub n_layer: Option<usize>,
+    /// attention heads (default: the preset's)
     pub n_head: Option<usize>,
+    /// embedding width (default: the preset's)
     pub n_embd: Option<usize>,
+    /// context length (default: the preset's)
     pub block_size: Option<usize>,
     /// Model vocabulary (default: the tokenizer's; may be larger, e.g. padded to 64).
     pub vocab_size: Option<usize>,
     #[serde(serialize_with = "as_written")]
+    /// dropout probability
     pub dropout: f32,
+    /// biases in Linear and LayerNorm layers
     pub bias: bool,
+    /// share `wte` with the output head
     pub tie_embeddings: bool,
     /// learned, sinusoidal or rope.
     pub pos_encoding: String,
     /// gelu (exact) or gelu_tanh.
     pub activation: String,
+    /// MLP width as a multiple of n_embd
     pub mlp_ratio: usize,
 
+    /// sequences per micro-batch
     pub batch_size: usize,
     /// Micro-batches per optimizer step.
     pub grad_accum: usize,
@@ -63,18 +72,25 @@ pub struct TrainConfig {
     /// When set, overrides max_iters: passes over the training tokens.
     pub max_epochs: Option<f64>,
     #[serde(serialize_with = "as_written")]
+    /// peak learning rate
     pub learning_rate: f32,
     #[serde(serialize_with = "as_written")]
+    /// learning rate at the end of the cosine decay
     pub min_lr: f32,
+    /// steps of linear warmup
     pub warmup_iters: usize,
     /// Cosine decay length (default: max_iters).
     pub lr_decay_iters: Option<usize>,
+    /// cosine decay after warmup (false: constant rate)
     pub decay_lr: bool,
     #[serde(serialize_with = "as_written")]
+    /// AdamW weight decay (≥ 2-D weights only)
     pub weight_decay: f32,
     #[serde(serialize_with = "as_written")]
+    /// AdamW β1
     pub beta1: f32,
     #[serde(serialize_with = "as_written")]
+    /// AdamW β2
     pub beta2: f32,
     /// Clip the global gradient norm to this (0 = off).
     #[serde(serialize_with = "as_written")]
@@ -93,6 +109,7 @@ pub struct TrainConfig {
     pub ckpt_interval: Option<usize>,
     /// How many periodic checkpoints to keep.
     pub keep_last: usize,
+    /// seed of the initialisation, sampling and dropout
     pub seed: u64,
     /// Worker threads (default: all cores).
     pub threads: Option<usize>,
@@ -106,6 +123,7 @@ pub struct TrainConfig {
     pub sampling: String,
     /// Tokens to generate at the end of training (0 = none).
     pub sample_tokens: usize,
+    /// prompt of the sample printed after training
     pub sample_prompt: String,
     /// Start from this checkpoint's weights (fine-tuning) with a fresh optimizer.
     pub init_from: Option<PathBuf>,
@@ -163,16 +181,6 @@ impl Default for TrainConfig {
             sample_prompt: String::new(),
             init_from: None,
         }
-    }
-}
-
-/// The batch size a preset is benchmarked and tuned with: 8 for the 6-layer-and-up shapes
-/// (`shakespeare-char`, `bench-m`, `gpt2-124m`), 12 for the small ones (`tiny`, `baby`,
-/// `bench-s`) — nanoGPT's configs. `lmforge bench train` uses it when `--batch` is not given.
-pub fn preset_batch_size(preset: &str) -> usize {
-    match preset {
-        "shakespeare-char" | "bench-m" | "gpt2-124m" => 8,
-        _ => 12,
     }
 }
 

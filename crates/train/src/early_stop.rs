@@ -7,14 +7,18 @@ use serde::{Deserialize, Serialize};
 /// Early-stopping state (saved in `state.json` so a resumed run keeps counting).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EarlyStopping {
+    /// evaluations without improvement before stopping (None: never stop)
     pub patience: Option<usize>,
+    /// how much lower a val loss must be to count as better
     pub min_delta: f32,
+    /// the best val loss so far
     pub best: Option<f32>,
     /// Evaluations since the last improvement.
     pub bad_evals: usize,
 }
 
 impl EarlyStopping {
+    /// a fresh tracker
     pub fn new(patience: Option<usize>, min_delta: f32) -> Self {
         EarlyStopping {
             patience,

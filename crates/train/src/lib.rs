@@ -10,6 +10,8 @@
 //!
 //! Checkpoint folders themselves are `lmforge-checkpoint`'s.
 
+#![warn(missing_docs)]
+
 pub mod args;
 pub mod config;
 pub mod early_stop;

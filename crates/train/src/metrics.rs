@@ -12,15 +12,19 @@ use crate::{Result, TrainError};
 /// One evaluation's record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalRecord {
+    /// optimizer steps taken
     pub step: usize,
     /// Mean loss over the fixed train eval batches.
     pub train_loss: f32,
     /// Mean loss over the fixed val eval batches.
     pub val_loss: f32,
+    /// learning rate of the step
     pub lr: f32,
     /// Global gradient norm (before clipping) of the last step.
     pub grad_norm: f32,
+    /// training throughput since the last record
     pub tokens_per_s: f64,
+    /// seconds since the run (or its resume) started
     pub elapsed_s: f64,
 }
 

@@ -13,6 +13,7 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// a progress display for steps `start..total` (a bar on a terminal, a log line every `log_interval` steps otherwise, nothing when `quiet`)
     pub fn new(total: usize, start: usize, log_interval: usize, quiet: bool) -> Progress {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar =
@@ -60,6 +61,7 @@ impl Progress {
         }
     }
 
+    /// close the bar
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
