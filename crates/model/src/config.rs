@@ -299,7 +299,7 @@ mod tests {
 
     #[test]
     fn huge_sizes_are_refused_not_overflowed() {
-        let mut c = ModelConfig::new(usize::MAX / 2, 1, 1, 4, 4);
+        let mut c = ModelConfig::new(1 << 31, 1, 1, 1 << 34, 4);
         assert_eq!(c.param_count(), None);
         assert!(c.validate().unwrap_err().to_string().contains("too large"));
         c = ModelConfig::new(10, 1 << 60, 1, 4, 4);
