@@ -70,3 +70,12 @@ fn sentencepiece_long_piece_loads_fast() {
     let took = t0.elapsed();
     assert!(took < Duration::from_secs(5), "took {took:?}");
 }
+
+/// Found by the fuzzer (in the first version of the merge fix): an empty piece.
+#[test]
+fn sentencepiece_empty_piece_does_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("tokenizer.model");
+    std::fs::write(&p, sp_with_piece(String::new())).unwrap();
+    let _ = Tokenizer::load_file(&p);
+}
