@@ -23,7 +23,13 @@ fn huge_token_counts_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("train.bin");
     for dtype in [Dtype::U16, Dtype::U32] {
-        for count in [1u64 << 60, 1 << 62, u64::MAX, u64::MAX / 2 + 1, u64::MAX - 31] {
+        for count in [
+            1u64 << 60,
+            1 << 62,
+            u64::MAX,
+            u64::MAX / 2 + 1,
+            u64::MAX - 31,
+        ] {
             let mut bytes = header_with_count(dtype, count).to_vec();
             bytes.extend_from_slice(&[7u8; 64]);
             std::fs::write(&path, &bytes).unwrap();
@@ -56,6 +62,9 @@ fn meta_tokenizer_file_outside_the_folder_is_refused() {
         assert_ne!(v, meta);
         std::fs::write(&meta_path, v).unwrap();
         let e = DataDir::open(&out).expect_err(bad).to_string();
-        assert!(e.contains("meta.json") && e.contains("tokenizer.file"), "{bad}: {e}");
+        assert!(
+            e.contains("meta.json") && e.contains("tokenizer.file"),
+            "{bad}: {e}"
+        );
     }
 }

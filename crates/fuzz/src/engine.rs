@@ -126,9 +126,9 @@ impl Report {
 
 /// The seed of case `index` in a run of `target` with run seed `run_seed`.
 pub fn case_seed(target: &str, run_seed: u64, index: u64) -> u64 {
-    let name_hash = target
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    let name_hash = target.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
     splitmix64(run_seed ^ name_hash ^ splitmix64(index))
 }
 

@@ -99,9 +99,8 @@ fn run() -> anyhow::Result<bool> {
     }
     let chosen: Vec<_> = match args.which.as_str() {
         "all" => TARGETS.iter().collect(),
-        name => vec![targets::find(name).with_context(|| {
-            format!("unknown target '{name}' (try `lmforge-fuzz list`)")
-        })?],
+        name => vec![targets::find(name)
+            .with_context(|| format!("unknown target '{name}' (try `lmforge-fuzz list`)"))?],
     };
     println!(
         "{:<22} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8} {:>8}",

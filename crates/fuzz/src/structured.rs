@@ -244,7 +244,10 @@ mod tests {
                 changed += usize::from(v != orig);
             }
         }
-        assert!(changed > 150, "only {changed} of 200 mutations changed the JSON");
+        assert!(
+            changed > 150,
+            "only {changed} of 200 mutations changed the JSON"
+        );
     }
 
     #[test]

@@ -186,7 +186,11 @@ fn tokfile(dir: &Path) -> anyhow::Result<Harness> {
         let f = TokenFile::open(path).map_err(|e| e.to_string())?;
         let tokens = f.to_vec();
         if tokens.len() as u64 != f.len() {
-            panic!("to_vec gave {} tokens, header says {}", tokens.len(), f.len());
+            panic!(
+                "to_vec gave {} tokens, header says {}",
+                tokens.len(),
+                f.len()
+            );
         }
         if f.len() >= 2 {
             let n = (f.len() - 1).min(16) as usize;
@@ -242,7 +246,9 @@ fn model_config(dir: &Path) -> anyhow::Result<Harness> {
     io::save_model_dir(&models[0], dir)?;
     let folder = dir.to_path_buf();
     let mut h = file_harness(seeds, dir.join(CONFIG_FILE), move |_| {
-        io::load_model_dir(&folder).map(drop).map_err(|e| e.to_string())
+        io::load_model_dir(&folder)
+            .map(drop)
+            .map_err(|e| e.to_string())
     });
     // Only the first seed matches the weights; the others are refused by design.
     h.must_load = 1;
@@ -260,7 +266,9 @@ fn model_safetensors(dir: &Path) -> anyhow::Result<Harness> {
     io::save_model_dir(&models[0], dir)?;
     let folder = dir.to_path_buf();
     let mut h = file_harness(seeds, dir.join(MODEL_FILE), move |_| {
-        io::load_model_dir(&folder).map(drop).map_err(|e| e.to_string())
+        io::load_model_dir(&folder)
+            .map(drop)
+            .map_err(|e| e.to_string())
     });
     // The second seed is the other layout's weights, refused by the first one's config.
     h.must_load = 1;

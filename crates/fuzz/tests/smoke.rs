@@ -41,7 +41,10 @@ fn every_target_has_a_smoke_test() {
     let names: Vec<&str> = TARGETS.iter().map(|t| t.name).collect();
     let this_file = include_str!("smoke.rs");
     for n in names {
-        assert!(this_file.contains(&format!("smoke(\"{n}\")")), "{n} is not smoke-tested");
+        assert!(
+            this_file.contains(&format!("smoke(\"{n}\")")),
+            "{n} is not smoke-tested"
+        );
     }
 }
 

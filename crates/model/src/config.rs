@@ -292,7 +292,11 @@ mod tests {
                 let mut c = ModelConfig::preset(p).unwrap();
                 (c.bias, c.tie_embeddings, c.pos_encoding, c.mlp_ratio) = (bias, tie, pos, 3);
                 let layout = crate::params::ParamLayout::new(&c);
-                assert_eq!(c.param_count(), Some(layout.total), "{p} {bias} {tie} {pos:?}");
+                assert_eq!(
+                    c.param_count(),
+                    Some(layout.total),
+                    "{p} {bias} {tie} {pos:?}"
+                );
             }
         }
     }

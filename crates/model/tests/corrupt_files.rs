@@ -24,7 +24,10 @@ fn load_with_config_edit(edit: impl Fn(&mut serde_json::Value)) -> (String, Dura
 fn sizes_beyond_the_weights_file_are_refused_before_allocating() {
     // 2^40 layers of a 16-wide model: without the check, laying out the layers never ends.
     let (e, took) = load_with_config_edit(|v| v["n_layer"] = (1u64 << 40).into());
-    assert!(e.contains("model.safetensors") && e.contains("config.json"), "{e}");
+    assert!(
+        e.contains("model.safetensors") && e.contains("config.json"),
+        "{e}"
+    );
     assert!(took < Duration::from_secs(2), "{took:?}");
     // n_embd 2^20: ~2^46 parameters, an allocation of hundreds of terabytes.
     let (e, _) = load_with_config_edit(|v| {

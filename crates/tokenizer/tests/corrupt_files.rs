@@ -33,7 +33,10 @@ fn hf_vocab_id_near_u32_max_is_refused() {
         v["model"]["vocab"]["e"] = id.into();
         let (r, took) = load_json(&v);
         let e = r.expect_err("huge id accepted");
-        assert!(e.contains("tokenizer.json") && e.contains("far beyond"), "{e}");
+        assert!(
+            e.contains("tokenizer.json") && e.contains("far beyond"),
+            "{e}"
+        );
         assert!(took < Duration::from_secs(5), "took {took:?}");
     }
     // An added token's id in the file is not trusted: `tokenizers` re-assigns it.

@@ -261,9 +261,12 @@ fn generate_merges(pieces: &[String], vocab: &HashMap<String, u32>) -> Vec<(Stri
     let mut merges: Vec<(u32, usize, usize, String, String)> = Vec::new();
     for (id, piece) in pieces.iter().enumerate() {
         let mut local = Vec::new();
-        let splits = lengths.range(1..piece.len().max(1)).copied().filter(|&split| {
-            lengths.contains(&(piece.len() - split)) && piece.is_char_boundary(split)
-        });
+        let splits = lengths
+            .range(1..piece.len().max(1))
+            .copied()
+            .filter(|&split| {
+                lengths.contains(&(piece.len() - split)) && piece.is_char_boundary(split)
+            });
         for split in splits {
             let (l, r) = piece.split_at(split);
             if let (Some(&li), Some(&ri)) = (vocab.get(l), vocab.get(r)) {
