@@ -27,6 +27,9 @@ pub enum Verdict {
     Refused(String),
 }
 
+/// Runs the loader on one input.
+pub type Exec = Box<dyn FnMut(&[u8]) -> Verdict>;
+
 /// A loader under test, ready to run inputs: fixture files are in place.
 pub struct Harness {
     /// Real files the mutations start from.
@@ -34,7 +37,7 @@ pub struct Harness {
     /// How many of the first seeds must load (a check that the harness is sound).
     pub must_load: usize,
     /// Writes the input where the loader looks and runs the loader.
-    pub exec: Box<dyn FnMut(&[u8]) -> Verdict>,
+    pub exec: Exec,
 }
 
 /// One fuzz target: a file a user can hand to lmforge, and its loader.
@@ -67,7 +70,7 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
-            seed: 0x6c6d_666f_7267_65,
+            seed: 0x006c_6d66_6f72_6765,
             max_execs: None,
             max_time: Some(Duration::from_secs(10)),
             slow: Duration::from_secs(1),

@@ -290,12 +290,14 @@ fn optimizer_safetensors(dir: &Path) -> anyhow::Result<Harness> {
 }
 
 fn train_toml(dir: &Path) -> anyhow::Result<Harness> {
-    let mut rope = TrainConfig::default();
-    rope.pos_encoding = "rope".into();
-    rope.n_embd = Some(64);
-    rope.block_size = Some(128);
-    rope.max_epochs = Some(2.0);
-    rope.patience = Some(3);
+    let rope = TrainConfig {
+        pos_encoding: "rope".into(),
+        n_embd: Some(64),
+        block_size: Some(128),
+        max_epochs: Some(2.0),
+        patience: Some(3),
+        ..TrainConfig::default()
+    };
     let seeds = vec![
         include_bytes!("../../../examples/baby.toml").to_vec(),
         TrainConfig::default().to_toml()?.into_bytes(),
