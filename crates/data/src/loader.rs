@@ -23,6 +23,21 @@ pub struct DataDir {
     pub test: Option<Arc<TokenFile>>,
 }
 
+/// The tokenizer copy must be a plain file inside the folder: `meta.json` naming
+/// `../../x` or `/dev/zero` would otherwise make opening the folder read any file.
+fn check_tokenizer_file_name(meta_path: &Path, name: &str) -> Result<()> {
+    let mut parts = Path::new(name).components();
+    match (parts.next(), parts.next()) {
+        (Some(std::path::Component::Normal(_)), None) => Ok(()),
+        _ => Err(DataError::BadMeta {
+            path: meta_path.to_path_buf(),
+            reason: format!(
+                "tokenizer.file {name:?} is not a file name inside the folder (expected e.g. \"tokenizer.json\")"
+            ),
+        }),
+    }
+}
+
 impl DataDir {
     /// Opens `dir`, validating every token file's header and length, and checking that all
     /// of them and `meta.json` name the same tokenizer fingerprint.
@@ -35,6 +50,7 @@ impl DataDir {
             });
         }
         let meta = Meta::read(&meta_path)?;
+        check_tokenizer_file_name(&meta_path, &meta.tokenizer.file)?;
         let train = Arc::new(TokenFile::open(&dir.join("train.bin"))?);
         let val = Arc::new(TokenFile::open(&dir.join("val.bin"))?);
         let test_path = dir.join("test.bin");

@@ -343,7 +343,12 @@ impl TokenFile {
         // (the same contract as numpy.memmap in nanoGPT).
         let map = unsafe { Mmap::map(&file) }.map_err(|e| DataError::io(path, e))?;
         let header = Header::parse(path, &map)?;
-        let expected = HEADER_LEN as u64 + header.count.saturating_mul(header.dtype.width() as u64);
+        // Checked: a header claiming 2^63 tokens must be refused, not wrapped into a match.
+        let expected = header
+            .count
+            .checked_mul(header.dtype.width() as u64)
+            .and_then(|b| b.checked_add(HEADER_LEN as u64))
+            .unwrap_or(u64::MAX);
         if expected != actual {
             return Err(DataError::BadLength {
                 path: path.to_path_buf(),

@@ -76,6 +76,10 @@ pub struct ModelConfig {
     pub rope_theta: f32,
 }
 
+/// Largest accepted `block_size`: attention keeps `block_size²` scores per head, so no run
+/// can use more, and the position tables are sized by it before any weight is read.
+pub const MAX_BLOCK_SIZE: usize = 1 << 20;
+
 /// Names accepted by [`ModelConfig::preset`].
 pub const PRESETS: &[&str] = &[
     "tiny",
@@ -132,6 +136,37 @@ impl ModelConfig {
         self.mlp_ratio * self.n_embd
     }
 
+    /// Number of parameters ([`crate::params::ParamLayout`]'s total, tied head counted
+    /// once), or `None` when it overflows `usize`. Closed form, so a config claiming 2^60
+    /// layers is sized without building its layout.
+    pub fn param_count(&self) -> Option<usize> {
+        let (c, v, b) = (self.n_embd, self.vocab_size, usize::from(self.bias));
+        let h = self.mlp_ratio.checked_mul(c)?;
+        let c2 = c.checked_mul(c)?;
+        // ln_1, ln_2: c (+c); c_attn: 3c·c (+3c); attn c_proj: c·c (+c); c_fc: h·c (+h);
+        // mlp c_proj: c·h (+c).
+        let per_layer = [
+            c.checked_mul(2 + 2 * b)?,
+            c2.checked_mul(4)?,
+            c.checked_mul(4 * b)?,
+            h.checked_mul(c)?.checked_mul(2)?,
+            h.checked_mul(b)?,
+            c.checked_mul(b)?,
+        ]
+        .into_iter()
+        .try_fold(0usize, usize::checked_add)?;
+        let wte = v.checked_mul(c)?;
+        let wpe = match self.pos_encoding {
+            PosEncoding::Learned => self.block_size.checked_mul(c)?,
+            _ => 0,
+        };
+        let head = if self.tie_embeddings { 0 } else { wte };
+        let ln_f = c.checked_mul(1 + b)?;
+        [wte, wpe, self.n_layer.checked_mul(per_layer)?, ln_f, head]
+            .into_iter()
+            .try_fold(0usize, usize::checked_add)
+    }
+
     /// Check every field; the error names the offending one.
     pub fn validate(&self) -> Result<()> {
         let bad = |field, msg: String| Err(Error::Config { field, msg });
@@ -162,8 +197,31 @@ impl ModelConfig {
         if self.block_size == 0 {
             return bad("block_size", "must be at least 1".into());
         }
+        if self.block_size > MAX_BLOCK_SIZE {
+            return bad(
+                "block_size",
+                format!("{} is above the maximum {MAX_BLOCK_SIZE}", self.block_size),
+            );
+        }
         if self.mlp_ratio == 0 {
             return bad("mlp_ratio", "must be at least 1".into());
+        }
+        // Every buffer is sized from these; refuse sizes whose byte count overflows.
+        let addressable = |floats: Option<usize>| {
+            floats
+                .and_then(|n| n.checked_mul(std::mem::size_of::<f32>()))
+                .is_some_and(|bytes| bytes <= isize::MAX as usize)
+        };
+        if !addressable(self.param_count())
+            || !addressable(self.block_size.checked_mul(self.n_embd))
+        {
+            return bad(
+                "n_embd",
+                format!(
+                    "the model is too large to address (vocab_size {}, n_layer {}, n_embd {}, mlp_ratio {}, block_size {})",
+                    self.vocab_size, self.n_layer, self.n_embd, self.mlp_ratio, self.block_size
+                ),
+            );
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return bad("dropout", format!("{} is not in [0, 1)", self.dropout));
@@ -238,6 +296,42 @@ mod tests {
         assert!(c.validate().unwrap_err().to_string().contains("RoPE"));
         let c = ModelConfig::new(0, 1, 1, 4, 4);
         assert!(c.validate().unwrap_err().to_string().contains("vocab_size"));
+    }
+
+    #[test]
+    fn param_count_matches_the_layout() {
+        for p in PRESETS {
+            for (bias, tie, pos) in [
+                (true, true, PosEncoding::Learned),
+                (false, false, PosEncoding::Rope),
+                (true, false, PosEncoding::Sinusoidal),
+            ] {
+                let mut c = ModelConfig::preset(p).unwrap();
+                (c.bias, c.tie_embeddings, c.pos_encoding, c.mlp_ratio) = (bias, tie, pos, 3);
+                let layout = crate::params::ParamLayout::new(&c);
+                assert_eq!(
+                    c.param_count(),
+                    Some(layout.total),
+                    "{p} {bias} {tie} {pos:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn huge_sizes_are_refused_not_overflowed() {
+        let mut c = ModelConfig::new(1 << 31, 1, 1, 1 << 34, 4);
+        assert_eq!(c.param_count(), None);
+        assert!(c.validate().unwrap_err().to_string().contains("too large"));
+        c = ModelConfig::new(10, 1 << 60, 1, 4, 4);
+        assert!(c.validate().unwrap_err().to_string().contains("too large"));
+        c = ModelConfig::new(10, 1, 1, 1 << 31, 4);
+        assert!(c.validate().unwrap_err().to_string().contains("too large"));
+        c = ModelConfig::new(10, 1, 1, 4, MAX_BLOCK_SIZE + 1);
+        assert!(c.validate().unwrap_err().to_string().contains("block_size"));
+        c = ModelConfig::new(10, 1, 1, 4, 1 << 40);
+        c.pos_encoding = PosEncoding::Rope;
+        assert!(c.validate().unwrap_err().to_string().contains("block_size"));
     }
 
     #[test]

@@ -148,9 +148,31 @@ pub fn save_model_dir(model: &Gpt, dir: &Path) -> Result<()> {
 /// Build a model from a folder holding `config.json` and `model.safetensors`.
 pub fn load_model_dir(dir: &Path) -> Result<Gpt> {
     let cfg = load_config(&dir.join(CONFIG_FILE))?;
+    let model_file = dir.join(MODEL_FILE);
+    check_weights_fit_file(&cfg, &model_file)?;
     let mut m = Gpt::zeroed(cfg, 0)?;
-    load_params(&mut m, &dir.join(MODEL_FILE))?;
+    load_params(&mut m, &model_file)?;
     Ok(m)
+}
+
+/// Refuses a config whose f32 weights cannot all be in `model_file`, before any buffer is
+/// allocated: a corrupt `config.json` (say `n_embd` 2^30) is an error naming both files,
+/// not an allocation of terabytes.
+fn check_weights_fit_file(cfg: &ModelConfig, model_file: &Path) -> Result<()> {
+    let file_len = std::fs::metadata(model_file)
+        .map_err(|e| Error::io(model_file, e))?
+        .len();
+    let need = cfg.param_count().map(|n| n as u64 * 4);
+    if need.is_some_and(|bytes| bytes <= file_len) {
+        return Ok(());
+    }
+    Err(Error::Safetensors {
+        file: model_file.to_path_buf(),
+        msg: format!(
+            "holds {file_len} bytes, too few for the {} f32 weights {CONFIG_FILE} describes; the two files do not belong together",
+            cfg.param_count().map_or("(overflowing)".into(), |n| n.to_string())
+        ),
+    })
 }
 
 /// Save AdamW state: `exp_avg.<param>`, `exp_avg_sq.<param>` (F32) and `step` (I64 `[]`).

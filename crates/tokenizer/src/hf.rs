@@ -58,6 +58,7 @@ impl HfTokenizer {
         let inner: tokenizers::Tokenizer = json.parse().map_err(|e| {
             TokenizerError::bad_file(path, format!("not a valid tokenizer.json: {e}"))
         })?;
+        check_ids_dense(path, &inner)?;
         Self::wrap(inner)
     }
 
@@ -139,6 +140,25 @@ impl HfTokenizer {
     /// Token text for an id as stored in the vocabulary.
     pub fn token(&self, id: u32) -> Option<String> {
         self.inner.id_to_token(id)
+    }
+}
+
+/// Refuses token ids far beyond the number of tokens. `tokenizers` re-serialises a
+/// vocabulary by walking every id up to the largest one (and listing the gaps), so one id
+/// of 4 000 000 000 in a corrupted file would cost minutes and gigabytes (u32::MAX even
+/// overflows). Gaps are allowed, up to as many missing ids as tokens.
+fn check_ids_dense(path: &Path, tok: &tokenizers::Tokenizer) -> Result<()> {
+    let vocab = tok.get_vocab(true);
+    let limit = vocab.len().saturating_mul(2).max(1);
+    match vocab.iter().max_by_key(|(_, &id)| id) {
+        Some((token, &id)) if id as usize >= limit => Err(TokenizerError::bad_file(
+            path,
+            format!(
+                "token {token:?} has id {id}, far beyond the {} tokens the file defines (corrupted tokenizer.json?)",
+                vocab.len()
+            ),
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -9,7 +9,7 @@
 pub mod normalizer;
 pub mod proto;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use prost::Message;
@@ -257,11 +257,20 @@ fn split_before_spaces(text: &str) -> impl Iterator<Item = &str> {
 
 /// BPE merges implied by a SentencePiece BPE vocabulary: every split of a piece into two
 /// pieces, ordered by the merged piece's id (its score rank), as HF's converter does.
+/// Only splits whose two halves have the byte length of some piece are looked up, so one
+/// very long piece costs a few lookups, not one hash of the piece per character.
 fn generate_merges(pieces: &[String], vocab: &HashMap<String, u32>) -> Vec<(String, String)> {
+    let lengths: BTreeSet<usize> = pieces.iter().map(String::len).collect();
     let mut merges: Vec<(u32, usize, usize, String, String)> = Vec::new();
     for (id, piece) in pieces.iter().enumerate() {
         let mut local = Vec::new();
-        for (split, _) in piece.char_indices().skip(1) {
+        let splits = lengths
+            .range(1..piece.len().max(1))
+            .copied()
+            .filter(|&split| {
+                lengths.contains(&(piece.len() - split)) && piece.is_char_boundary(split)
+            });
+        for split in splits {
             let (l, r) = piece.split_at(split);
             if let (Some(&li), Some(&ri)) = (vocab.get(l), vocab.get(r)) {
                 local.push((li, ri, l.to_string(), r.to_string()));
