@@ -1,0 +1,1 @@
+//! Export an lmforge checkpoint to Hugging Face `transformers` or GGUF.
