@@ -21,6 +21,10 @@ PyTorch computes on one fixed batch, so the Rust tests can check an import end t
                            `optimizer`, `iter_num`, `best_val_loss` (a tensor), `config`
   nanogpt/plain.pth        a bare nanoGPT state_dict (torch.save)
   logits.safetensors       `idx` [2, 16] (int64) and `<fixture>.logits` [2, 16, V] (f32)
+  bad/calls_code.pt        a torch zip whose pickle calls builtins.print (import must refuse
+                           it by name and never run it)
+  bad/legacy.pt            a bare (pre-torch-1.6, non-zip) pickle
+  bad/no_tensors.pt        torch.save({"model": "weights?", "model_args": {...}})
 
 Weights are drawn with non-trivial random biases and LayerNorm parameters (HF's init
 zeroes biases and sets LayerNorm to 1, which would hide transposition and bias bugs).
@@ -34,7 +38,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import shutil
+import zipfile
 
 import torch
 from safetensors.torch import save_file
@@ -114,6 +120,23 @@ def nanogpt_state_dict(model: GPT2LMHeadModel) -> dict[str, torch.Tensor]:
         sd[k] = v
     sd["lm_head.weight"] = sd["transformer.wte.weight"]  # tied: one storage, two names
     return sd
+
+
+class CallsCode:
+    """Pickles as a call of builtins.print: a stand-in for code a hostile checkpoint runs."""
+
+    def __reduce__(self):
+        return (print, ("lmforge must never execute this",))
+
+
+def write_bad_inputs(out: str, model_args: dict) -> None:
+    os.makedirs(out)
+    with zipfile.ZipFile(os.path.join(out, "calls_code.pt"), "w", zipfile.ZIP_STORED) as z:
+        z.writestr("calls_code/data.pkl", pickle.dumps({"model": CallsCode()}, protocol=2))
+        z.writestr("calls_code/version", "3\n")
+    with open(os.path.join(out, "legacy.pt"), "wb") as f:
+        pickle.dump({"model": {}}, f, protocol=2)
+    torch.save({"model": "weights?", "model_args": model_args}, os.path.join(out, "no_tensors.pt"))
 
 
 def main() -> None:
@@ -199,6 +222,7 @@ def main() -> None:
     logits["nanogpt.logits"] = logits_of(m, idx)
 
     save_file({k: v.contiguous() for k, v in logits.items()}, os.path.join(out, "logits.safetensors"))
+    write_bad_inputs(os.path.join(out, "bad"), model_args)
     total = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(out) for f in fs)
     print(f"wrote {out} ({total / 1024:.0f} KiB)")
 
