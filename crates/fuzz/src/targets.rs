@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use lmforge_data::{DataDir, Dtype, PrepareOptions, TokenFile, TokenWriter, TokenizerChoice};
+use lmforge_interop::import::{self, pickle, torch, ImportOptions, Source};
 use lmforge_model::io::{self, CONFIG_FILE, MODEL_FILE, OPTIMIZER_FILE};
 use lmforge_model::{AdamW, AdamWConfig, Gpt, ModelConfig, PosEncoding};
 use lmforge_tokenizer::{Tokenizer, TrainKind};
-use lmforge_interop::import::{self, pickle, torch, ImportOptions, Source};
 use lmforge_train::TrainConfig;
 
 use crate::engine::{Harness, Target, Verdict};
@@ -377,7 +377,8 @@ fn torch_checkpoint(dir: &Path) -> anyhow::Result<Harness> {
     };
     let seeds = TORCH_FILES.iter().map(|z| z.to_vec()).collect();
     Ok(file_harness(seeds, dir.join("ckpt.pt"), move |path| {
-        let mut im = import::load(&Source::Torch(path.to_path_buf()), &opts).map_err(|e| e.to_string())?;
+        let mut im =
+            import::load(&Source::Torch(path.to_path_buf()), &opts).map_err(|e| e.to_string())?;
         let t = im.model.config().block_size.min(4);
         im.model
             .forward(&vec![1; t], None, 1, t)

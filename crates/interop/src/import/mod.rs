@@ -31,7 +31,7 @@ use lmforge_model::{Gpt, ModelConfig, PosEncoding};
 use lmforge_tokenizer::Tokenizer;
 
 pub use error::{ImportError, Result};
-use weights::{biases_all_zero, build_model, detect_layout};
+use weights::{build_model, detect_layout};
 
 /// GPT-2's vocabulary (50,257 ids) and nanoGPT's padded one for it.
 const GPT2_VOCABS: [usize; 2] = [50257, 50304];
@@ -150,9 +150,8 @@ pub fn load(source: &Source, opts: &ImportOptions) -> Result<Imported> {
         Source::Lmforge(_) => unreachable!("handled above"),
     };
     let layout = detect_layout(&store, path)?;
-    if cfg.bias && biases_all_zero(&mut store)? {
-        cfg.bias = false;
-    }
+    // GPT-2's biases are kept even when all zero (HF's fresh init, or an lmforge
+    // `bias = false` export): the same function, and fine-tuning can still train them.
     cfg.pos_encoding = PosEncoding::Learned;
     let tokenizer = default_tokenizer(source, &cfg, opts)?;
     let model = build_model(cfg, &mut store, layout, path)?;

@@ -107,25 +107,6 @@ pub fn infer_config(store: &Store, src: &Path, n_head: Option<usize>) -> Result<
     Ok(cfg)
 }
 
-/// True when every bias in the store is zero (a `bias = false` model exported with the
-/// zero biases GPT-2's layout needs): imported as `bias = false`, the same function.
-pub fn biases_all_zero(store: &mut Store) -> Result<bool> {
-    let names: Vec<String> = store
-        .names()
-        .filter(|n| n.ends_with(".bias") && !is_buffer(n))
-        .map(str::to_string)
-        .collect();
-    if names.is_empty() {
-        return Ok(false);
-    }
-    for n in names {
-        if store.read_f32(&n)?.iter().any(|&x| x != 0.0) {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
 /// Builds the model of `cfg` and copies every parameter from `store`, transposing the
 /// `Conv1D` weights when `layout` says so. Missing tensors, wrong shapes and tensors no
 /// GPT-2 of this config has are errors naming the tensor.
