@@ -20,6 +20,9 @@ PyTorch computes on one fixed batch, so the Rust tests can check an import end t
                            `_orig_mod.` prefix, shared wte/lm_head storage), `model_args`,
                            `optimizer`, `iter_num`, `best_val_loss` (a tensor), `config`
   nanogpt/plain.pth        a bare nanoGPT state_dict (torch.save)
+  nanogpt/views.pth        the same weights stored as views: projections as transposed
+                           (non-contiguous) views of GPT-2's Conv1D tensors, every 1-D
+                           parameter a slice (non-zero offset) of one shared storage
   logits.safetensors       `idx` [2, 16] (int64) and `<fixture>.logits` [2, 16, V] (f32)
   bad/calls_code.pt        a torch zip whose pickle calls builtins.print (import must refuse
                            it by name and never run it)
@@ -132,11 +135,32 @@ class CallsCode:
 def write_bad_inputs(out: str, model_args: dict) -> None:
     os.makedirs(out)
     with zipfile.ZipFile(os.path.join(out, "calls_code.pt"), "w", zipfile.ZIP_STORED) as z:
-        z.writestr("calls_code/data.pkl", pickle.dumps({"model": CallsCode()}, protocol=2))
-        z.writestr("calls_code/version", "3\n")
+        for name, data in [("calls_code/data.pkl", pickle.dumps({"model": CallsCode()}, protocol=2)),
+                           ("calls_code/version", b"3\n")]:
+            z.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)  # reproducible
     with open(os.path.join(out, "legacy.pt"), "wb") as f:
         pickle.dump({"model": {}}, f, protocol=2)
     torch.save({"model": "weights?", "model_args": model_args}, os.path.join(out, "no_tensors.pt"))
+
+
+def as_views(model: GPT2LMHeadModel) -> dict[str, torch.Tensor]:
+    """nanoGPT names whose tensors are strided views, as torch.save keeps them."""
+    sd = {}
+    flat = [(k, v.detach().clone()) for k, v in model.state_dict().items()
+            if not (k.endswith(".attn.bias") or k.endswith(".attn.masked_bias"))]
+    ones = [v for _, v in flat if v.dim() == 1]
+    pool = torch.cat(ones)
+    at = 0
+    for k, v in flat:
+        if v.dim() == 1:
+            sd[k] = pool[at:at + v.numel()]
+            at += v.numel()
+        elif any(k.endswith(s) for s in CONV1D):
+            sd[k] = v.t()  # stride (1, out): not contiguous
+        else:
+            sd[k] = v
+    sd["lm_head.weight"] = sd["transformer.wte.weight"]
+    return sd
 
 
 def main() -> None:
@@ -219,6 +243,7 @@ def main() -> None:
     }
     torch.save(ckpt, os.path.join(d, "ckpt.pt"))
     torch.save(sd, os.path.join(d, "plain.pth"))
+    torch.save(as_views(m), os.path.join(d, "views.pth"))
     logits["nanogpt.logits"] = logits_of(m, idx)
 
     save_file({k: v.contiguous() for k, v in logits.items()}, os.path.join(out, "logits.safetensors"))

@@ -164,6 +164,24 @@ fn a_bare_pth_state_dict_needs_only_the_head_count() {
 }
 
 #[test]
+fn strided_and_offset_views_read_like_contiguous_tensors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tok = small_tokenizer(tmp.path());
+    let mut o = opts(&tok);
+    o.n_head = Some(2);
+    let views = import(
+        &fixtures().join("nanogpt/views.pth").display().to_string(),
+        &o,
+    );
+    let plain = import(
+        &fixtures().join("nanogpt/plain.pth").display().to_string(),
+        &o,
+    );
+    // same weights, stored as transposed views and slices of one shared storage
+    assert_eq!(views.model.params(), plain.model.params());
+}
+
+#[test]
 fn imported_checkpoint_loads_and_reimports_bit_identically() {
     let tmp = tempfile::tempdir().unwrap();
     let tok = small_tokenizer(tmp.path());

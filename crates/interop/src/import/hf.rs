@@ -178,3 +178,77 @@ fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
     }
     Ok(files)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GPT2: &str = r#"{"model_type": "gpt2", "vocab_size": 64, "n_positions": 16,
+        "n_embd": 24, "n_layer": 2, "n_head": 2, "n_inner": null,
+        "activation_function": "gelu_new", "layer_norm_epsilon": 1e-05}"#;
+
+    fn config_with(edit: impl Fn(&mut serde_json::Map<String, Json>)) -> Result<ModelConfig> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut json: Json = serde_json::from_str(GPT2).unwrap();
+        if let Json::Object(map) = &mut json {
+            edit(map);
+        }
+        std::fs::write(dir.path().join("config.json"), json.to_string()).unwrap();
+        read_config(dir.path())
+    }
+
+    #[test]
+    fn gpt2_config_maps_onto_lmforges() {
+        let c = config_with(|_| {}).unwrap();
+        assert_eq!(
+            (c.vocab_size, c.block_size, c.n_embd, c.mlp_ratio),
+            (64, 16, 24, 4)
+        );
+        assert_eq!(c.activation, Activation::GeluTanh);
+        assert!(c.tie_embeddings && c.bias);
+        let c = config_with(|m| {
+            m.insert("n_inner".into(), 48.into());
+            m.insert("activation_function".into(), "gelu".into());
+            m.insert("tie_word_embeddings".into(), false.into());
+            m.remove("n_positions");
+            m.insert("n_ctx".into(), 32.into());
+        })
+        .unwrap();
+        assert_eq!((c.mlp_ratio, c.block_size), (2, 32));
+        assert_eq!(c.activation, Activation::Gelu);
+        assert!(!c.tie_embeddings);
+    }
+
+    #[test]
+    fn what_the_gpt_cannot_compute_is_refused_by_field() {
+        let cases: [(&str, Json, &str); 7] = [
+            ("add_cross_attention", true.into(), "add_cross_attention"),
+            (
+                "scale_attn_by_inverse_layer_idx",
+                true.into(),
+                "scale_attn_by_inverse_layer_idx",
+            ),
+            ("scale_attn_weights", false.into(), "scale_attn_weights"),
+            ("layer_norm_epsilon", 1e-6.into(), "layer_norm_epsilon"),
+            ("n_inner", 30.into(), "n_inner"),
+            ("activation_function", "relu".into(), "activation_function"),
+            ("model_type", "llama".into(), "model_type"),
+        ];
+        for (key, value, needle) in cases {
+            let e = config_with(|m| {
+                m.insert(key.into(), value.clone());
+            })
+            .err()
+            .unwrap()
+            .to_string();
+            assert!(e.contains(needle), "{key}: {e}");
+        }
+        let e = config_with(|m| {
+            m.remove("n_head");
+        })
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("n_head") && e.contains("missing"), "{e}");
+    }
+}

@@ -202,12 +202,17 @@ struct Machine<'a> {
 
 /// Reads one pickle (up to `STOP`) and returns the value it builds.
 pub fn read(data: &[u8]) -> Result<Value> {
+    read_with_budget(data, NODE_BUDGET)
+}
+
+/// [`read`] with a node budget of `budget` values.
+fn read_with_budget(data: &[u8], budget: usize) -> Result<Value> {
     let mut m = Machine {
         data,
         pos: 0,
         stack: Vec::new(),
         memo: HashMap::new(),
-        budget: NODE_BUDGET,
+        budget,
     };
     loop {
         let at = m.pos;
@@ -730,8 +735,19 @@ mod tests {
             p.extend_from_slice(b"h\x00h\x00\x86q\x00");
         }
         p.push(b'.');
-        let e = read(&p).unwrap_err().to_string();
+        let e = read_with_budget(&p, 100_000).unwrap_err().to_string();
         assert!(e.contains("too many values"), "{e}");
+        // nesting past the cap, through a list appended into itself level by level
+        let mut deep = b"\x80\x02".to_vec();
+        for _ in 0..=MAX_DEPTH + 1 {
+            deep.push(b']');
+        }
+        for _ in 0..=MAX_DEPTH {
+            deep.push(b'a');
+        }
+        deep.push(b'.');
+        let e = read(&deep).unwrap_err().to_string();
+        assert!(e.contains("nest deeper"), "{e}");
     }
 
     #[test]
