@@ -139,3 +139,25 @@ fn block_size_may_shrink_but_the_shape_comes_from_the_source() {
     let e = train(&cfg, &quiet()).unwrap_err().to_string();
     assert!(e.contains("tokenizer") && e.contains("source"), "{e}");
 }
+
+#[test]
+fn an_interrupted_fine_tune_resumes_with_its_cropped_shape() {
+    let d = tempfile::tempdir().unwrap();
+    let (text, tok) = text_and_tokenizer(d.path());
+    let run = d.path().join("run");
+    let cfg = config(&run, &text, &tok, &["--block-size", "8"]).unwrap();
+    let first = RunOptions {
+        stop_after: Some(1),
+        ..quiet()
+    };
+    assert_eq!(train(&cfg, &first).unwrap().steps, 1);
+    // the shape comes from the run's own checkpoint now (block 8, cropped), not the source
+    let resume = RunOptions {
+        resume: Some(run.clone()),
+        ..quiet()
+    };
+    let r = train(&cfg, &resume).unwrap();
+    assert_eq!(r.steps, 3);
+    let ck = lmforge_checkpoint::Checkpoint::load(&run.join("checkpoints/last")).unwrap();
+    assert_eq!(ck.model.config().block_size, 8);
+}

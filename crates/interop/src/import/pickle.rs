@@ -739,12 +739,8 @@ mod tests {
         assert!(e.contains("too many values"), "{e}");
         // nesting past the cap, through a list appended into itself level by level
         let mut deep = b"\x80\x02".to_vec();
-        for _ in 0..=MAX_DEPTH + 1 {
-            deep.push(b']');
-        }
-        for _ in 0..=MAX_DEPTH {
-            deep.push(b'a');
-        }
+        deep.extend(std::iter::repeat_n(b']', MAX_DEPTH + 2));
+        deep.extend(std::iter::repeat_n(b'a', MAX_DEPTH + 1));
         deep.push(b'.');
         let e = read(&deep).unwrap_err().to_string();
         assert!(e.contains("nest deeper"), "{e}");
