@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod eval;
 pub mod generate;
+pub mod import;
 pub mod prepare;
 pub mod tokenizer;
 pub mod train;
@@ -36,6 +37,8 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Loss, perplexity and bits per byte of a checkpoint on held-out text.
     Eval(eval::EvalArgs),
+    /// Import a Hugging Face GPT-2 folder or a nanoGPT / PyTorch checkpoint as an lmforge checkpoint.
+    Import(import::ImportArgs),
     /// Benchmarks of the compute engine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -82,6 +85,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train::run(args, cli.threads),
         Command::Generate(args) => generate::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Import(args) => import::run(args),
         Command::Bench(cmd) => bench::run(cmd),
     }
 }

@@ -31,7 +31,8 @@ pub struct TrainArgs {
     pub quiet: bool,
     /// Any setting as --key value (dashes or underscores), e.g. --max-iters 200 --n-layer 2
     /// --preset baby --out runs/mine --data 'shards/*.txt' --tokenizer tiktoken:o200k_base
-    /// --init-from CHECKPOINT. `lmforge train --help` lists them all with their defaults.
+    /// --init-from SOURCE (fine-tune: an lmforge checkpoint, hf:DIR, nanoGPT's ckpt.pt, a .pth).
+    /// `lmforge train --help` lists them all with their defaults.
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use lmforge_data::{DataDir, Dtype, PrepareOptions, TokenFile, TokenWriter, TokenizerChoice};
+use lmforge_interop::import::{self, pickle, torch, ImportOptions, Source};
 use lmforge_model::io::{self, CONFIG_FILE, MODEL_FILE, OPTIMIZER_FILE};
 use lmforge_model::{AdamW, AdamWConfig, Gpt, ModelConfig, PosEncoding};
 use lmforge_tokenizer::{Tokenizer, TrainKind};
@@ -22,7 +23,7 @@ All:\nSpeak, speak.\n\nFirst Citizen:\nYou are all resolved rather to die than t
 Ünïcödé — 東京 🙂 tabs\tand  spaces, digits 12345.\n";
 
 /// Every target, in the order `all` runs them.
-pub static TARGETS: [Target; 9] = [
+pub static TARGETS: [Target; 11] = [
     Target {
         name: "tokenizer-lmforge",
         about: "lmforge tokenizer JSON: char, word, tiktoken (Tokenizer::load_file)",
@@ -76,6 +77,18 @@ pub static TARGETS: [Target; 9] = [
         about: "TOML run config (TrainConfig::load, then the model config it implies)",
         format: Format::Toml,
         setup: train_toml,
+    },
+    Target {
+        name: "torch-pickle",
+        about: "data.pkl of a torch.save file (the non-executing unpickler, then its state_dict)",
+        format: Format::Binary,
+        setup: torch_pickle,
+    },
+    Target {
+        name: "torch-checkpoint",
+        about: "a whole nanoGPT ckpt.pt / .pth zip (import::load: pickle, storages, weights)",
+        format: Format::Binary,
+        setup: torch_checkpoint,
     },
 ];
 
@@ -308,6 +321,67 @@ fn train_toml(dir: &Path) -> anyhow::Result<Harness> {
         cfg.model_config(65).map_err(|e| e.to_string())?;
         cfg.to_toml().map_err(|e| e.to_string())?;
         cfg.incompatible_changes(&TrainConfig::default())
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }))
+}
+
+/// The interop fixtures (tools/make_interop_fixtures.py): a nanoGPT `ckpt.pt` and a bare
+/// `.pth` state_dict.
+const TORCH_FILES: [&[u8]; 2] = [
+    include_bytes!("../../interop/tests/fixtures/nanogpt/ckpt.pt"),
+    include_bytes!("../../interop/tests/fixtures/nanogpt/plain.pth"),
+];
+
+/// The `data.pkl` record of a torch zip.
+fn data_pkl(zip_bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes))?;
+    let name = (0..zip.len())
+        .filter_map(|i| zip.name_for_index(i).map(str::to_string))
+        .find(|n| n.ends_with("/data.pkl"))
+        .context("no data.pkl in the fixture")?;
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut zip.by_name(&name)?, &mut out)?;
+    Ok(out)
+}
+
+fn torch_pickle(_dir: &Path) -> anyhow::Result<Harness> {
+    let seeds = TORCH_FILES
+        .iter()
+        .map(|z| data_pkl(z))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Harness {
+        must_load: seeds.len(),
+        seeds,
+        exec: Box::new(|input| {
+            verdict(pickle::read(input).map(|v| {
+                let sd = v.get("model").unwrap_or(&v);
+                torch::state_dict_entries(sd).map(|e| e.len())
+            }))
+        }),
+    })
+}
+
+fn torch_checkpoint(dir: &Path) -> anyhow::Result<Harness> {
+    // 60 characters + 4 specials: the fixtures' 64 ids
+    let tok = lmforge_tokenizer::train(
+        TrainKind::Char,
+        None,
+        &["abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567"],
+    )?;
+    let tok_path = dir.join("tokenizer.json");
+    tok.save(&tok_path)?;
+    let opts = ImportOptions {
+        tokenizer: Some(tok_path.display().to_string()),
+        n_head: Some(2),
+    };
+    let seeds = TORCH_FILES.iter().map(|z| z.to_vec()).collect();
+    Ok(file_harness(seeds, dir.join("ckpt.pt"), move |path| {
+        let mut im =
+            import::load(&Source::Torch(path.to_path_buf()), &opts).map_err(|e| e.to_string())?;
+        let t = im.model.config().block_size.min(4);
+        im.model
+            .forward(&vec![1; t], None, 1, t)
             .map_err(|e| e.to_string())?;
         Ok(())
     }))

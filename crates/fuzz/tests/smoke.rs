@@ -94,6 +94,16 @@ fn train_toml() {
 }
 
 #[test]
+fn torch_pickle() {
+    smoke("torch-pickle");
+}
+
+#[test]
+fn torch_checkpoint() {
+    smoke("torch-checkpoint");
+}
+
+#[test]
 fn replay_rebuilds_the_same_input() {
     let target = lmforge_fuzz::targets::find("tokfile").unwrap();
     let (a, _, _) = engine::replay(target, 0x1234).unwrap();

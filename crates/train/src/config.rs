@@ -125,7 +125,10 @@ pub struct TrainConfig {
     pub sample_tokens: usize,
     /// prompt of the sample printed after training
     pub sample_prompt: String,
-    /// Start from this checkpoint's weights (fine-tuning) with a fresh optimizer.
+    /// Fine-tune: start from these weights with a fresh optimizer — an lmforge checkpoint
+    /// or run folder, `hf:DIR` (a Hugging Face GPT-2 folder), nanoGPT's `ckpt.pt` or a
+    /// `.pth` state_dict. The model's shape and the tokenizer come from it (model settings
+    /// must agree; block_size may shrink); the data is prepared with its tokenizer.
     pub init_from: Option<PathBuf>,
 }
 
@@ -254,9 +257,14 @@ impl TrainConfig {
             (None, Some(source)) => readable_stem(source),
             (None, None) => "shakespeare".to_string(),
         };
-        let tokenizer = match &self.data_dir {
-            Some(_) => None,
-            None => Some(readable_stem(
+        let tokenizer = match (&self.data_dir, &self.init_from) {
+            (Some(_), _) => None,
+            // fine-tuning with the source's tokenizer: named after the source (`gpt2`)
+            (None, Some(src)) if self.tokenizer == "char" => {
+                let src = src.to_string_lossy();
+                Some(readable_stem(src.strip_prefix("hf:").unwrap_or(&src)))
+            }
+            (None, _) => Some(readable_stem(
                 self.tokenizer.rsplit(':').next().unwrap_or(&self.tokenizer),
             )),
         };

@@ -4,6 +4,7 @@
 //! early stopping), stop when done or interrupted, else take one optimizer step. The parts
 //! live in their own files:
 //! - [`open`]: a new run or a resumed one — run folder, data, model, optimizer, sampler;
+//! - `init`: `init_from` — the source a fine-tuning run starts from (any `lmforge import` source);
 //! - [`folder`]: the run folder's lock and its refusal to overwrite an earlier run;
 //! - [`eval`]: loss on the fixed evaluation batches, metrics and the loss plot;
 //! - [`step`]: one optimizer step over `grad_accum` micro-batches;
@@ -16,6 +17,7 @@
 
 pub mod eval;
 pub mod folder;
+mod init;
 pub mod open;
 pub mod save;
 pub mod step;

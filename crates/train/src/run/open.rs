@@ -3,14 +3,18 @@
 
 use std::path::{Path, PathBuf};
 
-use lmforge_checkpoint::{find_checkpoint, load_state, Checkpoint, TrainState, LAST};
+use std::sync::Arc;
+
+use lmforge_checkpoint::{find_checkpoint, load_state, TrainState, LAST};
 use lmforge_data::{
     prepare, BatchSampler, DataDir, EvalBatches, PrepareOptions, Sampling, TokenizerChoice,
     ValSplit,
 };
 use lmforge_model::{io, AdamW, AdamWConfig, Gpt, ModelConfig};
+use lmforge_tokenizer::Tokenizer;
 
 use super::folder::{RunFolder, CONFIG_FILE, METRICS_FILE};
+use super::init;
 use super::{Clock, Run, RunOptions};
 use crate::config::TrainConfig;
 use crate::early_stop::EarlyStopping;
@@ -29,6 +33,11 @@ impl Run {
     /// Opens the run `cfg` describes: resumes `opts.resume`, or starts a new run in
     /// `cfg.run_dir()` (refused if that holds an earlier run, unless `opts.overwrite`).
     pub fn open(cfg: &TrainConfig, opts: &RunOptions) -> Result<Run> {
+        // A new fine-tuning run reads its source first: a bad source leaves no run folder.
+        let init = match (&opts.resume, &cfg.init_from) {
+            (None, Some(spec)) => Some(init::load(cfg, spec)?),
+            _ => None,
+        };
         let (resumed, (folder, notes)) = match &opts.resume {
             Some(dir) => {
                 let resumed = check_resumable(cfg, dir)?;
@@ -39,11 +48,32 @@ impl Run {
         for note in notes {
             eprintln!("{note}");
         }
+        let (init_model, init_tokenizer) = match init {
+            Some(i) => {
+                if !opts.quiet {
+                    eprintln!("initialising from {}", i.description);
+                }
+                (Some(i.model), Some(Arc::new(i.tokenizer)))
+            }
+            None => (None, None),
+        };
         let data_dir = match &resumed {
             Some(r) => PathBuf::from(&r.state.data_dir),
-            None => data_for_new_run(cfg, folder.path(), opts.quiet)?,
+            None => {
+                let block = init_model.as_ref().map(|m| m.config().block_size);
+                data_for_new_run(
+                    cfg,
+                    folder.path(),
+                    opts.quiet,
+                    init_tokenizer.clone(),
+                    block,
+                )?
+            }
         };
-        Run::build(cfg, opts, folder, data_dir, resumed)
+        if let (Some(tok), Some(_)) = (&init_tokenizer, &cfg.data_dir) {
+            DataDir::open(&data_dir)?.check_fingerprint(&tok.fingerprint())?;
+        }
+        Run::build(cfg, opts, folder, data_dir, resumed, init_model)
     }
 
     /// Everything after the run folder and data folder are settled.
@@ -53,13 +83,28 @@ impl Run {
         folder: RunFolder,
         data_dir: PathBuf,
         resumed: Option<Resumed>,
+        init_model: Option<Gpt>,
     ) -> Result<Run> {
         let data = DataDir::open(&data_dir)?;
         let tokenizer = data.tokenizer()?;
         if let Some(r) = &resumed {
             data.check_fingerprint(&r.state.tokenizer_fingerprint)?;
         }
-        let mcfg = model_config(cfg, &data, tokenizer.vocab_size())?;
+        let mcfg = match (&init_model, &resumed) {
+            (Some(m), _) => m.config().clone(),
+            // a fine-tuning run's shape is its source's, as saved in its checkpoints
+            (None, Some(r)) if cfg.init_from.is_some() => {
+                io::load_config(&r.last.join(io::CONFIG_FILE))?
+            }
+            (None, _) => cfg.model_config(tokenizer.vocab_size())?,
+        };
+        if tokenizer.vocab_size() > mcfg.vocab_size {
+            return Err(TrainError::Config(format!(
+                "vocab_size: the model has {} ids but the data's tokenizer {}",
+                mcfg.vocab_size,
+                tokenizer.vocab_size()
+            )));
+        }
         let (b, t) = (cfg.batch_size, mcfg.block_size);
         if (data.val.len() as usize) < t + 1 {
             return Err(TrainError::Config(format!(
@@ -68,7 +113,7 @@ impl Run {
                 t + 1
             )));
         }
-        let (model, opt) = model_and_optimizer(cfg, mcfg, resumed.as_ref(), opts.quiet)?;
+        let (model, opt) = model_and_optimizer(cfg, mcfg, resumed.as_ref(), init_model)?;
         let sampler = match &resumed {
             Some(r) => BatchSampler::resume(data.train.clone(), r.state.sampler.clone())?,
             None => BatchSampler::new(data.train.clone(), b, t, sampling(cfg))?,
@@ -185,19 +230,30 @@ fn check_resumable(cfg: &TrainConfig, dir: &Path) -> Result<Resumed> {
     Ok(Resumed { last, state })
 }
 
-/// The data folder of a new run: `data_dir`, or the sources prepared into `RUN_DIR/data`.
-fn data_for_new_run(cfg: &TrainConfig, run_dir: &Path, quiet: bool) -> Result<PathBuf> {
+/// The data folder of a new run: `data_dir`, or the sources prepared into `RUN_DIR/data`
+/// (with `tokenizer` and `block_size` when given: a fine-tuning source's).
+fn data_for_new_run(
+    cfg: &TrainConfig,
+    run_dir: &Path,
+    quiet: bool,
+    tokenizer: Option<Arc<Tokenizer>>,
+    block_size: Option<usize>,
+) -> Result<PathBuf> {
     if let Some(d) = &cfg.data_dir {
         return Ok(d.clone());
     }
     let dir = run_dir.join("data");
     let mut p = PrepareOptions::new(&dir);
     p.sources = cfg.data.clone();
-    p.tokenizer = TokenizerChoice::parse(&cfg.tokenizer, cfg.tokenizer_vocab_size);
+    p.tokenizer = match tokenizer {
+        Some(t) => TokenizerChoice::Given(t),
+        None => TokenizerChoice::parse(&cfg.tokenizer, cfg.tokenizer_vocab_size),
+    };
     p.split = ValSplit::Fraction(cfg.val_fraction);
-    p.block_size = cfg
-        .block_size
-        .unwrap_or(ModelConfig::preset(&cfg.preset)?.block_size);
+    p.block_size = match block_size.or(cfg.block_size) {
+        Some(t) => t,
+        None => ModelConfig::preset(&cfg.preset)?.block_size,
+    };
     p.strip_gutenberg = cfg.strip_gutenberg;
     p.quiet = quiet;
     let report = prepare(&p)?;
@@ -207,43 +263,23 @@ fn data_for_new_run(cfg: &TrainConfig, run_dir: &Path, quiet: bool) -> Result<Pa
     Ok(dir)
 }
 
-/// The model shape: from the config and tokenizer, or from `init_from`'s checkpoint.
-fn model_config(cfg: &TrainConfig, data: &DataDir, vocab: usize) -> Result<ModelConfig> {
-    let mcfg = match &cfg.init_from {
-        Some(dir) => {
-            let src = Checkpoint::load(dir)?;
-            data.check_fingerprint(&src.tokenizer.fingerprint())?;
-            let mut c = src.model.config().clone();
-            c.dropout = cfg.dropout;
-            c
-        }
-        None => cfg.model_config(vocab)?,
-    };
-    mcfg.validate()?;
-    Ok(mcfg)
-}
-
 /// The model (weights from `last/`, `init_from` or fresh) and its optimizer.
 fn model_and_optimizer(
     cfg: &TrainConfig,
     mcfg: ModelConfig,
     resumed: Option<&Resumed>,
-    quiet: bool,
+    init_model: Option<Gpt>,
 ) -> Result<(Gpt, AdamW)> {
-    let mut model = Gpt::new(mcfg, cfg.seed)?;
+    let mut model = match init_model {
+        Some(m) => m,
+        None => Gpt::new(mcfg, cfg.seed)?,
+    };
     let adamw = AdamWConfig {
         beta1: cfg.beta1,
         beta2: cfg.beta2,
         eps: 1e-8,
         weight_decay: cfg.weight_decay,
     };
-    if let Some(dir) = &cfg.init_from {
-        let dir = lmforge_checkpoint::resolve_checkpoint_dir(dir)?;
-        io::load_params(&mut model, &dir.join(io::MODEL_FILE))?;
-        if !quiet {
-            eprintln!("initialised from {}", dir.display());
-        }
-    }
     let opt = match resumed {
         Some(r) => {
             io::load_params(&mut model, &r.last.join(io::MODEL_FILE))?;
