@@ -130,8 +130,12 @@ pub fn generate(
     let mut stop_reason = StopReason::MaxTokens;
     let mut first_token_ms = 0.0;
     let mut gen_start = Instant::now();
+    // A padded vocabulary (nanoGPT's 50304 rows for GPT-2's 50257 ids) has rows no text
+    // ever trained; sample only among the tokenizer's ids.
+    let n_ids = tokenizer.vocab_size();
     for i in 0..opts.max_new_tokens {
-        let logits = session.next_logits(&history)?;
+        let all = session.next_logits(&history)?;
+        let logits = &all[..n_ids.min(all.len())];
         let id = if banned.is_empty() {
             sampler.sample(logits)
         } else {

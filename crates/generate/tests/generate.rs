@@ -205,3 +205,15 @@ fn perplexity_is_exp_of_the_mean_loss_computed_directly() {
     .unwrap();
     assert_eq!(r2.tokens_scored, ids.len() - 1);
 }
+
+#[test]
+fn padded_vocabulary_rows_are_never_sampled() {
+    // nanoGPT pads GPT-2's 50257 ids to 50304 rows; here 3 of every 4 rows are padding, so an
+    // unmasked sampler would pick one within a few tokens and fail to decode it.
+    let tok = train(TrainKind::Char, None, &[TEXT]).unwrap();
+    let cfg = ModelConfig::new(4 * tok.vocab_size(), 2, 2, 16, 32);
+    let model = Gpt::new(cfg, 7).unwrap();
+    let out = generate(&model, &tok, "To be", &opts(3, 200), &mut |_| {}).unwrap();
+    assert!(out.ids.len() >= 20, "{} ids ({:?})", out.ids.len(), out.stop_reason);
+    assert!(out.ids.iter().all(|&id| (id as usize) < tok.vocab_size()));
+}
