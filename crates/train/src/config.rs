@@ -301,6 +301,17 @@ impl TrainConfig {
         if self.learning_rate.is_nan() || self.learning_rate <= 0.0 || self.min_lr < 0.0 {
             return bad("learning_rate", "must be positive (and min_lr ≥ 0)");
         }
+        if self.decay_lr && self.min_lr > self.learning_rate {
+            // cosine decay would raise the rate from learning_rate up to min_lr
+            return bad(
+                "min_lr",
+                &format!(
+                    "{} is above learning_rate {}: set --min-lr to at most the learning rate \
+                     (nanoGPT uses learning_rate / 10)",
+                    self.min_lr, self.learning_rate
+                ),
+            );
+        }
         if !(0.0..1.0).contains(&self.dropout) {
             return bad("dropout", "must be in [0, 1)");
         }
@@ -415,5 +426,25 @@ mod tests {
         let diff = a.incompatible_changes(&c).unwrap();
         assert_eq!(diff.len(), 1);
         assert!(diff[0].starts_with("n_embd"), "{diff:?}");
+    }
+
+    #[test]
+    fn min_lr_above_the_learning_rate_is_refused_only_when_decaying() {
+        let fine_tune = TrainConfig {
+            learning_rate: 3e-5,
+            ..TrainConfig::default()
+        };
+        let err = fine_tune.validate().unwrap_err().to_string();
+        assert!(err.contains("min_lr") && err.contains("--min-lr"), "{err}");
+        let constant = TrainConfig {
+            decay_lr: false,
+            ..fine_tune.clone()
+        };
+        assert!(constant.validate().is_ok());
+        let lowered = TrainConfig {
+            min_lr: 3e-6,
+            ..fine_tune
+        };
+        assert!(lowered.validate().is_ok());
     }
 }
