@@ -60,6 +60,7 @@
 mod acts;
 pub mod backend;
 pub mod bench;
+pub mod classifier;
 pub mod config;
 pub mod error;
 pub mod infer;
