@@ -25,8 +25,10 @@ struct Pass {
     /// sequences per batch shard (the last shard may hold fewer) and the number of shards
     shard_b: usize,
     shards: usize,
-    /// what the head computed (backward needs [`Head::LossAndGrads`])
+    /// what the head computes
     head: Head,
+    /// the classifier staged gradients and the loss was finite: backward may run
+    backward_ready: bool,
     /// the factor currently folded into the staged head gradients (the loss gradient)
     grad_scale: f32,
     /// rows per classifier chunk in this pass
@@ -513,7 +515,8 @@ impl<B: Backend> Gpt<B> {
             t,
             shard_b,
             shards,
-            head: Head::Logits,
+            head,
+            backward_ready: false,
             grad_scale: 1.0,
             chunk,
             drop_seed: drop.map(|d| d.0),
@@ -521,7 +524,6 @@ impl<B: Backend> Gpt<B> {
         self.plan(b, t, shard_b, shards, head);
         let Some(tg) = targets else {
             B::enter(|| self.forward_shards(idx, None, drop));
-            self.pass.head = head;
             return Ok(0.0);
         };
         // the mean runs over every valid target of the batch, whichever shard holds it
@@ -536,7 +538,7 @@ impl<B: Backend> Gpt<B> {
         if !loss.is_finite() {
             return Err(Error::NonFiniteLoss(loss));
         }
-        self.pass.head = head;
+        self.pass.backward_ready = head == Head::LossAndGrads;
         Ok(loss)
     }
 
@@ -626,7 +628,7 @@ impl<B: Backend> Gpt<B> {
 
     /// [`backward`](Self::backward) for `scale · loss` (e.g. `1/grad_accum_steps`).
     pub fn backward_scaled(&mut self, scale: f32) -> Result<()> {
-        if self.pass.head != Head::LossAndGrads {
+        if !self.pass.backward_ready {
             return Err(Error::NoForward);
         }
         if scale != self.pass.grad_scale {

@@ -293,6 +293,9 @@ fn evaluation_loss_touches_no_gradients() {
         m.loss(&idx, &[-1; 12], b, t).is_err(),
         "all targets ignored: NaN"
     );
+    assert!(m.forward(&idx, Some(&[-1; 12]), b, t).is_err());
+    assert!(m.logits().is_empty());
+    assert!(m.backward().is_err(), "backward after a failed forward");
     m.forward(&idx, None, b, t).unwrap();
     assert_eq!(m.logits().len(), b * t * 29);
 }
