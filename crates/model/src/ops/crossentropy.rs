@@ -35,9 +35,9 @@ crate::simd_fn! {
             }
         }
         let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-        for i in n8..l.len() {
-            let e = exp(l[i] - mx);
-            l[i] = e;
+        for x in &mut l[n8..] {
+            let e = exp(*x - mx);
+            *x = e;
             s += e;
         }
         let scale = inv_n / s;
