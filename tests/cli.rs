@@ -232,3 +232,47 @@ fn a_bad_setting_value_names_the_setting() {
         "--learning-rate abc: invalid type: string \"abc\", expected f32",
     );
 }
+
+#[test]
+fn bench_train_takes_a_custom_shape() {
+    let shape = [
+        "--n-layer",
+        "1",
+        "--n-embd",
+        "16",
+        "--n-head",
+        "2",
+        "--block-size",
+        "4",
+        "--vocab-size",
+        "300",
+        "--batch",
+        "3",
+    ];
+    let mut args = vec!["bench", "train", "--preset", "tiny", "--steps", "1"];
+    args.extend(["--warmup", "0", "--json"]);
+    args.extend(shape);
+    let out = lmforge(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for field in [
+        "\"n_layer\":1,",
+        "\"n_head\":2,",
+        "\"n_embd\":16,",
+        "\"block_size\":4,",
+        "\"vocab_size\":300,",
+        "\"batch\":3,",
+    ] {
+        assert!(stdout.contains(field), "{field} in {stdout}");
+    }
+    let out = lmforge(&["bench", "train", "--n-embd", "30", "--n-head", "4"]);
+    assert_one_line_error(&out, "--n-embd: 30 is not divisible by n_head = 4");
+    let out = lmforge(&["bench", "train", "--vocab-size", "0"]);
+    assert_one_line_error(&out, "--vocab-size");
+    let out = lmforge(&["bench", "train", "--batch", "0"]);
+    assert_one_line_error(&out, "--batch");
+}

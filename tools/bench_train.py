@@ -19,9 +19,16 @@ Presets (dropout 0, bias, learned positions, tied head, exact GELU, vocab 65):
   bench-m  6 layers, 6 heads, 384 wide, block 256, batch 8
 AdamW lr 1e-3, betas (0.9, 0.99), weight decay 0.1 on dim >= 2 params (nanoGPT's groups).
 
+Custom shapes: --n-layer, --n-embd, --n-head, --block-size, --vocab-size and --batch replace
+those fields of every preset in --presets (lmforge gets the same flags), e.g. the seeds'
+o200k_base shape and JaneLM's:
+    --presets bench-m --n-layer 4 --n-embd 256 --n-head 4 --block-size 256 --batch 8 --vocab-size 200019
+    --presets bench-m --n-layer 6 --n-embd 512 --n-head 4 --block-size 96 --batch 32 --vocab-size 50257
+
 Run (from the repository root, after `bash tools/setup_venv.sh` and `cargo build --release`):
     tools/.venv/bin/python tools/bench_train.py [--lmforge target/release/lmforge]
         [--presets bench-s,bench-m] [--threads N] [--steps 20] [--warmup 3] [--rounds 3]
+        [--impls "torch eager,torch sdpa,lmforge"] [shape flags]
         [--wait-idle 600 --retries 3]     # on a shared machine
 The implementations run in interleaved rounds (eager, sdpa, lmforge, eager, ...), so a slow
 spell of a shared machine hits all of them; each row is that implementation's best round.
@@ -72,14 +79,37 @@ def worker_matmul(threads: int) -> dict:
     return {"gflops": 2 * MATMUL_N**3 / best / 1e9}
 
 
-def worker_train(preset: str, attn: str, threads: int, steps: int, warmup: int) -> dict:
+SHAPE_FLAGS = ("n_layer", "n_embd", "n_head", "block_size", "vocab_size", "batch")
+
+
+def shape_of(preset: str, args) -> dict:
+    """The preset's fields with the shape flags given on the command line replacing them."""
+    p = dict(PRESETS[preset])
+    p.update({k: getattr(args, k) for k in SHAPE_FLAGS if getattr(args, k) is not None})
+    return p
+
+
+def shape_args(args) -> list[str]:
+    """The shape flags given, as command-line arguments (for lmforge and the workers)."""
+    return [x for k in SHAPE_FLAGS if getattr(args, k) is not None
+            for x in (f"--{k.replace('_', '-')}", str(getattr(args, k)))]
+
+
+def label(preset: str, args) -> str:
+    if not shape_args(args):
+        return preset
+    p = shape_of(preset, args)
+    return (f"{p['n_layer']}L x {p['n_embd']}, {p['n_head']} heads, block {p['block_size']}, "
+            f"batch {p['batch']}, vocab {p['vocab_size']}")
+
+
+def worker_train(p: dict, attn: str, threads: int, steps: int, warmup: int) -> dict:
     import torch
 
     from torch_reference import GPT, GPTConfig
 
     torch.set_num_threads(threads)
     torch.manual_seed(1337)
-    p = PRESETS[preset]
     cfg = GPTConfig(vocab_size=p["vocab_size"], n_layer=p["n_layer"], n_head=p["n_head"], n_embd=p["n_embd"],
                     block_size=p["block_size"], bias=True, dropout=0.0, pos_encoding="learned")
     model = GPT(cfg, attn_impl=attn)
@@ -191,6 +221,11 @@ def main():
     ap.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     ap.add_argument("--skip-lmforge", action="store_true", help="PyTorch rows only")
+    ap.add_argument("--impls", default="torch eager,torch sdpa,lmforge",
+                    help="comma-separated subset of: torch eager, torch sdpa, lmforge")
+    for k in SHAPE_FLAGS:
+        ap.add_argument(f"--{k.replace('_', '-')}", type=int, metavar="N",
+                        help=f"replace every preset's {k} (custom shape)")
     ap.add_argument("--rounds", type=int, default=3,
                     help="interleaved rounds of every implementation; the table shows each one's best (default 3)")
     ap.add_argument("--wait-idle", type=float, default=0, metavar="S",
@@ -211,13 +246,25 @@ def main():
         print(json.dumps({"torch": torch.__version__}))
         return
     if args.worker == "train":
-        print(json.dumps(worker_train(args.preset, args.attn, args.threads, args.steps, args.warmup)))
+        print(json.dumps(worker_train(shape_of(args.preset, args), args.attn, args.threads, args.steps,
+                                      args.warmup)))
         return
 
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
     for p in presets:
         if p not in PRESETS:
             ap.error(f"unknown preset {p!r}; known: {', '.join(PRESETS)}")
+    for k in SHAPE_FLAGS:
+        if getattr(args, k) is not None and getattr(args, k) < 1:
+            ap.error(f"--{k.replace('_', '-')} must be at least 1")
+    for p in presets:
+        s = shape_of(p, args)
+        if s["n_embd"] % s["n_head"]:
+            ap.error(f"--n-embd {s['n_embd']} is not divisible by --n-head {s['n_head']} (preset {p})")
+    wanted = [x.strip() for x in args.impls.split(",") if x.strip()]
+    for x in wanted:
+        if x not in ("torch eager", "torch sdpa", "lmforge"):
+            ap.error(f"unknown --impls entry {x!r}; known: torch eager, torch sdpa, lmforge")
     # No torch in this driver process: on Linux a child's ru_maxrss starts from the RSS of the
     # process it was spawned from, so the driver must stay small for the RSS column to be fair.
     r = run_child(self_cmd("--worker", "import"))
@@ -244,10 +291,12 @@ def main():
     def run_impl(preset: str, impl: str):
         """One measurement: (result dict, run_child record) or (None, failure note)."""
         if impl == "lmforge":
-            cmd = [lmforge, "bench", "train", "--preset", preset, "--threads", str(args.threads), "--json"]
+            cmd = [lmforge, "bench", "train", "--preset", preset, "--threads", str(args.threads),
+                   "--steps", str(args.steps), "--warmup", str(args.warmup), "--json", *shape_args(args)]
         else:
             cmd = self_cmd("--worker", "train", "--preset", preset, "--attn", impl.split()[1],
-                           "--threads", args.threads, "--steps", args.steps, "--warmup", args.warmup)
+                           "--threads", args.threads, "--steps", args.steps, "--warmup", args.warmup,
+                           *shape_args(args))
         print(f"  {preset} {impl} ...", flush=True)
         r = measure(cmd, args)
         res = last_json(r["stdout"]) if r["rc"] == 0 else None
@@ -257,7 +306,8 @@ def main():
                           f"{(r['stderr'].strip() or r['stdout'].strip())[-500:]}")
         return res, r
 
-    impls = ["torch eager", "torch sdpa"] + (["lmforge"] if lmforge and not args.skip_lmforge else [])
+    impls = [x for x in ["torch eager", "torch sdpa"] if x in wanted]
+    impls += ["lmforge"] if lmforge and not args.skip_lmforge and "lmforge" in wanted else []
     for preset in presets:
         # Rounds interleave the implementations, so a slow spell of the machine hits them alike;
         # each implementation's best round (highest tokens/s) goes into the table.
@@ -272,14 +322,15 @@ def main():
         flops_per_token = next((res["flops_per_token"] for impl in impls if impl != "lmforge"
                                 for res, _ in runs[impl]), None)
         best = {impl: max(v, key=lambda x: x[0]["tokens_per_s"]) for impl, v in runs.items() if v}
-        eager_tps = best["torch eager"][0]["tokens_per_s"] if "torch eager" in best else None
+        base = next((x for x in ["torch eager", "torch sdpa"] if x in best), None)
+        eager_tps = best[base][0]["tokens_per_s"] if base else None
         for impl in impls:
             if impl not in best:
                 continue
             res, r = best[impl]
             mfu = res["tokens_per_s"] * flops_per_token / (peak * 1e9) if flops_per_token else None
             ratio = res["tokens_per_s"] / eager_tps if eager_tps else None
-            rows.append([preset, impl, res["tokens_per_s"], res.get("ms_per_step"), mfu, r["rss_mb"], ratio])
+            rows.append([label(preset, args), impl, res["tokens_per_s"], res.get("ms_per_step"), mfu, r["rss_mb"], ratio])
             all_tps = ", ".join(f"{x['tokens_per_s']:.0f}" for x, _ in runs[impl])
             if impl == "lmforge":
                 notes.append(f"{preset} lmforge: tokens/s per round {all_tps}; best round self-reported mfu "
@@ -295,14 +346,14 @@ def main():
         return "n/a" if v is None else format(v, spec)
 
     print()
-    print("| config | impl | tokens/s | ms/step | MFU | peak RSS MB | ratio vs PyTorch eager |")
+    print("| config | impl | tokens/s | ms/step | MFU | peak RSS MB | ratio vs PyTorch (eager, else sdpa) |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for preset, impl, tps, ms, mfu, rss, ratio in rows:
         print(f"| {preset} | {impl} | {fmt(tps, '.0f')} | {fmt(ms, '.1f')} | "
               f"{'n/a' if mfu is None else f'{100 * mfu:.1f}%'} | {fmt(rss, '.0f')} | {fmt(ratio, '.2f')}x |")
     print()
     print(f"MFU = tokens/s x FLOPs/token (6N + 12*L*H*Q*T) / measured peak {peak:.1f} GFLOP/s. "
-          f"Ratio = tokens/s / torch eager tokens/s (> 1 is faster).\n"
+          f"Ratio = tokens/s / torch eager tokens/s (torch sdpa when eager did not run; > 1 is faster).\n"
           f"RSS = each child's ru_maxrss from os.wait4 (Linux counts from the spawning process's RSS, "
           f"so about {own_rss_mb():.0f} MB is the floor).\n"
           f"Each implementation ran {max(1, args.rounds)} interleaved rounds; the row is its best round. "

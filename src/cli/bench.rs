@@ -11,17 +11,19 @@ pub enum BenchCommand {
     Train(BenchTrainArgs),
 }
 
-/// `lmforge bench train --preset P`
+/// `lmforge bench train --preset P [shape overrides]`
 #[derive(Args, Debug)]
 pub struct BenchTrainArgs {
     /// Model shape: bench-s (4 layers, 128 wide, block 64, batch 12) or bench-m (6 layers,
-    /// 384 wide, block 256, batch 8), or any model preset.
+    /// 384 wide, block 256, batch 8), or any model preset; the flags below override its fields.
     #[arg(long, default_value = "bench-s")]
     pub preset: String,
     /// Batch size (default: the preset's — 12 for tiny, baby, bench-s; 8 for bench-m,
     /// shakespeare-char, gpt2-124m).
     #[arg(long)]
     pub batch: Option<usize>,
+    #[command(flatten)]
+    pub shape: ShapeArgs,
     /// Timed steps.
     #[arg(long, default_value_t = 20)]
     pub steps: usize,
@@ -33,19 +35,90 @@ pub struct BenchTrainArgs {
     pub json: bool,
 }
 
+/// A custom shape: each flag replaces the preset's field (e.g. the seeds' real shapes:
+/// `--n-layer 4 --n-embd 256 --n-head 4 --block-size 256 --vocab-size 200019 --batch 8`).
+#[derive(Args, Debug, Default)]
+pub struct ShapeArgs {
+    /// Layers.
+    #[arg(long)]
+    pub n_layer: Option<usize>,
+    /// Embedding width (a multiple of --n-head).
+    #[arg(long)]
+    pub n_embd: Option<usize>,
+    /// Attention heads.
+    #[arg(long)]
+    pub n_head: Option<usize>,
+    /// Sequence length of each batch row.
+    #[arg(long)]
+    pub block_size: Option<usize>,
+    /// Vocabulary size (o200k_base: 200019; GPT-2: 50257).
+    #[arg(long)]
+    pub vocab_size: Option<usize>,
+}
+
+impl ShapeArgs {
+    /// Whether any field is overridden.
+    fn any(&self) -> bool {
+        [
+            self.n_layer,
+            self.n_embd,
+            self.n_head,
+            self.block_size,
+            self.vocab_size,
+        ]
+        .iter()
+        .any(Option::is_some)
+    }
+
+    /// `cfg` with the overrides applied and checked; an error names the flag.
+    fn apply(&self, mut cfg: ModelConfig) -> anyhow::Result<ModelConfig> {
+        let fields = [
+            (&mut cfg.n_layer, self.n_layer),
+            (&mut cfg.n_embd, self.n_embd),
+            (&mut cfg.n_head, self.n_head),
+            (&mut cfg.block_size, self.block_size),
+            (&mut cfg.vocab_size, self.vocab_size),
+        ];
+        for (field, value) in fields {
+            if let Some(v) = value {
+                *field = v;
+            }
+        }
+        match cfg.validate() {
+            Ok(()) => Ok(cfg),
+            Err(lmforge_model::Error::Config { field, msg }) => anyhow::bail!(
+                "--{}: {msg} (bench train shape flags: --n-layer --n-embd --n-head --block-size --vocab-size)",
+                field.replace('_', "-")
+            ),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
 /// Runs a benchmark.
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Train(a) => {
-            let cfg = ModelConfig::preset(&a.preset)?;
+            let cfg = a.shape.apply(ModelConfig::preset(&a.preset)?)?;
             let batch = a.batch.unwrap_or_else(|| default_batch(&a.preset));
+            if batch == 0 {
+                anyhow::bail!("--batch must be at least 1");
+            }
+            let name = if a.shape.any() {
+                format!(
+                    "{} reshaped ({} layers, {} wide, {} heads, vocab {})",
+                    a.preset, cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.vocab_size
+                )
+            } else {
+                a.preset.clone()
+            };
             let r = bench_train(&cfg, batch, a.steps, a.warmup)?;
             if a.json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
                 println!(
                     "{}: {} params, batch {batch}, block {}, {} threads\n{:.0} tokens/s, {:.1} ms/step, MFU {:.1}% of measured matmul peak {:.1} GFLOP/s, peak RSS {:.0} MB",
-                    a.preset,
+                    name,
                     r.num_params,
                     r.block_size,
                     r.threads,

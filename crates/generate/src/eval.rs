@@ -112,7 +112,7 @@ pub fn evaluate_tokens(
                     }
                 }
             }
-            let loss = model.forward(&x, Some(&y), batch.len(), t)?.unwrap_or(0.0);
+            let loss = model.loss(&x, &y, batch.len(), t)?;
             nats += loss as f64 * n_scored as f64;
             count += n_scored;
             done += batch.len();

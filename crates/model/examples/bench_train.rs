@@ -1,5 +1,7 @@
 //! `cargo run --release -p lmforge-model --example bench_train -- PRESET [--batch B]
-//!  [--threads N] [--steps S] [--warmup W] [--kernel gemm|matrixmultiply] [--json]`
+//!  [--threads N] [--steps S] [--warmup W] [--kernel gemm|matrixmultiply] [--json]
+//!  [--n-layer L] [--n-embd C] [--n-head H] [--block-size T] [--vocab-size V]`
+//! (the shape flags override the preset's fields, as `lmforge bench train`'s do)
 use lmforge_model::bench::bench_train;
 use lmforge_model::ops::matmul::{set_kernel, Kernel};
 use lmforge_model::ModelConfig;
@@ -17,13 +19,24 @@ fn main() {
         .filter(|a| !a.starts_with("--"))
         .cloned()
         .unwrap_or_else(|| "bench-s".into());
-    let cfg = match ModelConfig::preset(&preset) {
+    let mut cfg = match ModelConfig::preset(&preset) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
             std::process::exit(2);
         }
     };
+    for (name, field) in [
+        ("--n-layer", &mut cfg.n_layer),
+        ("--n-embd", &mut cfg.n_embd),
+        ("--n-head", &mut cfg.n_head),
+        ("--block-size", &mut cfg.block_size),
+        ("--vocab-size", &mut cfg.vocab_size),
+    ] {
+        if let Some(v) = flag(name).and_then(|s| s.parse().ok()) {
+            *field = v;
+        }
+    }
     let default_batch = lmforge_model::config::preset_batch_size(&preset);
     let batch = flag("--batch")
         .and_then(|s| s.parse().ok())

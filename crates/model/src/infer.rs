@@ -302,7 +302,7 @@ impl<'m, B: Backend> InferenceSession<'m, B> {
             past,
         };
         let logits = B::dst(&mut self.logits_dev, 0..cfg.vocab_size);
-        pass::forward(&net, &mut self.acts, sh, new, pos, mode, logits);
+        pass::forward(&net, &mut self.acts, sh, new, pos, mode, Some(logits));
     }
 }
 

@@ -23,7 +23,9 @@
 //! # Ok::<(), lmforge_model::Error>(())
 //! ```
 //! A NaN/Inf loss comes back as [`Error::NonFiniteLoss`]. Evaluation: `set_training(false)`
-//! (dropout off) and `forward` with targets, skipping `backward`.
+//! (dropout off) and [`Gpt::loss`] (no gradients staged). The head runs as a fused, chunked
+//! classifier ([`classifier`]): the `[B·T, V]` logits exist only after a `forward` without
+//! targets ([`Gpt::logits`], for small inputs); generation keeps the last row's.
 //!
 //! ## Checkpoints ([`io`])
 //! `save_model_dir` / `load_model_dir` (`config.json` + `model.safetensors`),
@@ -60,6 +62,7 @@
 mod acts;
 pub mod backend;
 pub mod bench;
+pub mod classifier;
 pub mod config;
 pub mod error;
 pub mod infer;

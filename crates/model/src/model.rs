@@ -7,13 +7,14 @@
 use crate::acts::{Acts, Plan};
 use crate::backend::cpu::Cpu;
 use crate::backend::Backend;
+use crate::classifier::{self, HeadBufs};
 use crate::config::{ModelConfig, PosEncoding};
 use crate::error::{Error, Result};
 use crate::ops::crossentropy::IGNORE;
 use crate::ops::embedding::sinusoidal_table;
 use crate::ops::rope::RopeTable;
 use crate::params::{ParamLayout, TensorInfo};
-use crate::pass::{self, Mode, Net, Positions, Shard};
+use crate::pass::{self, HeadGrads, Mode, Net, Positions, Shard};
 use crate::rng::{mix64, Rng};
 
 /// What the last forward left for backward.
@@ -24,11 +25,37 @@ struct Pass {
     /// sequences per batch shard (the last shard may hold fewer) and the number of shards
     shard_b: usize,
     shards: usize,
-    has_targets: bool,
-    /// the factor currently folded into `dlogits` (the loss gradient)
-    dlogits_scale: f32,
+    /// what the head computes
+    head: Head,
+    /// the classifier staged gradients and the loss was finite: backward may run
+    backward_ready: bool,
+    /// the factor currently folded into the staged head gradients (the loss gradient)
+    grad_scale: f32,
+    /// rows per classifier chunk in this pass
+    chunk: usize,
     /// dropout seed of this pass (None: no dropout)
     drop_seed: Option<u64>,
+}
+
+/// What a forward's head computes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Head {
+    /// full logits `[N, V]` (no targets)
+    #[default]
+    Logits,
+    /// the fused classifier's loss only (evaluation)
+    Loss,
+    /// loss and the staged gradients a backward starts from (training)
+    LossAndGrads,
+}
+
+/// The targets of a forward that computes a loss.
+struct LossOf<'a> {
+    targets: &'a [i32],
+    /// valid targets in the whole batch
+    n_valid: usize,
+    /// stage the head's gradients for backward
+    grads: bool,
 }
 
 /// Fixed position tables in backend memory.
@@ -55,12 +82,13 @@ pub struct Gpt<B: Backend = Cpu> {
     shard_grads: Vec<B::Buf>,
     /// shards requested (0 = automatic)
     batch_shards: usize,
-    /// `[N, V]` for the whole batch; each shard writes its own rows
+    /// the fused classifier's buffers, one set per batch shard
+    heads: Vec<HeadBufs<B>>,
+    /// rows per classifier chunk requested (0 = automatic)
+    chunk_rows: usize,
+    /// `[N, V]` logits of a forward without targets (empty until one runs); each shard
+    /// writes its own rows. Training and evaluation never allocate it.
     logits: B::Buf,
-    /// `d loss / d logits` `[N, V]`
-    dlogits: B::Buf,
-    /// `[N]` per-position loss
-    row_loss: B::Buf,
     pass: Pass,
     pub(crate) tables: PosTables<B>,
     training: bool,
@@ -125,9 +153,10 @@ impl Gpt<Cpu> {
             .map(|i| &self.grads[self.layout.r(i)])
     }
 
-    /// Logits `[b, t, vocab]` of the last forward.
+    /// Logits `[b, t, vocab]` of the last forward *without targets*; empty after a forward
+    /// with targets or a [`loss`](Gpt::loss) (those never materialise the logits).
     pub fn logits(&self) -> &[f32] {
-        &self.logits[..self.pass.b * self.pass.t * self.config.vocab_size]
+        &self.logits[..self.logits_len()]
     }
 }
 
@@ -188,9 +217,9 @@ impl<B: Backend> Gpt<B> {
             shards: Vec::new(),
             shard_grads: Vec::new(),
             batch_shards: 0,
+            heads: Vec::new(),
+            chunk_rows: 0,
             logits: dev.alloc(0),
-            dlogits: dev.alloc(0),
-            row_loss: dev.alloc(0),
             pass: Pass::default(),
             tables,
             training: true,
@@ -258,12 +287,20 @@ impl<B: Backend> Gpt<B> {
         self.dev.host(&self.grads).into_owned()
     }
 
-    /// Logits `[b, t, vocab]` of the last forward, copied to the host.
+    /// [`Gpt::logits`], copied to the host.
     pub fn logits_to_host(&self) -> Vec<f32> {
-        let n = self.pass.b * self.pass.t * self.config.vocab_size;
+        let n = self.logits_len();
         let mut out = vec![0.0; n];
         self.dev.download(B::src(&self.logits, 0..n), &mut out);
         out
+    }
+
+    /// Floats of logits the last forward left (0 unless it had no targets).
+    fn logits_len(&self) -> usize {
+        match self.pass.head {
+            Head::Logits => self.pass.b * self.pass.t * self.config.vocab_size,
+            Head::Loss | Head::LossAndGrads => 0,
+        }
     }
 
     /// Replace every parameter with `host` (layout order).
@@ -374,9 +411,17 @@ impl<B: Backend> Gpt<B> {
         want.clamp(1, b.max(1))
     }
 
+    /// Rows per chunk of the fused classifier (0 = automatic, the default: as many rows as
+    /// fit [`classifier::CHUNK_BYTES`] of logits, at least [`classifier::MIN_CHUNK_ROWS`]).
+    /// Any value gives the same loss and gradients up to float summation order; a chunk of
+    /// all `b·t` rows is the unchunked computation.
+    pub fn set_classifier_chunk(&mut self, rows: usize) {
+        self.chunk_rows = rows;
+    }
+
     /// Size the buffers for `shards` shards of `shard_b` sequences of length `t` (only grows;
     /// no allocation afterwards).
-    fn plan(&mut self, b: usize, t: usize, shard_b: usize, shards: usize) {
+    fn plan(&mut self, b: usize, t: usize, shard_b: usize, shards: usize, head: Head) {
         let (dev, cfg) = (&self.dev, &self.config);
         let workers = if shards > 1 {
             1
@@ -385,6 +430,7 @@ impl<B: Backend> Gpt<B> {
         };
         while self.shards.len() < shards {
             self.shards.push(Acts::new(dev));
+            self.heads.push(HeadBufs::new(dev));
         }
         for a in &mut self.shards[..shards] {
             a.plan(dev, cfg, shard_b * t, t, workers, Plan::Training);
@@ -392,32 +438,39 @@ impl<B: Backend> Gpt<B> {
         while self.shard_grads.len() < shards - 1 {
             self.shard_grads.push(dev.alloc(self.layout.total));
         }
-        let (n, v) = (b * t, cfg.vocab_size);
-        for (buf, len) in [
-            (&mut self.logits, n * v),
-            (&mut self.dlogits, n * v),
-            (&mut self.row_loss, n),
-        ] {
-            if B::len(buf) < len {
-                *buf = dev.alloc(len);
+        let (n, c, v) = (b * t, cfg.n_embd, cfg.vocab_size);
+        match head {
+            Head::Logits => {
+                if B::len(&self.logits) < n * v {
+                    self.logits = dev.alloc(n * v);
+                }
+            }
+            Head::Loss | Head::LossAndGrads => {
+                let grads = head == Head::LossAndGrads;
+                for h in &mut self.heads[..shards] {
+                    h.plan(dev, shard_b * t, c, v, self.pass.chunk, grads);
+                }
             }
         }
     }
 
-    /// Bytes held by parameters, gradients and planned activations.
+    /// Bytes held by parameters, gradients, planned activations and classifier buffers.
     pub fn memory_bytes(&self) -> usize {
         let floats = B::len(&self.params)
             + B::len(&self.grads)
             + self.shard_grads.iter().map(B::len).sum::<usize>()
-            + B::len(&self.logits)
-            + B::len(&self.dlogits)
-            + B::len(&self.row_loss);
-        4 * floats + self.shards.iter().map(Acts::bytes).sum::<usize>()
+            + B::len(&self.logits);
+        4 * floats
+            + self.shards.iter().map(Acts::bytes).sum::<usize>()
+            + self.heads.iter().map(HeadBufs::bytes).sum::<usize>()
     }
 
-    /// Run the model on `idx [b, t]`. With `targets [b, t]` (−1 = ignore) returns the mean
-    /// cross-entropy loss and prepares [`backward`](Self::backward); logits are available
-    /// from [`logits`](Gpt::logits) either way. A NaN/Inf loss is an error.
+    /// Run the model on `idx [b, t]`. With `targets [b, t]` (−1 = ignored) returns the mean
+    /// cross-entropy loss and prepares [`backward`](Self::backward) (the fused classifier
+    /// stages the head's gradients; the `[b·t, V]` logits are never materialised). Without
+    /// targets returns `None` and leaves the logits in [`logits`](Gpt::logits) (`[b·t, V]`
+    /// floats: meant for small inputs; generation uses [`Gpt::session`]'s last-row logits).
+    /// A NaN/Inf loss is an error.
     pub fn forward(
         &mut self,
         idx: &[u32],
@@ -425,11 +478,35 @@ impl<B: Backend> Gpt<B> {
         b: usize,
         t: usize,
     ) -> Result<Option<f32>> {
+        match targets {
+            Some(tg) => self.run(idx, Some(tg), b, t, Head::LossAndGrads).map(Some),
+            None => self.run(idx, None, b, t, Head::Logits).map(|_| None),
+        }
+    }
+
+    /// The mean cross-entropy loss of `idx [b, t]` against `targets [b, t]` (−1 = ignored),
+    /// for evaluation: like [`forward`](Self::forward) with targets, but prepares no backward
+    /// and stages no gradients (one head product per row instead of three). Dropout follows
+    /// [`set_training`](Self::set_training). A NaN/Inf loss is an error.
+    pub fn loss(&mut self, idx: &[u32], targets: &[i32], b: usize, t: usize) -> Result<f32> {
+        self.run(idx, Some(targets), b, t, Head::Loss)
+    }
+
+    /// The forward of [`forward`](Self::forward) and [`loss`](Self::loss); returns the mean
+    /// loss (0 without targets).
+    fn run(
+        &mut self,
+        idx: &[u32],
+        targets: Option<&[i32]>,
+        b: usize,
+        t: usize,
+        head: Head,
+    ) -> Result<f32> {
         self.check_inputs(idx, targets, b, t)?;
         let shards = self.shard_count(b);
         let shard_b = b.div_ceil(shards);
         let shards = b.div_ceil(shard_b);
-        self.plan(b, t, shard_b, shards);
+        let chunk = classifier::chunk_rows(self.chunk_rows, shard_b * t, self.config.vocab_size);
         self.passes += 1;
         let drop = (self.training && self.config.dropout > 0.0)
             .then(|| (mix64(self.seed ^ mix64(self.passes)), self.config.dropout));
@@ -438,31 +515,39 @@ impl<B: Backend> Gpt<B> {
             t,
             shard_b,
             shards,
-            has_targets: false,
-            dlogits_scale: 1.0,
+            head,
+            backward_ready: false,
+            grad_scale: 1.0,
+            chunk,
             drop_seed: drop.map(|d| d.0),
         };
-        // the mean runs over every valid target of the batch, whichever shard holds it
-        let n_valid = targets.map(|tg| tg.iter().filter(|&&x| x != IGNORE).count());
-        let total = B::enter(|| self.forward_shards(idx, targets, n_valid, drop));
-        let (Some(_), Some(count)) = (targets, n_valid) else {
-            return Ok(None);
+        self.plan(b, t, shard_b, shards, head);
+        let Some(tg) = targets else {
+            B::enter(|| self.forward_shards(idx, None, drop));
+            return Ok(0.0);
         };
+        // the mean runs over every valid target of the batch, whichever shard holds it
+        let count = tg.iter().filter(|&&x| x != IGNORE).count();
+        let loss_of = Some(LossOf {
+            targets: tg,
+            n_valid: count,
+            grads: head == Head::LossAndGrads,
+        });
+        let total = B::enter(|| self.forward_shards(idx, loss_of, drop));
         let loss = (total / count as f64) as f32;
         if !loss.is_finite() {
             return Err(Error::NonFiniteLoss(loss));
         }
-        self.pass.has_targets = true;
-        Ok(Some(loss))
+        self.pass.backward_ready = head == Head::LossAndGrads;
+        Ok(loss)
     }
 
-    /// The shards' forward passes (and their loss and `dlogits` when there are targets);
-    /// returns the summed loss of the batch's rows.
+    /// The shards' forward passes, each ending in its logits (`loss_of` None) or the fused
+    /// classifier; returns the summed loss of the batch's rows (0 without targets).
     fn forward_shards(
         &mut self,
         idx: &[u32],
-        targets: Option<&[i32]>,
-        n_valid: Option<usize>,
+        loss_of: Option<LossOf>,
         drop: Option<(u64, f32)>,
     ) -> f64 {
         let Pass {
@@ -470,6 +555,7 @@ impl<B: Backend> Gpt<B> {
             t,
             shard_b,
             shards,
+            chunk,
             ..
         } = self.pass;
         // field by field (not a `&self` method): the shard buffers are borrowed mutably below
@@ -480,10 +566,10 @@ impl<B: Backend> Gpt<B> {
             p: &self.params,
         };
         let pos = positions(&self.config, &self.layout, &self.params, &self.tables);
-        let (n, v) = (b * t, self.config.vocab_size);
+        let (n, c, v) = (b * t, self.config.n_embd, self.config.vocab_size);
         let rows = shard_b * t;
-        let for_backward = targets.is_some();
-        let run = |mut job: ForwardJob<B>| {
+        let for_backward = loss_of.as_ref().is_some_and(|l| l.grads);
+        let run = |job: ForwardJob<B>| {
             let sh = Shard {
                 b: job.rows / t,
                 t,
@@ -492,39 +578,43 @@ impl<B: Backend> Gpt<B> {
             };
             let r = job.i * rows..job.i * rows + job.rows;
             let mode = Mode::Full { for_backward };
-            let logits = B::reborrow(&mut job.logits);
-            pass::forward(&net, job.acts, sh, &idx[r.clone()], pos, mode, logits);
-            match (targets, n_valid) {
-                (Some(tg), Some(count)) => {
-                    let logits = B::as_src(&job.logits);
-                    let dev = net.dev;
-                    dev.cross_entropy(job.dlogits, job.row_loss, logits, &tg[r], v, count)
-                }
-                _ => 0.0,
-            }
+            pass::forward(&net, job.acts, sh, &idx[r.clone()], pos, mode, job.logits);
+            let Some(l) = &loss_of else {
+                return 0.0;
+            };
+            let inputs = classifier::Inputs {
+                x: &job.acts.ln_f,
+                w: net.w(net.lay.head()),
+                targets: &l.targets[r],
+                n_valid: l.n_valid,
+                c,
+                v,
+                chunk,
+            };
+            classifier::run(net.dev, job.head, &inputs, l.grads)
         };
-        // each shard's rows of the batch-wide logits, dlogits and row losses
-        let mut rest = Some((
-            B::dst(&mut self.logits, 0..n * v),
-            B::dst(&mut self.dlogits, 0..n * v),
-            B::dst(&mut self.row_loss, 0..n),
-        ));
-        let mut acts = self.shards[..shards].iter_mut().enumerate();
+        // each shard's rows of the batch-wide logits (forwards without targets only)
+        let mut rest = loss_of
+            .is_none()
+            .then(|| B::dst(&mut self.logits, 0..n * v));
+        let mut bufs = self.shards[..shards]
+            .iter_mut()
+            .zip(self.heads[..shards].iter_mut())
+            .enumerate();
         let jobs = std::iter::from_fn(move || {
-            let (i, acts) = acts.next()?;
-            let (logits, dlogits, row_loss) = rest.take()?;
+            let (i, (acts, head)) = bufs.next()?;
             let m = (n - i * rows).min(rows);
-            let (logits, l2) = B::split_at(logits, m * v);
-            let (dlogits, d2) = B::split_at(dlogits, m * v);
-            let (row_loss, r2) = B::split_at(row_loss, m);
-            rest = Some((l2, d2, r2));
+            let logits = rest.take().map(|all| {
+                let (mine, others) = B::split_at(all, m * v);
+                rest = Some(others);
+                mine
+            });
             Some(ForwardJob {
                 i,
                 rows: m,
                 acts,
+                head,
                 logits,
-                dlogits,
-                row_loss,
             })
         });
         run_shards(&self.dev, jobs, shards, run)
@@ -538,15 +628,23 @@ impl<B: Backend> Gpt<B> {
 
     /// [`backward`](Self::backward) for `scale · loss` (e.g. `1/grad_accum_steps`).
     pub fn backward_scaled(&mut self, scale: f32) -> Result<()> {
-        if !self.pass.has_targets {
+        if !self.pass.backward_ready {
             return Err(Error::NoForward);
         }
-        let (n, v) = (self.pass.b * self.pass.t, self.config.vocab_size);
-        if scale != self.pass.dlogits_scale {
-            let f = scale / self.pass.dlogits_scale;
-            let (dev, dl) = (&self.dev, &mut self.dlogits);
-            B::enter(|| dev.scale(B::dst(dl, 0..n * v), f));
-            self.pass.dlogits_scale = scale;
+        if scale != self.pass.grad_scale {
+            let f = scale / self.pass.grad_scale;
+            let (nc, vc) = (
+                self.pass.shard_b * self.pass.t * self.config.n_embd,
+                self.config.vocab_size * self.config.n_embd,
+            );
+            let (dev, heads) = (&self.dev, &mut self.heads[..self.pass.shards]);
+            B::enter(|| {
+                for h in heads {
+                    dev.scale(B::dst(&mut h.dx, 0..nc), f);
+                    dev.scale(B::dst(&mut h.dw, 0..vc), f);
+                }
+            });
+            self.pass.grad_scale = scale;
         }
         B::enter(|| self.backward_shards());
         Ok(())
@@ -557,7 +655,7 @@ impl<B: Backend> Gpt<B> {
         let Pass {
             t, shard_b, shards, ..
         } = self.pass;
-        let (n, v) = (self.pass.b * t, self.config.vocab_size);
+        let (n, c, v) = (self.pass.b * t, self.config.n_embd, self.config.vocab_size);
         // field by field (not a `&self` method): the shard buffers are borrowed mutably below
         let net = Net {
             dev: &self.dev,
@@ -568,7 +666,7 @@ impl<B: Backend> Gpt<B> {
         let pos = positions(&self.config, &self.layout, &self.params, &self.tables);
         let drop = self.pass.drop_seed.map(|s| (s, self.config.dropout));
         let rows = shard_b * t;
-        let dlogits = &self.dlogits;
+        let heads = &self.heads;
         let run = |job: BackwardJob<B>| {
             let m = (n - job.i * rows).min(rows);
             let sh = Shard {
@@ -581,8 +679,12 @@ impl<B: Backend> Gpt<B> {
                 // shard gradients start from zero; shard 0 accumulates into the model's
                 net.dev.zero(B::dst(job.grads, 0..B::len(job.grads)));
             }
-            let dl = B::src(dlogits, job.i * rows * v..(job.i * rows + m) * v);
-            pass::backward(&net, job.acts, job.grads, sh, pos, dl);
+            let h = &heads[job.i];
+            let head = HeadGrads {
+                dx: B::src(&h.dx, 0..m * c),
+                dw: B::src(&h.dw, 0..v * c),
+            };
+            pass::backward(&net, job.acts, job.grads, sh, pos, head);
             0.0 // nothing to sum: each shard's result is its gradient buffer
         };
         let grads = std::iter::once(&mut self.grads).chain(self.shard_grads.iter_mut());
@@ -629,15 +731,15 @@ pub(crate) fn positions<'a, B: Backend>(
     Positions { table, rope }
 }
 
-/// One shard's part of a forward: its activations and its rows of the batch-wide outputs.
+/// One shard's part of a forward: its activations, classifier buffers and (forwards without
+/// targets) its rows of the batch-wide logits.
 struct ForwardJob<'a, B: Backend> {
     i: usize,
     /// rows (b·t) in this shard
     rows: usize,
     acts: &'a mut Acts<B>,
-    logits: B::Dst<'a>,
-    dlogits: B::Dst<'a>,
-    row_loss: B::Dst<'a>,
+    head: &'a mut HeadBufs<B>,
+    logits: Option<B::Dst<'a>>,
 }
 
 /// One shard's part of a backward: its activations and its gradient buffer.

@@ -29,7 +29,7 @@ pub(crate) struct Net<'a, B: Backend> {
 
 impl<'a, B: Backend> Net<'a, B> {
     /// Parameter tensor `i`.
-    fn w(&self, i: usize) -> B::Src<'a> {
+    pub(crate) fn w(&self, i: usize) -> B::Src<'a> {
         B::src(self.p, self.lay.r(i))
     }
     /// A weight and its optional bias.
@@ -111,7 +111,8 @@ impl Shard {
 /// What a forward pass is for.
 pub(crate) enum Mode<'c, B: Backend> {
     /// Whole sequences. `for_backward` keeps what [`backward`] needs (GELU's derivative in
-    /// place of its input); logits for every row.
+    /// place of its input); logits for every row when asked for (otherwise the pass ends at
+    /// `ln_f` and the fused classifier takes over, see `classifier.rs`).
     Full { for_backward: bool },
     /// One sequence of new rows after `past` cached positions (`b = 1`): keys and values go
     /// to the cache, attention reads it, logits for the last row only.
@@ -121,7 +122,8 @@ pub(crate) enum Mode<'c, B: Backend> {
     },
 }
 
-/// Forward of one shard: `idx [b, t]` → `logits` (`[b·t, V]`, or `[1, V]` when decoding).
+/// Forward of one shard: `idx [b, t]` → `ln_f` output `a.ln_f [b·t, C]` and, when `logits`
+/// is given, the head's output there (`[b·t, V]`, or `[1, V]` when decoding).
 pub(crate) fn forward<B: Backend>(
     net: &Net<B>,
     a: &mut Acts<B>,
@@ -129,7 +131,7 @@ pub(crate) fn forward<B: Backend>(
     idx: &[u32],
     pos: Positions<B>,
     mut mode: Mode<B>,
-    logits: B::Dst<'_>,
+    logits: Option<B::Dst<'_>>,
 ) {
     let (dev, cfg) = (net.dev, net.cfg);
     let (n, c) = (sh.b * sh.t, cfg.n_embd);
@@ -173,6 +175,9 @@ pub(crate) fn forward<B: Backend>(
         }
     }
     // logits = lm_head(x)  [N,V] (decoding: the last row only)
+    let Some(logits) = logits else {
+        return;
+    };
     let rows = match mode {
         Mode::Full { .. } => 0..n,
         Mode::Decode { .. } => n - 1..n,
@@ -350,41 +355,47 @@ fn through_dropout<'a, B: Backend>(
     }
 }
 
+/// The head's gradients the fused classifier staged during the forward (`classifier.rs`).
+pub(crate) struct HeadGrads<'a, B: Backend> {
+    /// `d loss / d ln_f(x)` `[b·t, C]`
+    pub dx: B::Src<'a>,
+    /// `d loss / d lm_head.weight` `[V, C]`
+    pub dw: B::Src<'a>,
+}
+
 /// Backward of one shard after its [`forward`] (a training one): accumulates
-/// `d loss / d params` into `g` from `dlogits [b·t, V]`.
+/// `d loss / d params` into `g`, starting from the head's staged gradients.
 pub(crate) fn backward<B: Backend>(
     net: &Net<B>,
     a: &mut Acts<B>,
     g: &mut B::Buf,
     sh: Shard,
     pos: Positions<B>,
-    dlogits: B::Src<'_>,
+    head: HeadGrads<'_, B>,
 ) {
     let (dev, cfg, lay) = (net.dev, net.cfg, net.lay);
     let (n, c) = (sh.b * sh.t, cfg.n_embd);
     let nc = n * c;
 
-    // lm_head: dln = dlogits·W, dW += dlogitsᵀ·ln_f
-    let head = lay.head();
-    let dln = B::dst(&mut a.dln, 0..nc);
-    let x = B::src(&a.ln_f, 0..nc);
-    dev.linear_backward(
-        Some(dln),
-        B::dst(g, lay.r(head)),
-        None,
-        dlogits,
-        x,
-        net.w(head),
-        c,
-        false,
-    );
-    // ln_f: dres = ln_f'(dln)
+    // lm_head: dW += staged dW (tied: into wte's gradient)
+    dev.accumulate(B::dst(g, lay.r(lay.head())), head.dw);
+    // ln_f: dres = ln_f'(dx)
     let last = cfg.n_layer - 1;
     let x = B::src(&a.res_mlp, last * nc..(last + 1) * nc);
     let (gw, gb) = grad_wb::<B>(lay, g, lay.ln_f);
     let (mean, rstd) = (B::src(&a.ln_f_mean, 0..n), B::src(&a.ln_f_rstd, 0..n));
-    let (dres, dln) = (B::dst(&mut a.dres, 0..nc), B::src(&a.dln, 0..nc));
-    dev.layernorm_backward(dres, gw, gb, dln, x, net.w(lay.ln_f.w), mean, rstd, false);
+    let dres = B::dst(&mut a.dres, 0..nc);
+    dev.layernorm_backward(
+        dres,
+        gw,
+        gb,
+        head.dx,
+        x,
+        net.w(lay.ln_f.w),
+        mean,
+        rstd,
+        false,
+    );
 
     for l in (0..cfg.n_layer).rev() {
         block_backward(net, a, g, sh, l, pos);

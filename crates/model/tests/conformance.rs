@@ -305,16 +305,15 @@ impl Backend for Faulty {
     }
     fn cross_entropy(
         &self,
-        dlogits: &mut [f32],
+        logits: &mut [f32],
         row_loss: &mut [f32],
-        logits: &[f32],
         targets: &[i32],
         v: usize,
         n_valid: usize,
     ) -> f64 {
         let sum = self
             .cpu
-            .cross_entropy(dlogits, row_loss, logits, targets, v, n_valid);
+            .cross_entropy(logits, row_loss, targets, v, n_valid);
         if self.has(Fault::CrossEntropySum) {
             sum * (1.0 + 1e-4)
         } else {

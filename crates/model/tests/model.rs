@@ -100,6 +100,7 @@ fn same_seed_same_bits_and_errors_are_reported() {
     let cfg = tiny(PosEncoding::Rope, true, true, Activation::Gelu, 0.1);
     let run = || {
         let mut m = Gpt::new(cfg.clone(), 5).unwrap();
+        m.set_classifier_chunk(4); // chunks that don't divide the 18 rows
         let (idx, tg) = batch(3, 6, 11);
         let mut opt = AdamW::new(&m, AdamWConfig::default());
         let mut losses = Vec::new();
@@ -191,7 +192,9 @@ fn batch_shards_match_one_pass() {
                 m.backward().unwrap();
                 let loss = m.forward(&idx, Some(&tg), b, t).unwrap().unwrap();
                 m.backward_scaled(0.5).unwrap();
-                (loss, m.logits().to_vec(), m.grads().to_vec())
+                let grads = m.grads().to_vec();
+                m.forward(&idx, None, b, t).unwrap();
+                (loss, m.logits().to_vec(), grads)
             };
             let one = run(1);
             for shards in [2, 3] {
@@ -208,4 +211,91 @@ fn batch_shards_match_one_pass() {
             }
         }
     });
+}
+
+/// Loss and every gradient of one training pass over `idx, tg [b, t]`, with the fused
+/// classifier in chunks of `chunk` rows and `shards` batch shards; accumulated on top of a
+/// first pass at `backward_scaled(0.5)` (gradient accumulation) with `zero_grad` run between
+/// the last forward and its backward (the forward must not touch the gradients).
+fn chunked_pass(
+    cfg: &ModelConfig,
+    chunk: usize,
+    shards: usize,
+    b: usize,
+    t: usize,
+) -> (f32, Vec<f32>) {
+    let (idx, tg) = batch(b, t, cfg.vocab_size);
+    let mut m = Gpt::new(cfg.clone(), 4).unwrap();
+    scramble(&mut m, 9);
+    m.set_batch_shards(shards);
+    m.set_classifier_chunk(chunk);
+    m.forward(&idx, Some(&tg), b, t).unwrap();
+    m.zero_grad();
+    m.backward_scaled(0.5).unwrap();
+    let loss = m.forward(&idx, Some(&tg), b, t).unwrap().unwrap();
+    m.backward().unwrap();
+    (loss, m.grads().to_vec())
+}
+
+/// The fused classifier in chunks of rows that do and don't divide b·t (and one larger than
+/// it) gives the unchunked loss and gradients (one chunk of all 18 rows: the full `[N, V]`
+/// logits) within 1e-5, for a tied and an untied head, one and two batch shards.
+#[test]
+fn chunked_classifier_equals_unchunked() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        for tie in [true, false] {
+            let mut cfg = tiny(PosEncoding::Learned, true, tie, Activation::Gelu, 0.0);
+            cfg.vocab_size = 37;
+            let (b, t) = (3usize, 6);
+            for shards in [1, 2] {
+                let rows = b.div_ceil(shards) * t; // rows of the largest shard
+                let (want_loss, want) = chunked_pass(&cfg, rows, shards, b, t);
+                assert!(want.iter().any(|&g| g.abs() > 1e-2));
+                for chunk in [1, 4, 5, 6, 7, 100] {
+                    let (loss, got) = chunked_pass(&cfg, chunk, shards, b, t);
+                    let what = format!("tie={tie} shards={shards} chunk={chunk}");
+                    assert!(
+                        (loss - want_loss).abs() <= 1e-5,
+                        "{what}: loss {loss} vs {want_loss}"
+                    );
+                    for (i, (x, y)) in got.iter().zip(&want).enumerate() {
+                        assert!((x - y).abs() <= 1e-5, "{what}: grad[{i}] {x} vs {y}");
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// `loss` (evaluation) returns the training forward's loss bit for bit, leaves the gradients
+/// alone and prepares no backward; no forward with targets leaves `[N, V]` logits behind.
+#[test]
+fn evaluation_loss_touches_no_gradients() {
+    let mut cfg = tiny(PosEncoding::Rope, false, true, Activation::Gelu, 0.0);
+    cfg.vocab_size = 29;
+    let (b, t) = (2, 6);
+    let (idx, tg) = batch(b, t, cfg.vocab_size);
+    let mut m = Gpt::new(cfg, 7).unwrap();
+    m.set_classifier_chunk(5);
+    let want = m.forward(&idx, Some(&tg), b, t).unwrap().unwrap();
+    assert!(m.logits().is_empty());
+    m.backward().unwrap();
+    let grads = m.grads().to_vec();
+    let got = m.loss(&idx, &tg, b, t).unwrap();
+    assert_eq!(got.to_bits(), want.to_bits());
+    assert_eq!(m.grads(), &grads[..]);
+    assert!(m.backward().is_err(), "backward after an evaluation loss");
+    assert!(
+        m.loss(&idx, &[-1; 12], b, t).is_err(),
+        "all targets ignored: NaN"
+    );
+    assert!(m.forward(&idx, Some(&[-1; 12]), b, t).is_err());
+    assert!(m.logits().is_empty());
+    assert!(m.backward().is_err(), "backward after a failed forward");
+    m.forward(&idx, None, b, t).unwrap();
+    assert_eq!(m.logits().len(), b * t * 29);
 }

@@ -260,14 +260,13 @@ impl Backend for Cpu {
 
     fn cross_entropy(
         &self,
-        dlogits: &mut [f32],
+        logits: &mut [f32],
         row_loss: &mut [f32],
-        logits: &[f32],
         targets: &[i32],
         v: usize,
         n_valid: usize,
     ) -> f64 {
-        ops::crossentropy::forward_backward_part(dlogits, row_loss, logits, targets, v, n_valid)
+        ops::crossentropy::forward_backward_part(logits, row_loss, targets, v, n_valid)
     }
 
     fn adamw(

@@ -287,16 +287,15 @@ pub trait Backend: Send + Sync + Sized + 'static {
         d: Dims,
     );
 
-    // ---- loss `logits, dlogits [N,V]`, `row_loss [N]` -----------------------------------
+    // ---- loss `logits [N,V]` (dlogits in place), `row_loss [N]` ---------------------------
 
-    /// Softmax + cross-entropy fused: `row_loss[n] = logsumexp(l) − l[target]`,
-    /// `dlogits = (softmax(l) − onehot)/n_valid` (zero rows for target −1); returns
-    /// `Σ row_loss` over these rows.
+    /// Softmax + cross-entropy fused, in place: `row_loss[n] = logsumexp(l) − l[target]`,
+    /// then `logits ← dlogits = (softmax(l) − onehot)/n_valid` (zero rows for target −1);
+    /// returns `Σ row_loss` over these rows (`N = targets.len()`).
     fn cross_entropy(
         &self,
-        dlogits: Self::Dst<'_>,
+        logits: Self::Dst<'_>,
         row_loss: Self::Dst<'_>,
-        logits: Self::Src<'_>,
         targets: &[i32],
         v: usize,
         n_valid: usize,

@@ -106,9 +106,8 @@ fn estimate_loss(
     for i in 0..batches.len() {
         batches.fill(i, x, y)?;
         let loss = model
-            .forward(x, Some(y), b, t)
-            .map_err(|e| non_finite(e, step, last_checkpoint))?
-            .unwrap_or(f32::NAN);
+            .loss(x, y, b, t)
+            .map_err(|e| non_finite(e, step, last_checkpoint))?;
         sum += loss as f64;
     }
     model.set_training(true);
