@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod eval;
+pub mod export;
 pub mod generate;
 pub mod prepare;
 pub mod tokenizer;
@@ -36,6 +37,8 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Loss, perplexity and bits per byte of a checkpoint on held-out text.
     Eval(eval::EvalArgs),
+    /// Export a checkpoint to Hugging Face transformers (--format hf) or GGUF (--format gguf).
+    Export(export::ExportArgs),
     /// Benchmarks of the compute engine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -82,6 +85,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train::run(args, cli.threads),
         Command::Generate(args) => generate::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Export(args) => export::run(args),
         Command::Bench(cmd) => bench::run(cmd),
     }
 }
