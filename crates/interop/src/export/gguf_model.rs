@@ -13,6 +13,7 @@ use serde_json::Value as Json;
 use super::error::{ExportError, Result};
 use super::gguf::{GgmlType, GgufWriter, Value};
 use super::hf_model::{qkv_rows_to_neox, LAYER_NORM_EPS};
+use super::hf_tokenizer::unused_token;
 use super::tensors::{encode, Source, Tensor, WeightDtype};
 use super::tiktoken_vocab::llama_cpp_pre;
 
@@ -71,20 +72,13 @@ fn tokenizer_metadata(
     let mut tokens = Vec::with_capacity(n);
     let mut types = Vec::with_capacity(n);
     for id in 0..n as u32 {
-        match hf.id_to_token(id) {
-            Some(t) => {
-                tokens.push(t);
-                types.push(if specials.contains(&id) {
-                    CONTROL
-                } else {
-                    NORMAL
-                });
-            }
-            None => {
-                tokens.push(format!("[PAD{id}]"));
-                types.push(UNUSED);
-            }
-        }
+        let t = hf.id_to_token(id).unwrap_or_else(|| unused_token(id));
+        types.push(match t == unused_token(id) {
+            true => UNUSED,
+            false if specials.contains(&id) => CONTROL,
+            false => NORMAL,
+        });
+        tokens.push(t);
     }
     let json: Json = serde_json::from_str(
         &hf.to_string(false)

@@ -14,6 +14,8 @@
 //!
 //! [`word`]: lmforge_tokenizer::word
 
+use std::collections::HashMap;
+
 use lmforge_tokenizer::special::TRAINED_SPECIALS;
 use lmforge_tokenizer::tiktoken::TiktokenTokenizer;
 use lmforge_tokenizer::Tokenizer;
@@ -121,13 +123,26 @@ fn tiktoken_bpe(t: &TiktokenTokenizer) -> Result<tokenizers::Tokenizer> {
     let vocab = TiktokenVocab::load(name, t.vocab_size())?;
     let table = byte_to_unicode();
     // Specials sit in the model's vocabulary too, so registering them as added tokens
-    // keeps their ids (cl100k and o200k leave gaps before them).
+    // keeps their ids. cl100k and o200k leave unused ids before them: those get
+    // placeholders (a vocabulary with holes is refused by some readers), which no piece
+    // of split text can equal.
+    let specials: HashMap<u32, &str> = vocab
+        .specials
+        .iter()
+        .map(|(id, s)| (*id, s.as_str()))
+        .collect();
     let ids: Vocab = vocab
         .tokens
         .iter()
         .enumerate()
-        .filter_map(|(id, b)| b.as_deref().map(|b| (byte_level(b, &table), id as u32)))
-        .chain(vocab.specials.iter().map(|(id, s)| (s.clone(), *id)))
+        .map(|(id, b)| {
+            let text = match (b, specials.get(&(id as u32))) {
+                (Some(b), _) => byte_level(b, &table),
+                (None, Some(s)) => s.to_string(),
+                (None, None) => unused_token(id as u32),
+            };
+            (text, id as u32)
+        })
         .collect();
     let merges = vocab
         .merges()
@@ -155,6 +170,11 @@ fn tiktoken_bpe(t: &TiktokenTokenizer) -> Result<tokenizers::Tokenizer> {
     out.with_decoder(Some(ByteLevelDecoder::default()));
     add_specials(&mut out, vocab.specials.into_iter().map(|(_, s)| s));
     Ok(out)
+}
+
+/// The placeholder for an id a tiktoken encoding does not use (llama.cpp's convention).
+pub fn unused_token(id: u32) -> String {
+    format!("[PAD{id}]")
 }
 
 /// `tokenizer_config.json`: a `PreTrainedTokenizerFast` over `tokenizer.json`, with the
