@@ -14,7 +14,8 @@ bias, exact / tanh GELU), this script
 3. for byte-level BPE kinds, exports `--format gguf` and reads it back with the `gguf`
    package: architecture and hyper-parameter keys, tensor names and shapes, and the token
    list equal to the exported vocabulary; where `transformers` can load the GGUF itself
-   (`gguf_file=`), its logits are compared too.
+   (`gguf_file=`: architecture gpt2, needs the `accelerate` package), its logits are
+   compared with the Hugging Face export's.
 
 Prints one line per case and a summary; exit status 1 if any check failed.
 
@@ -157,7 +158,9 @@ def compare_gguf(args, name: str, ckpt: Path, out_dir: Path, hf_dir: Path, text:
     try:
         from transformers import AutoModelForCausalLM
 
-        m = AutoModelForCausalLM.from_pretrained(out.parent, gguf_file=out.name).eval()
+        # transformers maps gpt2.context_length to n_ctx only; n_positions sizes wpe.
+        extra_cfg = {"n_positions": want["context_length"]} if arch == "gpt2" else {}
+        m = AutoModelForCausalLM.from_pretrained(out.parent, gguf_file=out.name, **extra_cfg).eval()
         ref = AutoModelForCausalLM.from_pretrained(hf_dir).eval()
         ids = torch.tensor([list(range(min(n, 16)))])
         with torch.no_grad():
