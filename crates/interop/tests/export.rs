@@ -177,6 +177,9 @@ fn hf_gpt2_export_has_gpt2_names_transposes_and_config_for_every_variant() {
                 assert_eq!(config["activation_function"], act);
                 assert_eq!(config["eos_token_id"], 3);
                 assert_eq!(config["pad_token_id"], 0);
+                let back: ModelConfig =
+                    serde_json::from_value(config["lmforge_model_config"].clone()).unwrap();
+                assert_eq!(back, cfg, "{what}");
                 let gen = read_json(&out.join("generation_config.json"));
                 assert_eq!(gen["eos_token_id"], 3);
                 let tc = read_json(&out.join("tokenizer_config.json"));

@@ -236,10 +236,9 @@ pub(crate) fn config_json(
     obj.insert("pad_token_id".into(), json!(specials.pad));
     obj.insert("torch_dtype".into(), dtype.torch_name().into());
     obj.insert("use_cache".into(), true.into());
-    obj.insert(
-        "lmforge".into(),
-        json!({ "exported_from": "lmforge", "pos_encoding": cfg.pos_encoding }),
-    );
+    // The exact lmforge config (position encoding, bias, padded vocabulary), so an import
+    // of this folder can rebuild the original model rather than its HF equivalent.
+    obj.insert("lmforge_model_config".into(), json!(cfg));
     v
 }
 
