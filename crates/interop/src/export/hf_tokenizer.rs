@@ -7,7 +7,7 @@
 //! | `char` | WordLevel, a Split pre-tokenizer isolating each character, Fuse decoder |
 //! | `word` | WordLevel, a Split pre-tokenizer with [`word`]'s classes, Fuse decoder |
 //! | `tiktoken:*` | byte-level BPE, merges derived from the ranks, `ignore_merges` |
-//! | `sentencepiece` | refused (its normaliser has no exact equivalent written here) |
+//! | `sentencepiece` | refused: its whitespace normalisation has no exact `tokenizer.json` form |
 //!
 //! One difference is kept on purpose: lmforge encodes special-token text (`<eos>`) found in
 //! plain text as ordinary text, while `transformers` matches its special tokens in text.
@@ -53,7 +53,7 @@ pub fn to_hf_tokenizer(tok: &Tokenizer) -> Result<tokenizers::Tokenizer> {
         }
         Tokenizer::Tiktoken(t) => tiktoken_bpe(t),
         Tokenizer::SentencePiece(_) => Err(ExportError::Tokenizer(format!(
-            "{} tokenizers cannot be exported exactly yet (their normaliser has no tokenizer.json equivalent written here); train a bpe or unigram tokenizer instead",
+            "{} tokenizers cannot be exported exactly: tokenizer.json has no equivalent of SentencePiece's whitespace normalisation (leading, trailing and repeated spaces removed before segmentation), so ids would differ; train the model with the bpe or unigram kind to export it",
             tok.kind()
         ))),
     }
