@@ -180,6 +180,7 @@ def main() -> None:
     ap.add_argument("--dump-logits", default=str(ROOT / "target/debug/examples/dump_logits"))
     ap.add_argument("--keep", help="work folder to keep (default: a temporary one)")
     ap.add_argument("--only", help="run only cases whose name contains this")
+    ap.add_argument("--skip", help="skip cases whose name contains this (o200k takes minutes)")
     args = ap.parse_args()
     work = Path(args.keep or tempfile.mkdtemp(prefix="lmforge-export-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -187,7 +188,7 @@ def main() -> None:
     text_file = work / "probe.txt"
     text_file.write_text(text, encoding="utf-8")
     for name, kind, flags in CASES:
-        if args.only and args.only not in name:
+        if (args.only and args.only not in name) or (args.skip and args.skip in name):
             continue
         ckpt = work / name
         if ckpt.exists():
