@@ -14,6 +14,7 @@
 //! | [`train`] | `lmforge-train` | the training run: loop, resume, metrics, run-folder safety |
 //! | [`generate`] | `lmforge-generate` | sampling, streaming generation, evaluation |
 //! | [`files`] | `lmforge-files` | atomic file writes, the run-folder lock |
+//! | [`interop`] | `lmforge-interop` | export to Hugging Face / GGUF, import GPT-2 and nanoGPT checkpoints |
 
 pub mod cli;
 
@@ -22,6 +23,7 @@ pub use lmforge_corpus as corpus;
 pub use lmforge_data as data;
 pub use lmforge_files as files;
 pub use lmforge_generate as generate;
+pub use lmforge_interop as interop;
 pub use lmforge_model as model;
 pub use lmforge_tokenizer as tokenizer;
 pub use lmforge_train as train;

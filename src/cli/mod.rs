@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod eval;
+pub mod export;
 pub mod generate;
 pub mod import;
 pub mod prepare;
@@ -39,6 +40,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Import a Hugging Face GPT-2 folder or a nanoGPT / PyTorch checkpoint as an lmforge checkpoint.
     Import(import::ImportArgs),
+    /// Export a checkpoint to Hugging Face transformers (--format hf) or GGUF (--format gguf).
+    Export(export::ExportArgs),
     /// Benchmarks of the compute engine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -86,6 +89,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => generate::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Import(args) => import::run(args),
+        Command::Export(args) => export::run(args),
         Command::Bench(cmd) => bench::run(cmd),
     }
 }
