@@ -214,6 +214,11 @@ fn padded_vocabulary_rows_are_never_sampled() {
     let cfg = ModelConfig::new(4 * tok.vocab_size(), 2, 2, 16, 32);
     let model = Gpt::new(cfg, 7).unwrap();
     let out = generate(&model, &tok, "To be", &opts(3, 200), &mut |_| {}).unwrap();
-    assert!(out.ids.len() >= 20, "{} ids ({:?})", out.ids.len(), out.stop_reason);
+    assert!(
+        out.ids.len() >= 20,
+        "{} ids ({:?})",
+        out.ids.len(),
+        out.stop_reason
+    );
     assert!(out.ids.iter().all(|&id| (id as usize) < tok.vocab_size()));
 }
