@@ -61,6 +61,7 @@ mod acts;
 pub mod backend;
 pub mod bench;
 pub mod config;
+pub mod dtype;
 pub mod error;
 pub mod infer;
 pub mod io;
@@ -73,6 +74,7 @@ pub mod rng;
 
 pub use backend::{cpu::Cpu, Backend};
 pub use config::{Activation, ModelConfig, PosEncoding};
+pub use dtype::{DtypeArg, Precision};
 pub use error::{Error, Result};
 pub use infer::InferenceSession;
 pub use model::Gpt;
