@@ -45,7 +45,10 @@ fn bf16_loss_and_gradients_are_within_bf16_tolerance_of_fp32() {
         let norm32 = g32.iter().map(|g| (*g as f64).powi(2)).sum::<f64>().sqrt();
         for k in kernels() {
             let (l16, g16) = loss_and_grads(&cfg, Precision::Bf16(k));
-            assert!((l16 - l32).abs() < 1e-2 * l32.abs(), "{k:?}: loss {l16} vs {l32}");
+            assert!(
+                (l16 - l32).abs() < 1e-2 * l32.abs(),
+                "{k:?}: loss {l16} vs {l32}"
+            );
             assert_ne!(l16.to_bits(), l32.to_bits(), "{k:?}: bf16 ran as fp32?");
             let diff = g16
                 .iter()
@@ -53,7 +56,10 @@ fn bf16_loss_and_gradients_are_within_bf16_tolerance_of_fp32() {
                 .map(|(a, b)| ((a - b) as f64).powi(2))
                 .sum::<f64>()
                 .sqrt();
-            assert!(diff < 2e-2 * norm32, "{k:?} tie={tie}: |Δg| {diff} vs |g| {norm32}");
+            assert!(
+                diff < 2e-2 * norm32,
+                "{k:?} tie={tie}: |Δg| {diff} vs |g| {norm32}"
+            );
         }
     }
 }
@@ -107,8 +113,16 @@ fn a_model_switches_precision_between_steps_on_the_same_f32_weights() {
     assert_eq!(m.precision(), Precision::Bf16(k));
     let bf16_loss = m.forward(&idx, Some(&tg), b, t).unwrap().unwrap();
     assert!((bf16_loss - fp32_loss).abs() < 1e-2 * fp32_loss);
-    assert_eq!(m.params(), &before[..], "a forward never touches the f32 weights");
+    assert_eq!(
+        m.params(),
+        &before[..],
+        "a forward never touches the f32 weights"
+    );
     m.set_precision(Precision::Fp32);
     let again = m.forward(&idx, Some(&tg), b, t).unwrap().unwrap();
-    assert_eq!(again.to_bits(), fp32_loss.to_bits(), "back in fp32: the same loss");
+    assert_eq!(
+        again.to_bits(),
+        fp32_loss.to_bits(),
+        "back in fp32: the same loss"
+    );
 }

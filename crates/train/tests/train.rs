@@ -454,11 +454,7 @@ fn a_stale_lock_is_taken_over() {
 #[test]
 fn an_fp32_run_resumes_in_bf16_and_back() {
     let d = tempfile::tempdir().unwrap();
-    let dtype_of = |dir: &Path| {
-        TrainConfig::load(&dir.join("config.toml"))
-            .unwrap()
-            .dtype
-    };
+    let dtype_of = |dir: &Path| TrainConfig::load(&dir.join("config.toml")).unwrap().dtype;
     let part = |dtype: &str, steps: usize, resume: bool| {
         let cfg = tiny_config(d.path(), &["--dtype", dtype]);
         let opts = RunOptions {
@@ -472,14 +468,24 @@ fn an_fp32_run_resumes_in_bf16_and_back() {
     assert_eq!(part("fp32", 10, false).steps, 10);
     assert_eq!(dtype_of(d.path()), "fp32");
     assert_eq!(part("bf16-emulated", 10, true).steps, 20);
-    assert_eq!(dtype_of(d.path()), "bf16", "config.toml records the dtype that ran");
+    assert_eq!(
+        dtype_of(d.path()),
+        "bf16",
+        "config.toml records the dtype that ran"
+    );
     let last = part("fp32", 20, true);
     assert_eq!(last.steps, 40);
     let recs = lmforge_train::metrics::read_records(&d.path().join("metrics.jsonl")).unwrap();
     let dtypes: Vec<(usize, &str)> = recs.iter().map(|r| (r.step, r.dtype.as_str())).collect();
     assert_eq!(
         dtypes,
-        [(0, "fp32"), (10, "fp32"), (20, "bf16"), (30, "fp32"), (40, "fp32")]
+        [
+            (0, "fp32"),
+            (10, "fp32"),
+            (20, "bf16"),
+            (30, "fp32"),
+            (40, "fp32")
+        ]
     );
     assert!(recs[4].val_loss < recs[0].val_loss - 0.5, "{recs:?}");
     // The checkpoints are f32 whatever ran: the bf16 part's weights load as usual.
@@ -509,7 +515,10 @@ fn a_bad_dtype_is_one_clear_error() {
         .unwrap_err()
         .to_string(),
     };
-    assert!(e.contains("dtype") && e.contains("\"fp16\"") && e.contains("bf16-emulated"), "{e}");
+    assert!(
+        e.contains("dtype") && e.contains("\"fp16\"") && e.contains("bf16-emulated"),
+        "{e}"
+    );
     assert!(!e.contains('\n'), "{e}");
     assert!(!d.path().join("config.toml").exists(), "nothing written");
 }
