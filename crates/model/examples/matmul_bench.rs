@@ -4,7 +4,7 @@
 //! Besides the f32 kernels it measures the bf16 ones (emulated; native where the CPU has
 //! AVX-512 BF16) — operand casts included, as the model pays them.
 use lmforge_model::ops::matmul::{
-    bf16_native_available, matmul_bf16, matmul_with, Bf16Kernel, Kernel, Mat, MatMut, Par,
+    bf16_amx_available, bf16_native_available, matmul_bf16, matmul_with, Bf16Kernel, Kernel, Mat, MatMut, Par,
 };
 use std::time::Instant;
 
@@ -98,9 +98,14 @@ fn main() {
         } else {
             "      —".into()
         };
+        let amx = if bf16_amx_available() {
+            format!("{:7.1}", f(Cand::Bf16(Bf16Kernel::Amx)))
+        } else {
+            "      —".into()
+        };
         println!(
             "{label:34} gemm {g:7.1}  matrixmultiply {mm:7.1}  gemm-split {gs:7.1}{ob}  \
-             bf16-emulated {emu:7.1}  bf16-native {nat} GFLOP/s"
+             bf16-emulated {emu:7.1}  bf16-native {nat}  bf16-amx {amx} GFLOP/s"
         );
     }
 }

@@ -6,7 +6,7 @@
 //! the tied/untied `lm_head` included) round their operands to bf16 and accumulate in f32
 //! ([`crate::ops::matmul::matmul_bf16`]). Their outputs stay f32 (torch rounds them to bf16).
 
-use crate::ops::matmul::{bf16_native_available, Bf16Kernel};
+use crate::ops::matmul::{bf16_amx_available, bf16_native_available, Bf16Kernel};
 use std::fmt;
 use std::str::FromStr;
 
@@ -73,14 +73,18 @@ impl Precision {
     /// The precision `arg` means on this CPU; `Err` with a one-line reason when it cannot run
     /// here (`bf16-native` without AVX-512 BF16).
     pub fn resolve(arg: DtypeArg) -> Result<Precision, String> {
-        let native = bf16_native_available();
-        Ok(match arg {
-            DtypeArg::Fp32 => Precision::Fp32,
-            DtypeArg::Auto if native => Precision::Bf16(Bf16Kernel::Native),
-            DtypeArg::Auto => Precision::Fp32,
-            DtypeArg::Bf16 | DtypeArg::Bf16Native if native => Precision::Bf16(Bf16Kernel::Native),
-            DtypeArg::Bf16 | DtypeArg::Bf16Emulated => Precision::Bf16(Bf16Kernel::Emulated),
-            DtypeArg::Bf16Native => {
+        // the fastest native kernel: AMX tiles, else AVX-512 BF16 dot products
+        let native = if bf16_amx_available() {
+            Some(Bf16Kernel::Amx)
+        } else {
+            bf16_native_available().then_some(Bf16Kernel::Native)
+        };
+        Ok(match (arg, native) {
+            (DtypeArg::Fp32, _) => Precision::Fp32,
+            (DtypeArg::Auto | DtypeArg::Bf16 | DtypeArg::Bf16Native, Some(k)) => Precision::Bf16(k),
+            (DtypeArg::Auto, None) => Precision::Fp32,
+            (DtypeArg::Bf16 | DtypeArg::Bf16Emulated, _) => Precision::Bf16(Bf16Kernel::Emulated),
+            (DtypeArg::Bf16Native, None) => {
                 return Err(
                     "dtype bf16-native: this CPU has no native bf16 dot products (AVX-512 BF16); \
                      use --dtype bf16 (emulated, slower) or --dtype fp32"
@@ -102,6 +106,9 @@ impl Precision {
     pub fn describe(&self) -> &'static str {
         match self {
             Precision::Fp32 => "fp32",
+            Precision::Bf16(Bf16Kernel::Amx) => {
+                "bf16 mixed precision (native AMX tile products, f32 weights)"
+            }
             Precision::Bf16(Bf16Kernel::Native) => {
                 "bf16 mixed precision (native AVX-512 BF16 products, f32 weights)"
             }
@@ -146,7 +153,12 @@ mod tests {
         let bf16 = Precision::resolve(DtypeArg::Bf16).unwrap();
         let auto = Precision::resolve(DtypeArg::Auto).unwrap();
         if native {
-            assert_eq!(bf16, Precision::Bf16(Bf16Kernel::Native));
+            let best = if crate::ops::matmul::bf16_amx_available() {
+                Bf16Kernel::Amx
+            } else {
+                Bf16Kernel::Native
+            };
+            assert_eq!(bf16, Precision::Bf16(best));
             assert_eq!(auto, bf16);
             assert!(Precision::resolve(DtypeArg::Bf16Native).is_ok());
         } else {

@@ -10,7 +10,7 @@ use super::{AdamWStep, Backend, Dims, Mask, Segment};
 use crate::config::Activation;
 use crate::dtype::Precision;
 use crate::ops;
-use crate::ops::matmul::{bf16_native_available, Bf16Kernel};
+use crate::ops::matmul::{bf16_amx_available, bf16_native_available, Bf16Kernel};
 use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::Mutex;
@@ -50,6 +50,10 @@ impl Cpu {
         assert!(
             precision != Precision::Bf16(Bf16Kernel::Native) || bf16_native_available(),
             "native bf16 requested on a CPU without AVX-512 BF16"
+        );
+        assert!(
+            precision != Precision::Bf16(Bf16Kernel::Amx) || bf16_amx_available(),
+            "AMX bf16 requested on a CPU or OS without AMX"
         );
         self.precision = precision;
     }

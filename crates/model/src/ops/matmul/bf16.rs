@@ -3,7 +3,8 @@
 //! to bf16; we keep it f32 because every consumer here — bias, GELU, LayerNorm, the residual
 //! stream, the f32 gradients — wants f32 anyway, and it is one rounding fewer).
 //!
-//! Two kernels with the same rounding of the operands (round-to-nearest-even to bf16):
+//! Three kernels with the same rounding of the operands (round-to-nearest-even to bf16):
+//! - [`Bf16Kernel::Amx`]: Intel AMX tiles (`tdpbf16ps`, `amx.rs`), where [`amx_available`].
 //! - [`Bf16Kernel::Native`]: the operands are cast to bf16 and multiplied by the `gemmkit`
 //!   crate's AVX-512 BF16 dot kernel (`vdpbf16ps`: two bf16 products per f32 lane per
 //!   instruction), f32 output. Only where [`native_available`] (checked at run time).
@@ -23,6 +24,8 @@ use std::cell::RefCell;
 /// Which bf16 product to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bf16Kernel {
+    /// AMX tile products (Sapphire Rapids and later); needs [`amx_available`].
+    Amx,
     /// AVX-512 BF16 dot products (`gemmkit`); needs [`native_available`].
     Native,
     /// bf16-rounded operands through the f32 kernel: any CPU.
@@ -43,6 +46,11 @@ pub fn native_available() -> bool {
     {
         false
     }
+}
+
+/// Whether this CPU has AMX-BF16 tiles and the OS lets this process use them.
+pub fn amx_available() -> bool {
+    super::amx::available()
 }
 
 /// `x` rounded to the nearest bf16 (ties to even), as bits. NaN stays a (quiet) NaN, ±∞ stay,
@@ -76,6 +84,7 @@ struct Scratch {
     fa: Vec<f32>,
     fb: Vec<f32>,
     ws: gemmkit::Workspace,
+    amx: super::amx::Packs,
 }
 
 thread_local! {
@@ -102,6 +111,10 @@ pub(super) fn product(
     threads: usize,
 ) {
     with_scratch(|s| match kern {
+        Bf16Kernel::Amx if amx_available() => {
+            super::amx::product(&mut s.amx, c, a, b, accumulate, threads)
+        }
+        Bf16Kernel::Amx => panic!("AMX bf16 kernel requested on a CPU or OS without AMX"),
         Bf16Kernel::Native if native_available() => native(s, c, a, b, accumulate, threads),
         Bf16Kernel::Native => panic!("bf16 native kernel requested on a CPU without AVX-512 BF16"),
         Bf16Kernel::Emulated => emulated(s, c, a, b, accumulate, threads),

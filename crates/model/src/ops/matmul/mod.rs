@@ -17,6 +17,7 @@
 //! levels never nest. No kernel splits the reduction dimension `k` across threads, so results
 //! are bitwise reproducible for a fixed thread count.
 
+mod amx;
 mod bf16;
 mod gemm;
 mod gemm_split;
@@ -31,7 +32,10 @@ mod tests;
 #[cfg(test)]
 mod tests_bf16;
 
-pub use bf16::{bf16_bits, native_available as bf16_native_available, round_bf16, Bf16Kernel};
+pub use bf16::{
+    amx_available as bf16_amx_available, bf16_bits, native_available as bf16_native_available,
+    round_bf16, Bf16Kernel,
+};
 pub use operand::{Mat, MatMut};
 use std::sync::atomic::{AtomicU8, Ordering};
 

@@ -13,6 +13,9 @@ fn bf16_kernels() -> Vec<Bf16Kernel> {
     if bf16_native_available() {
         k.push(Bf16Kernel::Native);
     }
+    if bf16_amx_available() {
+        k.push(Bf16Kernel::Amx);
+    }
     k
 }
 
