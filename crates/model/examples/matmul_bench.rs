@@ -4,7 +4,8 @@
 //! Besides the f32 kernels it measures the bf16 ones (emulated; native where the CPU has
 //! AVX-512 BF16) — operand casts included, as the model pays them.
 use lmforge_model::ops::matmul::{
-    bf16_amx_available, bf16_native_available, matmul_bf16, matmul_with, Bf16Kernel, Kernel, Mat, MatMut, Par,
+    bf16_amx_available, bf16_native_available, matmul_bf16, matmul_with, Bf16Kernel, Kernel, Mat,
+    MatMut, Par,
 };
 use std::time::Instant;
 

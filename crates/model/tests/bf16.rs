@@ -2,13 +2,16 @@
 //! selected explicitly), bit-for-bit determinism per dtype and thread count, and switching
 //! precision on the same f32 weights (what resuming a checkpoint in another dtype does).
 
-use lmforge_model::ops::matmul::{bf16_native_available, Bf16Kernel};
+use lmforge_model::ops::matmul::{bf16_amx_available, bf16_native_available, Bf16Kernel};
 use lmforge_model::{AdamW, AdamWConfig, Gpt, ModelConfig, Precision};
 
 fn kernels() -> Vec<Bf16Kernel> {
     let mut k = vec![Bf16Kernel::Emulated];
     if bf16_native_available() {
         k.push(Bf16Kernel::Native);
+    }
+    if bf16_amx_available() {
+        k.push(Bf16Kernel::Amx);
     }
     k
 }

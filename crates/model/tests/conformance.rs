@@ -2,7 +2,7 @@
 //! and proof that the suite rejects a backend with one wrong op, naming it.
 
 use lmforge_model::backend::conformance::{self, Tolerance};
-use lmforge_model::ops::matmul::{bf16_native_available, Bf16Kernel};
+use lmforge_model::ops::matmul::{bf16_amx_available, bf16_native_available, Bf16Kernel};
 use lmforge_model::{Cpu, Precision};
 
 #[test]
@@ -26,13 +26,16 @@ fn cpu_backend_conforms_on_one_and_two_threads() {
     }
 }
 
-/// The bf16 backends: emulated everywhere, native where the CPU has AVX-512 BF16 (each
+/// The bf16 backends: emulated everywhere, AVX-512 BF16 and AMX where the CPU has them (each
 /// selected explicitly), on one and two threads, within bf16 tolerance.
 #[test]
 fn cpu_bf16_backends_conform() {
     let mut kernels = vec![Bf16Kernel::Emulated];
     if bf16_native_available() {
         kernels.push(Bf16Kernel::Native);
+    }
+    if bf16_amx_available() {
+        kernels.push(Bf16Kernel::Amx);
     }
     for kern in kernels {
         for threads in [1, 2] {

@@ -89,38 +89,75 @@ const CONFIG: TileConfig = TileConfig {
     rows: [16, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0],
 };
 
-/// Packs `a [m,k]` as `ceil(m/16)` row blocks (an even count, the extra one zero) of `kb`
-/// tiles `[16][32]`.
-fn pack_a(dst: &mut Vec<u16>, a: Mat<'_>, mblocks: usize, kb: usize) {
+/// Element `(i, j)` of `m` without the bounds check of [`Mat::get`].
+///
+/// # Safety
+/// `i < m.rows()`, `j < m.cols()`.
+#[inline(always)]
+unsafe fn at(m: &Mat<'_>, i: usize, j: usize) -> f32 {
+    // SAFETY: in the view (the caller's contract), which is readable by construction.
+    unsafe { *m.as_ptr().add(i * m.row_stride() + j * m.col_stride()) }
+}
+
+/// Fills `dst` with `blocks` panels of `panel` values each, `fill(block, panel)` per panel,
+/// over the pool when `threads > 1`.
+fn pack_panels(
+    dst: &mut Vec<u16>,
+    blocks: usize,
+    panel: usize,
+    threads: usize,
+    fill: impl Fn(usize, &mut [u16]) + Sync,
+) {
     dst.clear();
-    dst.resize(mblocks * kb * TILE, 0);
-    let (m, k) = (a.rows(), a.cols());
-    for (blk, panel) in dst.chunks_mut(kb * TILE).enumerate() {
-        for r in 0..T.min(m.saturating_sub(blk * T)) {
-            let i = blk * T + r;
-            for p in 0..k {
-                panel[(p / TK) * TILE + r * TK + p % TK] = bf16_bits(a.get(i, p));
-            }
-        }
+    dst.resize(blocks * panel, 0);
+    if threads > 1 {
+        dst.par_chunks_mut(panel)
+            .enumerate()
+            .for_each(|(b, p)| fill(b, p));
+    } else {
+        dst.chunks_mut(panel)
+            .enumerate()
+            .for_each(|(b, p)| fill(b, p));
     }
 }
 
-/// Packs `b [k,n]` as `ceil(n/16)` column blocks (an even count) of `kb` tiles in pair layout
-/// `[16 pairs][16 cols][2]`.
-fn pack_b(dst: &mut Vec<u16>, b: Mat<'_>, nblocks: usize, kb: usize) {
-    dst.clear();
-    dst.resize(nblocks * kb * TILE, 0);
-    let (k, n) = (b.rows(), b.cols());
-    for (blk, panel) in dst.chunks_mut(kb * TILE).enumerate() {
-        for c in 0..T.min(n.saturating_sub(blk * T)) {
-            let j = blk * T + c;
-            for p in 0..k {
-                let (tile, within) = (p / TK, p % TK);
-                panel[tile * TILE + (within / 2) * 2 * T + c * 2 + within % 2] =
-                    bf16_bits(b.get(p, j));
-            }
+/// Packs `a [m,k]` as `mblocks` row blocks (an even count; blocks past `m` are zero) of `kb`
+/// tiles `[16][32]`, reading along whichever of `a`'s dimensions is contiguous.
+fn pack_a(dst: &mut Vec<u16>, a: Mat<'_>, mblocks: usize, kb: usize, threads: usize) {
+    let (m, k) = (a.rows(), a.cols());
+    pack_panels(dst, mblocks, kb * TILE, threads, |blk, panel| {
+        let rows = T.min(m.saturating_sub(blk * T));
+        let put = |panel: &mut [u16], r: usize, p: usize| {
+            // SAFETY: `blk·16 + r < m` and `p < k`.
+            let v = unsafe { at(&a, blk * T + r, p) };
+            panel[(p / TK) * TILE + r * TK + p % TK] = bf16_bits(v);
+        };
+        if a.col_stride() == 1 {
+            (0..rows).for_each(|r| (0..k).for_each(|p| put(panel, r, p)));
+        } else {
+            (0..k).for_each(|p| (0..rows).for_each(|r| put(panel, r, p)));
         }
-    }
+    });
+}
+
+/// Packs `b [k,n]` as `nblocks` column blocks (an even count) of `kb` tiles in pair layout
+/// `[16 pairs][16 cols][2]`, reading along whichever dimension is contiguous.
+fn pack_b(dst: &mut Vec<u16>, b: Mat<'_>, nblocks: usize, kb: usize, threads: usize) {
+    let (k, n) = (b.rows(), b.cols());
+    pack_panels(dst, nblocks, kb * TILE, threads, |blk, panel| {
+        let cols = T.min(n.saturating_sub(blk * T));
+        let put = |panel: &mut [u16], p: usize, c: usize| {
+            // SAFETY: `p < k` and `blk·16 + c < n`.
+            let v = unsafe { at(&b, p, blk * T + c) };
+            let w = p % TK;
+            panel[(p / TK) * TILE + (w / 2) * 2 * T + c * 2 + w % 2] = bf16_bits(v);
+        };
+        if b.col_stride() == 1 {
+            (0..k).for_each(|p| (0..cols).for_each(|c| put(panel, p, c)));
+        } else {
+            (0..cols).for_each(|c| (0..k).for_each(|p| put(panel, p, c)));
+        }
+    });
 }
 
 /// `out[4][16][16] = A-panels (a0, a1) · B-panels (b0, b1)` over `kb` k-tiles, the 2×2 C
@@ -202,8 +239,8 @@ pub(super) fn product(
     let (m, n, k) = (a.rows(), b.cols(), a.cols());
     let kb = k.div_ceil(TK);
     let (mb, nb) = (m.div_ceil(2 * T) * 2, n.div_ceil(2 * T) * 2);
-    pack_a(&mut packs.a, a, mb, kb);
-    pack_b(&mut packs.b, b, nb, kb);
+    pack_a(&mut packs.a, a, mb, kb, threads);
+    pack_b(&mut packs.b, b, nb, kb, threads);
     let (pa, pb) = (&packs.a, &packs.b);
     let rs = c.row_stride();
     let cp = SendPtr(c.as_mut_ptr());
