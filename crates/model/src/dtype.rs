@@ -5,6 +5,8 @@
 //! stay f32; only the Linear layers' products (forward `x·Wᵀ`, backward `dY·W` and `dYᵀ·X`,
 //! the tied/untied `lm_head` included) round their operands to bf16 and accumulate in f32
 //! ([`crate::ops::matmul::matmul_bf16`]). Their outputs stay f32 (torch rounds them to bf16).
+//! Native bf16 means AMX tiles where the CPU and OS allow them, else AVX-512 BF16 dot
+//! products; emulated runs anywhere with the same operand rounding.
 
 use crate::ops::matmul::{bf16_amx_available, bf16_native_available, Bf16Kernel};
 use std::fmt;
