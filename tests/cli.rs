@@ -146,6 +146,20 @@ fn bad_input_is_one_line_and_exit_code_1() {
         "/no/such/ckpt",
     );
     assert_one_line_error(&lmforge(&["generate", "--top-p", "0"]), "--top-p");
+    for cmd in [
+        &["train", "--dtype", "fp16"][..],
+        &["bench", "train", "--dtype", "fp16"],
+        &["generate", "--dtype", "fp16"],
+        &[
+            "eval",
+            "--checkpoint",
+            "models/shakespeare-char",
+            "--dtype",
+            "fp16",
+        ],
+    ] {
+        assert_one_line_error(&lmforge(cmd), "unknown dtype \"fp16\"");
+    }
     assert_one_line_error(
         &lmforge(&[
             "prepare",

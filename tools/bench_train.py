@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
-"""Training speed: PyTorch (nanoGPT model, CPU, fp32) vs lmforge, in one run, same shapes.
+"""Training speed: PyTorch (nanoGPT model, CPU, fp32 and bf16 autocast) vs lmforge (fp32 and
+bf16), in one run, same shapes.
 
 For each preset it times full training steps -- forward + loss, backward, clip_grad_norm_(1.0),
 AdamW step -- on random token batches, after warmup, for:
   torch eager   nanoGPT's non-flash attention (manual softmax with a causal mask)
   torch sdpa    F.scaled_dot_product_attention(is_causal=True)
-  lmforge       `<lmforge> bench train --preset P --threads N --json`
+  torch bf16    sdpa under torch.autocast("cpu", dtype=torch.bfloat16) (forward + loss; fp32
+                master weights, as a PyTorch user turns on bf16 on a CPU with native bf16)
+  lmforge fp32  `<lmforge> bench train --preset P --threads N --dtype fp32 --json`
+  lmforge bf16  the same with `--dtype bf16` (native where the CPU has AVX-512 BF16, else
+                emulated: its --json says which in dtype_detail)
 and prints a markdown table: tokens/s, ms/step (torch rows: the median step), MFU, peak RSS
-and speed relative to torch eager.  MFU = tokens/s x FLOPs/token (nanoGPT's estimate_mfu:
-6N + 12*L*H*Q*T) divided by the *measured* fp32 peak of this machine (best torch.mm 2048^3
-on the same thread count), for every row alike.  Every measured thing runs in its own fresh
+and speed relative to torch eager and to torch bf16.  MFU = tokens/s x FLOPs/token (nanoGPT's
+estimate_mfu: 6N + 12*L*H*Q*T) divided by the *measured* peak of this machine in the row's
+dtype (best torch.mm 2048^3 on the same thread count, on fp32 or bf16 tensors); the fp32
+peak is printed beside it.  Every measured thing runs in its own fresh
 subprocess; its peak RSS is that child's ru_maxrss (os.wait4).  A missing lmforge binary or
 a failing bench command is reported under the table; the PyTorch rows are printed anyway.
 Other load on the machine distorts everything (2 threads on 2 cores): run it on a quiet one.
@@ -28,7 +34,8 @@ o200k_base shape and JaneLM's:
 Run (from the repository root, after `bash tools/setup_venv.sh` and `cargo build --release`):
     tools/.venv/bin/python tools/bench_train.py [--lmforge target/release/lmforge]
         [--presets bench-s,bench-m] [--threads N] [--steps 20] [--warmup 3] [--rounds 3]
-        [--impls "torch eager,torch sdpa,lmforge"] [shape flags]
+        [--impls "torch eager,torch sdpa,torch bf16,lmforge fp32,lmforge bf16"] [--dtypes fp32,bf16]
+        [shape flags: --n-layer --n-embd --n-head --block-size --vocab-size --batch]
         [--wait-idle 600 --retries 3]     # on a shared machine
 The implementations run in interleaved rounds (eager, sdpa, lmforge, eager, ...), so a slow
 spell of a shared machine hits all of them; each row is that implementation's best round.
@@ -63,12 +70,13 @@ def default_threads() -> int:
 # Workers (each runs in its own process and prints one JSON line)
 
 
-def worker_matmul(threads: int) -> dict:
-    """Best-of fp32 torch.mm throughput, 2048^3, in GFLOP/s."""
+def worker_matmul(threads: int, dtype: str) -> dict:
+    """Best-of torch.mm throughput, 2048^3, fp32 or bf16 tensors, in GFLOP/s."""
     import torch
 
     torch.set_num_threads(threads)
-    a, b = torch.randn(MATMUL_N, MATMUL_N), torch.randn(MATMUL_N, MATMUL_N)
+    dt = torch.bfloat16 if dtype == "bf16" else torch.float32
+    a, b = torch.randn(MATMUL_N, MATMUL_N, dtype=dt), torch.randn(MATMUL_N, MATMUL_N, dtype=dt)
     for _ in range(3):
         torch.mm(a, b)
     best = float("inf")
@@ -103,7 +111,9 @@ def label(preset: str, args) -> str:
             f"batch {p['batch']}, vocab {p['vocab_size']}")
 
 
-def worker_train(p: dict, attn: str, threads: int, steps: int, warmup: int) -> dict:
+def worker_train(p: dict, attn: str, threads: int, steps: int, warmup: int, dtype: str) -> dict:
+    import contextlib
+
     import torch
 
     from torch_reference import GPT, GPTConfig
@@ -121,7 +131,9 @@ def worker_train(p: dict, attn: str, threads: int, steps: int, warmup: int) -> d
         xy = torch.randint(0, cfg.vocab_size, (B, T + 1))
         x, y = xy[:, :-1].contiguous(), xy[:, 1:].contiguous()
         opt.zero_grad(set_to_none=True)
-        _, loss = model(x, y)
+        cast = torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bf16" else contextlib.nullcontext()
+        with cast:
+            _, loss = model(x, y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
         opt.step()
@@ -221,11 +233,12 @@ def main():
     ap.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     ap.add_argument("--skip-lmforge", action="store_true", help="PyTorch rows only")
-    ap.add_argument("--impls", default="torch eager,torch sdpa,lmforge",
-                    help="comma-separated subset of: torch eager, torch sdpa, lmforge")
+    ap.add_argument("--impls", default="torch eager,torch sdpa,torch bf16,lmforge fp32,lmforge bf16",
+                    help="comma-separated subset of: torch eager, torch sdpa, torch bf16, lmforge fp32, lmforge bf16")
     for k in SHAPE_FLAGS:
         ap.add_argument(f"--{k.replace('_', '-')}", type=int, metavar="N",
                         help=f"replace every preset's {k} (custom shape)")
+    ap.add_argument("--dtypes", default="fp32,bf16", help="comma-separated: fp32, bf16 (default both)")
     ap.add_argument("--rounds", type=int, default=3,
                     help="interleaved rounds of every implementation; the table shows each one's best (default 3)")
     ap.add_argument("--wait-idle", type=float, default=0, metavar="S",
@@ -235,10 +248,11 @@ def main():
     ap.add_argument("--worker", choices=["matmul", "train", "import"], help=argparse.SUPPRESS)
     ap.add_argument("--preset", help=argparse.SUPPRESS)
     ap.add_argument("--attn", help=argparse.SUPPRESS)
+    ap.add_argument("--dtype", default="fp32", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     if args.worker == "matmul":
-        print(json.dumps(worker_matmul(args.threads)))
+        print(json.dumps(worker_matmul(args.threads, args.dtype)))
         return
     if args.worker == "import":  # RSS baseline: what `import torch` alone costs
         import torch
@@ -247,7 +261,7 @@ def main():
         return
     if args.worker == "train":
         print(json.dumps(worker_train(shape_of(args.preset, args), args.attn, args.threads, args.steps,
-                                      args.warmup)))
+                                      args.warmup, args.dtype)))
         return
 
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
@@ -261,10 +275,13 @@ def main():
         s = shape_of(p, args)
         if s["n_embd"] % s["n_head"]:
             ap.error(f"--n-embd {s['n_embd']} is not divisible by --n-head {s['n_head']} (preset {p})")
+    known = ("torch eager", "torch sdpa", "torch bf16", "lmforge fp32", "lmforge bf16")
     wanted = [x.strip() for x in args.impls.split(",") if x.strip()]
+    # "lmforge" alone means both of its dtypes (--dtypes still filters)
+    wanted = [y for x in wanted for y in (["lmforge fp32", "lmforge bf16"] if x == "lmforge" else [x])]
     for x in wanted:
-        if x not in ("torch eager", "torch sdpa", "lmforge"):
-            ap.error(f"unknown --impls entry {x!r}; known: torch eager, torch sdpa, lmforge")
+        if x not in known:
+            ap.error(f"unknown --impls entry {x!r}; known: {', '.join(known)}, lmforge")
     # No torch in this driver process: on Linux a child's ru_maxrss starts from the RSS of the
     # process it was spawned from, so the driver must stay small for the RSS column to be fair.
     r = run_child(self_cmd("--worker", "import"))
@@ -273,12 +290,18 @@ def main():
     print(f"torch {last_json(r['stdout'])['torch']}, {args.threads} threads, {args.steps} timed steps after "
           f"{args.warmup} warmup; a process that only imports torch peaks at {r['rss_mb']:.0f} MB RSS "
           f"(included in the torch rows)", flush=True)
-    r = measure(self_cmd("--worker", "matmul", "--threads", args.threads), args)
-    if r["rc"] != 0:
-        sys.exit(f"matmul peak measurement failed:\n{r['stderr']}")
-    peak = last_json(r["stdout"])["gflops"]
-    print(f"measured fp32 matmul peak (torch.mm {MATMUL_N}^3, {args.threads} threads): {peak:.1f} GFLOP/s "
-          f"(other processes used {100 * r['others']:.0f}% of the machine meanwhile)", flush=True)
+    dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    if not dtypes or any(d not in ("fp32", "bf16") for d in dtypes):
+        ap.error(f"--dtypes {args.dtypes!r}: expected a comma-separated list of fp32, bf16")
+    peaks = {}
+    for dt in ["fp32"] + [d for d in dtypes if d != "fp32"]:
+        r = measure(self_cmd("--worker", "matmul", "--threads", args.threads, "--dtype", dt), args)
+        if r["rc"] != 0:
+            sys.exit(f"{dt} matmul peak measurement failed:\n{r['stderr']}")
+        peaks[dt] = last_json(r["stdout"])["gflops"]
+        print(f"measured {dt} matmul peak (torch.mm {MATMUL_N}^3 on {dt} tensors, {args.threads} threads): "
+              f"{peaks[dt]:.1f} GFLOP/s (other processes used {100 * r['others']:.0f}% of the machine meanwhile)",
+              flush=True)
 
 
     rows, notes = [], []
@@ -290,24 +313,31 @@ def main():
         lmforge = None
     def run_impl(preset: str, impl: str):
         """One measurement: (result dict, run_child record) or (None, failure note)."""
-        if impl == "lmforge":
+        if impl.startswith("lmforge"):
             cmd = [lmforge, "bench", "train", "--preset", preset, "--threads", str(args.threads),
-                   "--steps", str(args.steps), "--warmup", str(args.warmup), "--json", *shape_args(args)]
+                   "--steps", str(args.steps), "--warmup", str(args.warmup), "--dtype", impl_dtype(impl),
+                   "--json", *shape_args(args)]
         else:
-            cmd = self_cmd("--worker", "train", "--preset", preset, "--attn", impl.split()[1],
-                           "--threads", args.threads, "--steps", args.steps, "--warmup", args.warmup,
+            attn = "sdpa" if impl == "torch bf16" else impl.split()[1]
+            cmd = self_cmd("--worker", "train", "--preset", preset, "--attn", attn, "--threads", args.threads,
+                           "--steps", args.steps, "--warmup", args.warmup, "--dtype", impl_dtype(impl),
                            *shape_args(args))
         print(f"  {preset} {impl} ...", flush=True)
         r = measure(cmd, args)
         res = last_json(r["stdout"]) if r["rc"] == 0 else None
         if res is None or "tokens_per_s" not in res:
-            what = " ".join(map(str, cmd)) if impl == "lmforge" else impl
+            what = " ".join(map(str, cmd)) if impl.startswith("lmforge") else impl
             return None, (f"{preset} {impl}: FAILED -- `{what}` exited {r['rc']}: "
                           f"{(r['stderr'].strip() or r['stdout'].strip())[-500:]}")
         return res, r
 
-    impls = [x for x in ["torch eager", "torch sdpa"] if x in wanted]
-    impls += ["lmforge"] if lmforge and not args.skip_lmforge and "lmforge" in wanted else []
+    def impl_dtype(impl: str) -> str:
+        return "bf16" if impl.endswith("bf16") else "fp32"
+
+    impls = [x for x in ["torch eager", "torch sdpa", "torch bf16"] if x in wanted]
+    if lmforge and not args.skip_lmforge:
+        impls += [x for x in ["lmforge fp32", "lmforge bf16"] if x in wanted]
+    impls = [i for i in impls if impl_dtype(i) in dtypes]
     for preset in presets:
         # Rounds interleave the implementations, so a slow spell of the machine hits them alike;
         # each implementation's best round (highest tokens/s) goes into the table.
@@ -319,22 +349,28 @@ def main():
                     notes.append(r)
                 else:
                     runs[impl].append((res, r))
-        flops_per_token = next((res["flops_per_token"] for impl in impls if impl != "lmforge"
+        flops_per_token = next((res["flops_per_token"] for impl in impls if not impl.startswith("lmforge")
                                 for res, _ in runs[impl]), None)
         best = {impl: max(v, key=lambda x: x[0]["tokens_per_s"]) for impl, v in runs.items() if v}
         base = next((x for x in ["torch eager", "torch sdpa"] if x in best), None)
         eager_tps = best[base][0]["tokens_per_s"] if base else None
+        bf16_tps = best["torch bf16"][0]["tokens_per_s"] if "torch bf16" in best else None
         for impl in impls:
             if impl not in best:
                 continue
             res, r = best[impl]
-            mfu = res["tokens_per_s"] * flops_per_token / (peak * 1e9) if flops_per_token else None
+            dt = impl_dtype(impl)
+            mfu = res["tokens_per_s"] * flops_per_token / (peaks[dt] * 1e9) if flops_per_token else None
             ratio = res["tokens_per_s"] / eager_tps if eager_tps else None
-            rows.append([label(preset, args), impl, res["tokens_per_s"], res.get("ms_per_step"), mfu, r["rss_mb"], ratio])
+            ratio_bf16 = res["tokens_per_s"] / bf16_tps if bf16_tps else None
+            rows.append([label(preset, args), impl, res["tokens_per_s"], res.get("ms_per_step"), mfu, r["rss_mb"],
+                         ratio, ratio_bf16])
             all_tps = ", ".join(f"{x['tokens_per_s']:.0f}" for x, _ in runs[impl])
-            if impl == "lmforge":
-                notes.append(f"{preset} lmforge: tokens/s per round {all_tps}; best round self-reported mfu "
-                             f"{res.get('mfu')}, peak_rss_mb {res.get('peak_rss_mb')}; other processes used "
+            if impl.startswith("lmforge"):
+                notes.append(f"{preset} {impl}: tokens/s per round {all_tps}; best round: {res.get('dtype_detail')}, "
+                             f"self-reported mfu {res.get('mfu')} (vs its own {res.get('dtype')} matmul peak "
+                             f"{res.get('matmul_peak_gflops')}), mfu vs fp32 peak {res.get('mfu_vs_fp32_peak')}, "
+                             f"peak_rss_mb {res.get('peak_rss_mb')}; other processes used "
                              f"{100 * r['others']:.0f}% of the machine meanwhile")
             else:
                 notes.append(f"{preset} {impl}: tokens/s per round {all_tps}; best round step ms median "
@@ -346,14 +382,17 @@ def main():
         return "n/a" if v is None else format(v, spec)
 
     print()
-    print("| config | impl | tokens/s | ms/step | MFU | peak RSS MB | ratio vs PyTorch (eager, else sdpa) |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    for preset, impl, tps, ms, mfu, rss, ratio in rows:
+    print("| config | impl | tokens/s | ms/step | MFU | peak RSS MB | ratio vs PyTorch fp32 (eager, else sdpa) | ratio vs PyTorch bf16 |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for preset, impl, tps, ms, mfu, rss, ratio, ratio_bf16 in rows:
         print(f"| {preset} | {impl} | {fmt(tps, '.0f')} | {fmt(ms, '.1f')} | "
-              f"{'n/a' if mfu is None else f'{100 * mfu:.1f}%'} | {fmt(rss, '.0f')} | {fmt(ratio, '.2f')}x |")
+              f"{'n/a' if mfu is None else f'{100 * mfu:.1f}%'} | {fmt(rss, '.0f')} | {fmt(ratio, '.2f')}x | "
+              f"{fmt(ratio_bf16, '.2f')}x |")
     print()
-    print(f"MFU = tokens/s x FLOPs/token (6N + 12*L*H*Q*T) / measured peak {peak:.1f} GFLOP/s. "
-          f"Ratio = tokens/s / torch eager tokens/s (torch sdpa when eager did not run; > 1 is faster).\n"
+    peak_text = ", ".join(f"{d} {v:.1f}" for d, v in peaks.items())
+    print(f"MFU = tokens/s x FLOPs/token (6N + 12*L*H*Q*T) / the measured peak of the row's dtype "
+          f"({peak_text} GFLOP/s). Ratios = tokens/s / torch eager (fp32; sdpa when eager did not run) or torch bf16 (autocast) "
+          f"tokens/s (> 1 is faster).\n"
           f"RSS = each child's ru_maxrss from os.wait4 (Linux counts from the spawning process's RSS, "
           f"so about {own_rss_mb():.0f} MB is the floor).\n"
           f"Each implementation ran {max(1, args.rounds)} interleaved rounds; the row is its best round. "

@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 use lmforge_model::config::preset_batch_size as default_batch;
-use lmforge_model::{bench::bench_train, ModelConfig};
+use lmforge_model::{bench::bench_train_in, ModelConfig};
 
 /// Benchmarks (measurements, not tests).
 #[derive(Subcommand, Debug)]
@@ -33,6 +33,8 @@ pub struct BenchTrainArgs {
     /// Print one JSON object (tokens_per_s, ms_per_step, mfu, peak_rss_mb, ...).
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub dtype: super::dtype::DtypeFlag,
 }
 
 /// A custom shape: each flag replaces the preset's field (e.g. the seeds' real shapes:
@@ -112,20 +114,25 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             } else {
                 a.preset.clone()
             };
-            let r = bench_train(&cfg, batch, a.steps, a.warmup)?;
+            let prec = a.dtype.resolve()?;
+            let r = bench_train_in(prec, &cfg, batch, a.steps, a.warmup)?;
             if a.json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
                 println!(
-                    "{}: {} params, batch {batch}, block {}, {} threads\n{:.0} tokens/s, {:.1} ms/step, MFU {:.1}% of measured matmul peak {:.1} GFLOP/s, peak RSS {:.0} MB",
+                    "{}: {} params, batch {batch}, block {}, {} threads, dtype {}\n{:.0} tokens/s, {:.1} ms/step, MFU {:.1}% of measured {} matmul peak {:.1} GFLOP/s ({:.1}% of fp32 peak {:.1}), peak RSS {:.0} MB",
                     name,
                     r.num_params,
                     r.block_size,
                     r.threads,
+                    r.dtype_detail,
                     r.tokens_per_s,
                     r.ms_per_step,
                     100.0 * r.mfu,
+                    r.dtype,
                     r.matmul_peak_gflops,
+                    100.0 * r.mfu_vs_fp32_peak,
+                    r.fp32_matmul_peak_gflops,
                     r.peak_rss_mb
                 );
             }

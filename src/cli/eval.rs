@@ -28,12 +28,17 @@ pub struct EvalArgs {
     /// checkpoint's own validation split.
     #[arg(value_name = "SOURCES")]
     pub sources: Vec<String>,
+    #[command(flatten)]
+    pub dtype: super::dtype::DtypeFlag,
 }
 
 /// Runs `lmforge eval`.
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
+    let precision = a.dtype.resolve()?;
     let mut ckpt = Checkpoint::load(&a.checkpoint)?;
+    ckpt.model.set_precision(precision);
     let text = eval_text(&ckpt, &a.sources)?;
+    eprintln!("dtype: {}", precision.describe());
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("eval {bar:30} {pos}/{len} windows [{eta}]")
@@ -56,12 +61,17 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     )?;
     bar.finish_and_clear();
     if a.json {
-        println!("{}", serde_json::to_string(&report)?);
+        let mut v = serde_json::to_value(&report)?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("dtype".into(), precision.dtype().into());
+        }
+        println!("{v}");
     } else {
         println!(
             "evaluated {}: {} tokens scored, block {}, stride {}",
             text.what, report.tokens_scored, report.block_size, report.stride
         );
+        println!("dtype:          {}", precision.dtype());
         println!("loss:           {:.4} nats/token", report.loss);
         println!("perplexity:     {:.3}", report.perplexity);
         if let Some(b) = report.bits_per_byte {

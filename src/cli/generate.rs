@@ -53,6 +53,8 @@ pub struct GenerateArgs {
     /// Print timing as one JSON line on stderr at the end (tokens/s, ms to first token).
     #[arg(long)]
     pub json_stats: bool,
+    #[command(flatten)]
+    pub dtype: super::dtype::DtypeFlag,
 }
 
 /// The shipped sample model is found from any folder: `models/shakespeare-char` relative to
@@ -79,6 +81,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         seed: a.seed,
     };
     sampling.validate()?;
+    let precision = a.dtype.resolve()?;
     let prompt = match &a.prompt_file {
         Some(f) => lmforge_corpus::read_text(f, false)?,
         None => a.prompt.clone(),
@@ -93,13 +96,15 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         );
     }
     let mut saved = String::new();
-    let ckpt = Checkpoint::load(&resolve_default_checkpoint(&a.checkpoint))?;
+    let mut ckpt = Checkpoint::load(&resolve_default_checkpoint(&a.checkpoint))?;
+    ckpt.model.set_precision(precision);
     // Check the prompt before printing anything.
     lmforge_generate::generate::encode_prompt(
         &ckpt.tokenizer,
         &prompt,
         ckpt.model.config().block_size,
     )?;
+    eprintln!("dtype: {}", precision.describe());
     let mut stdout = std::io::stdout().lock();
     let mut stats = Vec::new();
     for i in 0..a.num_samples {
@@ -150,7 +155,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         let first = stats.first().map(|s| s.ms_to_first_token).unwrap_or(0.0);
         eprintln!(
             "{}",
-            serde_json::json!({"tokens": n, "tokens_per_s": tps, "ms_to_first_token": first, "stop_reason": stats.last().map(|s| s.stop_reason)})
+            serde_json::json!({"tokens": n, "tokens_per_s": tps, "ms_to_first_token": first, "stop_reason": stats.last().map(|s| s.stop_reason), "dtype": precision.dtype()})
         );
     }
     Ok(())

@@ -2,6 +2,7 @@
 //! flags (clap) and calls the library; no logic lives here beyond argument plumbing.
 
 pub mod bench;
+pub mod dtype;
 pub mod eval;
 pub mod export;
 pub mod generate;

@@ -1,9 +1,30 @@
 //! Measure the candidate matmul kernels on our training shapes.
-//! `cargo run --release -p lmforge-model --example matmul_bench [threads]`
-use lmforge_model::ops::matmul::{matmul_with, Kernel, Mat, MatMut, Par};
+//! `cargo run --release -p lmforge-model --example matmul_bench [threads] [single]`
+//! (`single`: every product on one thread, as inside a batch shard's pass.)
+//! Besides the f32 kernels it measures the bf16 ones (emulated; native where the CPU has
+//! AVX-512 BF16) — operand casts included, as the model pays them.
+use lmforge_model::ops::matmul::{
+    bf16_amx_available, bf16_native_available, matmul_bf16, matmul_with, Bf16Kernel, Kernel, Mat,
+    MatMut, Par,
+};
 use std::time::Instant;
 
-fn bench(kern: Kernel, m: usize, n: usize, k: usize, a_t: bool, b_t: bool) -> f64 {
+/// One candidate: an f32 kernel or a bf16 one.
+#[derive(Clone, Copy)]
+enum Cand {
+    F32(Kernel),
+    Bf16(Bf16Kernel),
+}
+
+fn run(cand: Cand, c: MatMut<'_>, a: Mat<'_>, b: Mat<'_>, par: Par) {
+    match cand {
+        Cand::F32(k) => matmul_with(k, c, a, b, false, par),
+        Cand::Bf16(k) => matmul_bf16(k, c, a, b, false, par),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn bench(kern: Cand, m: usize, n: usize, k: usize, a_t: bool, b_t: bool, par: Par) -> f64 {
     let a: Vec<f32> = (0..m * k).map(|i| (i % 17) as f32 * 0.01).collect();
     let b: Vec<f32> = (0..k * n).map(|i| (i % 13) as f32 * 0.01).collect();
     let mut c = vec![0.0f32; m * n];
@@ -19,26 +40,12 @@ fn bench(kern: Kernel, m: usize, n: usize, k: usize, a_t: bool, b_t: bool) -> f6
     };
     let flops = 2.0 * (m * n * k) as f64;
     let reps = ((1e10 / flops) as usize).clamp(2, 200);
-    matmul_with(
-        kern,
-        MatMut::row_major(&mut c, m, n),
-        av,
-        bv,
-        false,
-        Par::Pool,
-    );
+    run(kern, MatMut::row_major(&mut c, m, n), av, bv, par);
     let mut best = f64::MAX;
     for _ in 0..3 {
         let t = Instant::now();
         for _ in 0..reps {
-            matmul_with(
-                kern,
-                MatMut::row_major(&mut c, m, n),
-                av,
-                bv,
-                false,
-                Par::Pool,
-            );
+            run(kern, MatMut::row_major(&mut c, m, n), av, bv, par);
         }
         best = best.min(t.elapsed().as_secs_f64() / reps as f64);
     }
@@ -68,19 +75,38 @@ fn main() {
         ("S dW 384x128x768", 384, 128, 768, true, false),
         ("S dinp 768x128x512", 768, 128, 512, false, false),
     ];
+    let par = if std::env::args().nth(2).as_deref() == Some("single") {
+        Par::Single
+    } else {
+        Par::Pool
+    };
+    println!(
+        "products: {par:?}; native bf16: {}",
+        bf16_native_available()
+    );
     for (label, m, n, k, at, bt) in shapes {
-        let g = bench(Kernel::Gemm, m, n, k, at, bt);
-        let mm = bench(Kernel::MatrixMultiply, m, n, k, at, bt);
-        let gs = bench(Kernel::GemmSplit, m, n, k, at, bt);
+        let f = |c| bench(c, m, n, k, at, bt, par);
+        let g = f(Cand::F32(Kernel::Gemm));
+        let mm = f(Cand::F32(Kernel::MatrixMultiply));
+        let gs = f(Cand::F32(Kernel::GemmSplit));
         #[cfg(feature = "openblas")]
-        let ob = format!(
-            "  openblas {:7.1}",
-            bench(Kernel::OpenBlas, m, n, k, at, bt)
-        );
+        let ob = format!("  openblas {:7.1}", f(Cand::F32(Kernel::OpenBlas)));
         #[cfg(not(feature = "openblas"))]
         let ob = String::new();
+        let emu = f(Cand::Bf16(Bf16Kernel::Emulated));
+        let nat = if bf16_native_available() {
+            format!("{:7.1}", f(Cand::Bf16(Bf16Kernel::Native)))
+        } else {
+            "      —".into()
+        };
+        let amx = if bf16_amx_available() {
+            format!("{:7.1}", f(Cand::Bf16(Bf16Kernel::Amx)))
+        } else {
+            "      —".into()
+        };
         println!(
-            "{label:34} gemm {g:7.1}  matrixmultiply {mm:7.1}  gemm-split {gs:7.1}{ob} GFLOP/s"
+            "{label:34} gemm {g:7.1}  matrixmultiply {mm:7.1}  gemm-split {gs:7.1}{ob}  \
+             bf16-emulated {emu:7.1}  bf16-native {nat}  bf16-amx {amx} GFLOP/s"
         );
     }
 }

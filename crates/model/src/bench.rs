@@ -3,11 +3,14 @@
 //! MFU follows nanoGPT's `estimate_mfu`: FLOPs per token `6·N + 12·L·H·hs·T` with `N` the
 //! parameter count without the position table, divided by a *measured* fp32 matmul peak on
 //! this machine (2048³ through our matmul kernel and thread pool) rather than a datasheet.
+//! A bf16 run is measured against the bf16 product's peak (`matmul_peak_gflops`, `mfu`) and
+//! against the f32 one (`fp32_matmul_peak_gflops`, `mfu_vs_fp32_peak`).
 
 use crate::config::ModelConfig;
+use crate::dtype::Precision;
 use crate::error::Result;
 use crate::model::Gpt;
-use crate::ops::matmul::{matmul, Mat, MatMut, Par};
+use crate::ops::matmul::{matmul, matmul_bf16, Mat, MatMut, Par};
 use crate::optim::{AdamW, AdamWConfig};
 use crate::rng::Rng;
 use std::time::Instant;
@@ -48,10 +51,18 @@ pub struct BenchReport {
     pub flops_per_token: f64,
     /// model FLOPs per second at the median step (6·params·tokens + attention)
     pub achieved_gflops: f64,
-    /// measured matmul peak of this machine (2048³)
+    /// measured matmul peak of this machine (2048³) in the run's precision
     pub matmul_peak_gflops: f64,
     /// achieved / peak
     pub mfu: f64,
+    /// precision of the Linear products (`fp32`, `bf16`)
+    pub dtype: String,
+    /// the run's precision in words (which bf16 kernel)
+    pub dtype_detail: String,
+    /// measured fp32 matmul peak (2048³; equals `matmul_peak_gflops` in an fp32 run)
+    pub fp32_matmul_peak_gflops: f64,
+    /// achieved / fp32 peak
+    pub mfu_vs_fp32_peak: f64,
     /// Peak RSS during model set-up and training (VmHWM, reset after the matmul probe).
     pub peak_rss_mb: f64,
     /// loss of the first step
@@ -62,8 +73,14 @@ pub struct BenchReport {
     pub matmul_kernel: String,
 }
 
-/// Best-of-3 GFLOP/s of one `n×n×n` product on the current rayon pool.
+/// Best-of-4 GFLOP/s of one `n×n×n` fp32 product on the current rayon pool.
 pub fn matmul_gflops(n: usize) -> f64 {
+    matmul_gflops_in(Precision::Fp32, n)
+}
+
+/// Best-of-4 GFLOP/s of one `n×n×n` product in precision `prec` on the current rayon pool
+/// (bf16: operand casts included, as the model pays them).
+pub fn matmul_gflops_in(prec: Precision, n: usize) -> f64 {
     let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.1).collect();
     let b = a.clone();
     let mut c = vec![0.0f32; n * n];
@@ -71,7 +88,11 @@ pub fn matmul_gflops(n: usize) -> f64 {
     for _ in 0..4 {
         let t = Instant::now();
         let (av, bv) = (Mat::row_major(&a, n, n), Mat::row_major(&b, n, n));
-        matmul(MatMut::row_major(&mut c, n, n), av, bv, false, Par::Pool);
+        let cv = MatMut::row_major(&mut c, n, n);
+        match prec {
+            Precision::Fp32 => matmul(cv, av, bv, false, Par::Pool),
+            Precision::Bf16(k) => matmul_bf16(k, cv, av, bv, false, Par::Pool),
+        }
         best = best.min(t.elapsed().as_secs_f64());
     }
     2.0 * (n * n * n) as f64 / best / 1e9
@@ -100,18 +121,34 @@ pub fn flops_per_token(model: &Gpt) -> f64 {
 }
 
 /// Time `steps` full training steps (zero_grad, forward, backward, clip 1.0, AdamW) on
-/// random tokens of shape `[batch, block_size]`, after `warmup` untimed steps.
+/// random tokens of shape `[batch, block_size]`, after `warmup` untimed steps, in fp32.
 pub fn bench_train(
     config: &ModelConfig,
     batch: usize,
     steps: usize,
     warmup: usize,
 ) -> Result<BenchReport> {
-    let peak = matmul_gflops(2048);
+    bench_train_in(Precision::Fp32, config, batch, steps, warmup)
+}
+
+/// [`bench_train`] with the Linear products in precision `prec`.
+pub fn bench_train_in(
+    prec: Precision,
+    config: &ModelConfig,
+    batch: usize,
+    steps: usize,
+    warmup: usize,
+) -> Result<BenchReport> {
+    let fp32_peak = matmul_gflops(2048);
+    let peak = match prec {
+        Precision::Fp32 => fp32_peak,
+        Precision::Bf16(_) => matmul_gflops_in(prec, 2048),
+    };
     // Reset the high-water mark so peak RSS reflects training, not the 48 MB matmul probe
     // (Linux: writing 5 to clear_refs resets VmHWM; harmless where unsupported).
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let mut model = Gpt::new(config.clone(), 1337)?;
+    model.set_precision(prec);
     let mut opt = AdamW::new(&model, AdamWConfig::default());
     let t = config.block_size;
     let mut rng = Rng::new(42);
@@ -179,6 +216,10 @@ pub fn bench_train(
         achieved_gflops: achieved,
         matmul_peak_gflops: peak,
         mfu: achieved / peak,
+        dtype: prec.dtype().into(),
+        dtype_detail: prec.describe().into(),
+        fp32_matmul_peak_gflops: fp32_peak,
+        mfu_vs_fp32_peak: achieved / fp32_peak,
         peak_rss_mb: peak_rss_mb(),
         first_loss,
         last_loss,
@@ -204,5 +245,20 @@ mod tests {
         if cfg!(target_os = "linux") {
             assert!(r.peak_rss_mb > 1.0);
         }
+        assert_eq!(r.dtype, "fp32");
+        assert_eq!(r.matmul_peak_gflops, r.fp32_matmul_peak_gflops);
+    }
+
+    #[test]
+    fn bf16_bench_reports_its_dtype_and_both_peaks() {
+        let cfg = ModelConfig::preset("tiny").unwrap();
+        let prec = Precision::Bf16(crate::ops::matmul::Bf16Kernel::Emulated);
+        let r = bench_train_in(prec, &cfg, 2, 2, 1).unwrap();
+        assert_eq!(r.dtype, "bf16");
+        assert!(r.dtype_detail.contains("emulated"), "{}", r.dtype_detail);
+        assert!(r.matmul_peak_gflops > 0.0 && r.fp32_matmul_peak_gflops > 0.0);
+        let ratio = r.mfu_vs_fp32_peak / r.mfu;
+        assert!((ratio - r.matmul_peak_gflops / r.fp32_matmul_peak_gflops).abs() < 1e-9);
+        assert!(r.first_loss.is_finite() && r.last_loss.is_finite());
     }
 }

@@ -64,6 +64,7 @@ pub mod backend;
 pub mod bench;
 pub mod classifier;
 pub mod config;
+pub mod dtype;
 pub mod error;
 pub mod infer;
 pub mod io;
@@ -76,6 +77,7 @@ pub mod rng;
 
 pub use backend::{cpu::Cpu, Backend};
 pub use config::{Activation, ModelConfig, PosEncoding};
+pub use dtype::{DtypeArg, Precision};
 pub use error::{Error, Result};
 pub use infer::InferenceSession;
 pub use model::Gpt;

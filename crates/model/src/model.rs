@@ -108,6 +108,18 @@ impl Gpt<Cpu> {
         Gpt::zeroed_on(Cpu::new(), config, seed)
     }
 
+    /// What the Linear products run in (see [`crate::dtype`]).
+    pub fn precision(&self) -> crate::dtype::Precision {
+        self.dev.precision()
+    }
+
+    /// Switch the Linear products to `p` (f32 parameters either way, so this may change
+    /// between steps; a checkpoint is the same in every precision). Panics on native bf16
+    /// where the CPU has none (resolve it with [`Precision::resolve`](crate::Precision::resolve)).
+    pub fn set_precision(&mut self, p: crate::dtype::Precision) {
+        self.dev.set_precision(p);
+    }
+
     /// `(name, shape, values)` for every parameter, in nanoGPT's order.
     pub fn named_parameters(&self) -> impl Iterator<Item = (&str, &[usize], &[f32])> {
         named(&self.layout.tensors, &self.params)

@@ -2,7 +2,8 @@
 //! and proof that the suite rejects a backend with one wrong op, naming it.
 
 use lmforge_model::backend::conformance::{self, Tolerance};
-use lmforge_model::Cpu;
+use lmforge_model::ops::matmul::{bf16_amx_available, bf16_native_available, Bf16Kernel};
+use lmforge_model::{Cpu, Precision};
 
 #[test]
 fn cpu_backend_conforms() {
@@ -23,6 +24,42 @@ fn cpu_backend_conforms_on_one_and_two_threads() {
             panic!("{threads} threads: {e}");
         }
     }
+}
+
+/// The bf16 backends: emulated everywhere, AVX-512 BF16 and AMX where the CPU has them (each
+/// selected explicitly), on one and two threads, within bf16 tolerance.
+#[test]
+fn cpu_bf16_backends_conform() {
+    let mut kernels = vec![Bf16Kernel::Emulated];
+    if bf16_native_available() {
+        kernels.push(Bf16Kernel::Native);
+    }
+    if bf16_amx_available() {
+        kernels.push(Bf16Kernel::Amx);
+    }
+    for kern in kernels {
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("a rayon pool");
+            let cpu = Cpu::with_precision(Precision::Bf16(kern));
+            let report = pool.install(|| conformance::run(&cpu, Tolerance::bf16()));
+            match report {
+                Ok(r) => println!("{kern:?}, {threads} threads: {r}"),
+                Err(e) => panic!("{kern:?}, {threads} threads: {e}"),
+            }
+        }
+    }
+}
+
+/// The bf16 backend is not f32: the f32 bounds catch its rounding (so the suite would notice
+/// a bf16 backend that silently ran f32, and the bf16 bounds are not vacuous).
+#[test]
+fn cpu_bf16_backend_fails_the_fp32_bounds() {
+    let cpu = Cpu::with_precision(Precision::Bf16(Bf16Kernel::Emulated));
+    let e = conformance::run(&cpu, Tolerance::fp32()).expect_err("bf16 within f32 bounds");
+    assert!(e.contains("linear"), "{e}");
 }
 
 /// One deliberate bug of [`Faulty`].

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use lmforge_model::{Activation, ModelConfig, PosEncoding};
+use lmforge_model::{Activation, DtypeArg, ModelConfig, PosEncoding};
 use serde::{Deserialize, Serialize};
 
 use crate::{Result, TrainError};
@@ -115,6 +115,11 @@ pub struct TrainConfig {
     pub threads: Option<usize>,
     /// Compute device: cpu (CUDA is planned behind a cargo feature).
     pub device: String,
+    /// Precision of the Linear products: auto (bf16 where the CPU has native bf16 dot
+    /// products, else fp32), fp32, bf16 (emulated where not native), bf16-native,
+    /// bf16-emulated. Weights, gradients, optimizer and checkpoints are fp32 in every case.
+    /// The saved config.toml records the dtype that ran (fp32 or bf16).
+    pub dtype: String,
     /// Print a log line every this many steps (when not on a terminal).
     pub log_interval: usize,
     /// Draw loss.png with a log-scale y axis.
@@ -177,6 +182,7 @@ impl Default for TrainConfig {
             seed: 1337,
             threads: None,
             device: "cpu".into(),
+            dtype: "auto".into(),
             log_interval: 10,
             log_scale: false,
             sampling: "random".into(),
@@ -225,6 +231,7 @@ pub const RESUMABLE_CHANGES: &[&str] = &[
     "ckpt_interval",
     "keep_last",
     "threads",
+    "dtype",
     "log_interval",
     "log_scale",
     "sample_tokens",
@@ -328,7 +335,15 @@ impl TrainConfig {
         }
         self.pos_encoding()?;
         self.activation()?;
+        self.dtype_arg()?;
         Ok(())
+    }
+
+    /// The parsed `dtype` setting.
+    pub fn dtype_arg(&self) -> Result<DtypeArg> {
+        self.dtype
+            .parse()
+            .map_err(|e| TrainError::Config(format!("dtype: {e}")))
     }
 
     fn pos_encoding(&self) -> Result<PosEncoding> {

@@ -26,6 +26,9 @@ pub struct EvalRecord {
     pub tokens_per_s: f64,
     /// seconds since the run (or its resume) started
     pub elapsed_s: f64,
+    /// precision of the steps up to this record (`fp32`, `bf16`; empty in older files)
+    #[serde(default)]
+    pub dtype: String,
 }
 
 /// Appends a record to `metrics.jsonl`.
@@ -176,6 +179,7 @@ mod tests {
                 grad_norm: 1.0,
                 tokens_per_s: 1e4,
                 elapsed_s: step as f64,
+                dtype: "bf16".into(),
             };
             append_record(&m, &r).unwrap();
         }

@@ -450,3 +450,75 @@ fn a_stale_lock_is_taken_over() {
     let r = train(&tiny_config(d.path(), &["--max-iters", "2"]), &quiet()).unwrap();
     assert_eq!(r.steps, 2);
 }
+
+#[test]
+fn an_fp32_run_resumes_in_bf16_and_back() {
+    let d = tempfile::tempdir().unwrap();
+    let dtype_of = |dir: &Path| TrainConfig::load(&dir.join("config.toml")).unwrap().dtype;
+    let part = |dtype: &str, steps: usize, resume: bool| {
+        let cfg = tiny_config(d.path(), &["--dtype", dtype]);
+        let opts = RunOptions {
+            resume: resume.then(|| d.path().to_path_buf()),
+            stop_after: Some(steps),
+            quiet: true,
+            ..RunOptions::default()
+        };
+        train(&cfg, &opts).unwrap()
+    };
+    assert_eq!(part("fp32", 10, false).steps, 10);
+    assert_eq!(dtype_of(d.path()), "fp32");
+    assert_eq!(part("bf16-emulated", 10, true).steps, 20);
+    assert_eq!(
+        dtype_of(d.path()),
+        "bf16",
+        "config.toml records the dtype that ran"
+    );
+    let last = part("fp32", 20, true);
+    assert_eq!(last.steps, 40);
+    let recs = lmforge_train::metrics::read_records(&d.path().join("metrics.jsonl")).unwrap();
+    let dtypes: Vec<(usize, &str)> = recs.iter().map(|r| (r.step, r.dtype.as_str())).collect();
+    assert_eq!(
+        dtypes,
+        [
+            (0, "fp32"),
+            (10, "fp32"),
+            (20, "bf16"),
+            (30, "fp32"),
+            (40, "fp32")
+        ]
+    );
+    assert!(recs[4].val_loss < recs[0].val_loss - 0.5, "{recs:?}");
+    // The checkpoints are f32 whatever ran: the bf16 part's weights load as usual.
+    let ck = Checkpoint::load(&d.path().join("checkpoints/last")).unwrap();
+    assert!(ck.model.params().iter().all(|p| p.is_finite()));
+
+    // The same run all in fp32 ends close by (bf16 rounding only moved it a little).
+    let e = tempfile::tempdir().unwrap();
+    let all32 = train(&tiny_config(e.path(), &["--dtype", "fp32"]), &quiet()).unwrap();
+    let (a, b) = (all32.best_val_loss.unwrap(), last.best_val_loss.unwrap());
+    assert!((a - b).abs() < 0.05, "fp32 {a} vs fp32→bf16→fp32 {b}");
+}
+
+#[test]
+fn a_bad_dtype_is_one_clear_error() {
+    let d = tempfile::tempdir().unwrap();
+    let args = ["--dtype".to_string(), "fp16".to_string()];
+    let e = match TrainConfig::resolve(None, &args) {
+        Err(e) => e.to_string(),
+        Ok(cfg) => train(
+            &TrainConfig {
+                out_dir: Some(d.path().into()),
+                ..cfg
+            },
+            &quiet(),
+        )
+        .unwrap_err()
+        .to_string(),
+    };
+    assert!(
+        e.contains("dtype") && e.contains("\"fp16\"") && e.contains("bf16-emulated"),
+        "{e}"
+    );
+    assert!(!e.contains('\n'), "{e}");
+    assert!(!d.path().join("config.toml").exists(), "nothing written");
+}

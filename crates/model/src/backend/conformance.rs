@@ -72,6 +72,20 @@ impl Tolerance {
     }
 }
 
+impl Tolerance {
+    /// The bounds a backend with bf16 products must meet: bf16 keeps 8 significant bits, so
+    /// a product is within ~1e-2 of its f32 value relative to its magnitude; gradient checks
+    /// take steps large enough that rounding `x ± eps` to bf16 barely changes them.
+    pub fn bf16() -> Self {
+        Tolerance {
+            rel: 1e-2,
+            abs: 1e-2,
+            fd_eps: 2.5e-1,
+            fd_tol: 5e-2,
+        }
+    }
+}
+
 impl Default for Tolerance {
     fn default() -> Self {
         Tolerance::fp32()

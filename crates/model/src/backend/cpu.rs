@@ -8,7 +8,9 @@
 
 use super::{AdamWStep, Backend, Dims, Mask, Segment};
 use crate::config::Activation;
+use crate::dtype::Precision;
 use crate::ops;
+use crate::ops::matmul::{bf16_amx_available, bf16_native_available, Bf16Kernel};
 use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::Mutex;
@@ -18,12 +20,42 @@ use std::sync::Mutex;
 pub struct Cpu {
     /// per-chunk partial sums of [`Backend::sum_squares`], kept so a step allocates nothing
     norm_partials: Mutex<Vec<f64>>,
+    /// what the Linear products run in (everything else is f32)
+    precision: Precision,
 }
 
 impl Cpu {
-    /// The CPU backend on the global rayon pool.
+    /// The CPU backend on the global rayon pool, in f32.
     pub fn new() -> Self {
         Cpu::default()
+    }
+
+    /// The CPU backend with its Linear products in `precision` (bf16: see [`crate::dtype`]).
+    /// Panics if `precision` is native bf16 on a CPU without it (resolve it with
+    /// [`Precision::resolve`]).
+    pub fn with_precision(precision: Precision) -> Self {
+        let mut cpu = Cpu::new();
+        cpu.set_precision(precision);
+        cpu
+    }
+
+    /// What the Linear products run in.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Change what the Linear products run in (parameters are f32 either way, so a model
+    /// may switch between steps). Panics as [`Cpu::with_precision`].
+    pub fn set_precision(&mut self, precision: Precision) {
+        assert!(
+            precision != Precision::Bf16(Bf16Kernel::Native) || bf16_native_available(),
+            "native bf16 requested on a CPU without AVX-512 BF16"
+        );
+        assert!(
+            precision != Precision::Bf16(Bf16Kernel::Amx) || bf16_amx_available(),
+            "AMX bf16 requested on a CPU or OS without AMX"
+        );
+        self.precision = precision;
     }
 }
 
@@ -33,7 +65,10 @@ impl Backend for Cpu {
     type Dst<'a> = &'a mut [f32];
 
     fn name(&self) -> String {
-        "cpu".into()
+        match self.precision {
+            Precision::Fp32 => "cpu".into(),
+            Precision::Bf16(_) => "cpu (bf16)".into(),
+        }
     }
 
     fn alloc(&self, len: usize) -> Vec<f32> {
@@ -172,7 +207,7 @@ impl Backend for Cpu {
     }
 
     fn linear_forward(&self, out: &mut [f32], x: &[f32], w: &[f32], b: Option<&[f32]>, c: usize) {
-        ops::linear::forward(out, x, w, b, c);
+        ops::linear::forward_in(self.precision, out, x, w, b, c);
     }
     fn linear_backward(
         &self,
@@ -185,7 +220,7 @@ impl Backend for Cpu {
         c: usize,
         accumulate_dx: bool,
     ) {
-        ops::linear::backward(dx, dw, db, dout, x, w, c, accumulate_dx);
+        ops::linear::backward_in(self.precision, dx, dw, db, dout, x, w, c, accumulate_dx);
     }
 
     fn gelu_forward(&self, y: &mut [f32], x: &[f32], bias: Option<&[f32]>, act: Activation) {

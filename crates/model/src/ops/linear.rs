@@ -2,15 +2,39 @@
 //!
 //! Forward:  `out[N,OC] = x[N,C]·Wᵀ + b`.
 //! Backward: `dx[N,C] (+)= dout·W`, `dW[OC,C] += doutᵀ·x`, `db[OC] += Σ_n dout[n,:]`.
+//!
+//! Each of the three products runs in the given [`Precision`] (bf16: operands rounded to
+//! bf16, f32 accumulation and output); the bias and its gradient are always f32.
 
-use crate::ops::matmul::{matmul, Mat, MatMut, Par};
+use crate::dtype::Precision;
+use crate::ops::matmul::{matmul, matmul_bf16, Mat, MatMut, Par};
 
 /// Keep this thread's products single-threaded (see [`crate::ops::matmul::on_this_thread`]).
 pub use crate::ops::matmul::on_this_thread;
 use rayon::prelude::*;
 
+/// `C (+)= A·B` in precision `prec`, over the pool.
+fn product(prec: Precision, c: MatMut<'_>, a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
+    match prec {
+        Precision::Fp32 => matmul(c, a, b, accumulate, Par::Pool),
+        Precision::Bf16(k) => matmul_bf16(k, c, a, b, accumulate, Par::Pool),
+    }
+}
+
 /// `out = x·Wᵀ + b` (`b` optional: it seeds the output, the product accumulates onto it).
 pub fn forward(out: &mut [f32], x: &[f32], w: &[f32], b: Option<&[f32]>, c: usize) {
+    forward_in(Precision::Fp32, out, x, w, b, c);
+}
+
+/// [`forward`] with the product in precision `prec`.
+pub fn forward_in(
+    prec: Precision,
+    out: &mut [f32],
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    c: usize,
+) {
     let oc = w.len() / c;
     let n = x.len() / c;
     let seeded = b.is_some();
@@ -20,7 +44,7 @@ pub fn forward(out: &mut [f32], x: &[f32], w: &[f32], b: Option<&[f32]>, c: usiz
             .for_each(|o| o.copy_from_slice(b));
     }
     let (x, w_t) = (Mat::row_major(x, n, c), Mat::row_major(w, oc, c).t());
-    matmul(MatMut::row_major(out, n, oc), x, w_t, seeded, Par::Pool);
+    product(prec, MatMut::row_major(out, n, oc), x, w_t, seeded);
 }
 
 /// Gradients of [`forward`]. `dx` is overwritten unless `accumulate_dx`.
@@ -35,20 +59,30 @@ pub fn backward(
     c: usize,
     accumulate_dx: bool,
 ) {
+    backward_in(Precision::Fp32, dx, dw, db, dout, x, w, c, accumulate_dx);
+}
+
+/// [`backward`] with both products in precision `prec`.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_in(
+    prec: Precision,
+    dx: Option<&mut [f32]>,
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+    dout: &[f32],
+    x: &[f32],
+    w: &[f32],
+    c: usize,
+    accumulate_dx: bool,
+) {
     let oc = w.len() / c;
     let n = x.len() / c;
     if let Some(dx) = dx {
         let (dout, w) = (Mat::row_major(dout, n, oc), Mat::row_major(w, oc, c));
-        matmul(
-            MatMut::row_major(dx, n, c),
-            dout,
-            w,
-            accumulate_dx,
-            Par::Pool,
-        );
+        product(prec, MatMut::row_major(dx, n, c), dout, w, accumulate_dx);
     }
     let (dout_t, x) = (Mat::row_major(dout, n, oc).t(), Mat::row_major(x, n, c));
-    matmul(MatMut::row_major(dw, oc, c), dout_t, x, true, Par::Pool);
+    product(prec, MatMut::row_major(dw, oc, c), dout_t, x, true);
     if let Some(db) = db {
         bias_grad(db, dout);
     }

@@ -38,6 +38,7 @@ impl Run {
             grad_norm: self.grad_norm,
             tokens_per_s: self.clock.take_window_rate(),
             elapsed_s: self.clock.elapsed_s(),
+            dtype: self.model.precision().dtype().into(),
         };
         append_record(&self.folder.file(METRICS_FILE), &record)?;
         self.records.push(record);

@@ -10,7 +10,7 @@ use lmforge_data::{
     prepare, BatchSampler, DataDir, EvalBatches, PrepareOptions, Sampling, TokenizerChoice,
     ValSplit,
 };
-use lmforge_model::{io, AdamW, AdamWConfig, Gpt, ModelConfig};
+use lmforge_model::{io, AdamW, AdamWConfig, Gpt, ModelConfig, Precision};
 use lmforge_tokenizer::Tokenizer;
 
 use super::folder::{RunFolder, CONFIG_FILE, METRICS_FILE};
@@ -113,7 +113,18 @@ impl Run {
                 t + 1
             )));
         }
-        let (model, opt) = model_and_optimizer(cfg, mcfg, resumed.as_ref(), init_model)?;
+        let (mut model, opt) = model_and_optimizer(cfg, mcfg, resumed.as_ref(), init_model)?;
+        let dtype = cfg.dtype_arg()?;
+        let precision = Precision::resolve(dtype).map_err(TrainError::Config)?;
+        model.set_precision(precision);
+        if let Some(notice) = precision.notice(dtype) {
+            eprintln!("{notice}");
+        }
+        // config.toml records the dtype that runs, so the run can be repeated as it was
+        let cfg = &TrainConfig {
+            dtype: precision.dtype().into(),
+            ..cfg.clone()
+        };
         let sampler = match &resumed {
             Some(r) => BatchSampler::resume(data.train.clone(), r.state.sampler.clone())?,
             None => BatchSampler::new(data.train.clone(), b, t, sampling(cfg))?,
@@ -199,6 +210,7 @@ impl Run {
             data.val.len(),
             self.tokenizer.kind()
         ));
+        self.say(&format!("dtype: {}", self.model.precision().describe()));
         if self.steps_at_start > 0 {
             self.say(&format!(
                 "resuming {} at step {}",

@@ -17,6 +17,8 @@
 //! levels never nest. No kernel splits the reduction dimension `k` across threads, so results
 //! are bitwise reproducible for a fixed thread count.
 
+mod amx;
+mod bf16;
 mod gemm;
 mod gemm_split;
 mod matrixmultiply;
@@ -27,7 +29,13 @@ mod reference;
 mod rows;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_bf16;
 
+pub use bf16::{
+    amx_available as bf16_amx_available, bf16_bits, native_available as bf16_native_available,
+    round_bf16, Bf16Kernel,
+};
 pub use operand::{Mat, MatMut};
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -124,6 +132,41 @@ pub fn matmul_with(
     accumulate: bool,
     par: Par,
 ) {
+    if let Some(threads) = prepare(&mut c, a, b, accumulate, par) {
+        match kern {
+            Kernel::Gemm => gemm::product(c, a, b, accumulate, threads),
+            Kernel::GemmSplit => gemm_split::product(c, a, b, accumulate, threads),
+            Kernel::MatrixMultiply => matrixmultiply::product(c, a, b, accumulate, threads),
+            #[cfg(feature = "openblas")]
+            Kernel::OpenBlas => openblas::product(c, a, b, accumulate, threads),
+            Kernel::Reference => reference::product(c, a, b, accumulate),
+        }
+    }
+}
+
+/// `C (+)= bf16(A)·bf16(B)` with f32 accumulation (see [`Bf16Kernel`]); shapes as [`matmul`].
+/// Panics if `kern` is [`Bf16Kernel::Native`] on a CPU without it ([`bf16_native_available`]).
+pub fn matmul_bf16(
+    kern: Bf16Kernel,
+    mut c: MatMut<'_>,
+    a: Mat<'_>,
+    b: Mat<'_>,
+    accumulate: bool,
+    par: Par,
+) {
+    if let Some(threads) = prepare(&mut c, a, b, accumulate, par) {
+        bf16::product(kern, c, a, b, accumulate, threads);
+    }
+}
+
+/// Checks the shapes and handles the empty cases; `Some(threads)` when a kernel has to run.
+fn prepare(
+    c: &mut MatMut<'_>,
+    a: Mat<'_>,
+    b: Mat<'_>,
+    accumulate: bool,
+    par: Par,
+) -> Option<usize> {
     assert!(
         a.rows() == c.rows() && b.cols() == c.cols() && a.cols() == b.rows(),
         "matmul: shapes [{},{}]·[{},{}] → [{},{}] do not fit",
@@ -135,24 +178,16 @@ pub fn matmul_with(
         c.cols()
     );
     if c.rows() == 0 || c.cols() == 0 {
-        return;
+        return None;
     }
     if a.cols() == 0 {
         if !accumulate {
             (0..c.rows()).for_each(|i| c.row_mut(i).fill(0.0));
         }
-        return;
+        return None;
     }
-    let threads = match par {
+    Some(match par {
         Par::Pool if !ON_THIS_THREAD.get() => rayon::current_num_threads(),
         _ => 1,
-    };
-    match kern {
-        Kernel::Gemm => gemm::product(c, a, b, accumulate, threads),
-        Kernel::GemmSplit => gemm_split::product(c, a, b, accumulate, threads),
-        Kernel::MatrixMultiply => matrixmultiply::product(c, a, b, accumulate, threads),
-        #[cfg(feature = "openblas")]
-        Kernel::OpenBlas => openblas::product(c, a, b, accumulate, threads),
-        Kernel::Reference => reference::product(c, a, b, accumulate),
-    }
+    })
 }

@@ -100,6 +100,20 @@ impl<'a> Mat<'a> {
         self.ptr
     }
 
+    /// The view's floats as one slice when they are contiguous (row-major `rs = cols, cs = 1`
+    /// or column-major `rs = 1, cs = rows`): a copy with the same strides is then a copy of
+    /// the view (the bf16 kernels cast it in one pass). `None` for views with gaps.
+    pub fn dense(&self) -> Option<&'a [f32]> {
+        let (r, c) = (self.rows, self.cols);
+        let contiguous = r <= 1 && (c <= 1 || self.cs == 1)
+            || c <= 1 && self.rs == 1
+            || self.cs == 1 && self.rs == c
+            || self.rs == 1 && self.cs == r;
+        // SAFETY: the view's `r·c` elements are readable for `'a` (the constructors'
+        // contract), and when contiguous they are exactly the `r·c` floats from `ptr`.
+        contiguous.then(|| unsafe { std::slice::from_raw_parts(self.ptr, r * c) })
+    }
+
     /// Element `(i, j)`; panics outside the view.
     pub fn get(&self, i: usize, j: usize) -> f32 {
         assert!(

@@ -15,7 +15,7 @@ fn kernels() -> Vec<Kernel> {
 }
 
 /// `A·B` summed in f64, row-major `[m,n]`.
-fn naive(a: Mat, b: Mat) -> Vec<f32> {
+pub(super) fn naive(a: Mat, b: Mat) -> Vec<f32> {
     let (m, n, k) = (a.rows(), b.cols(), a.cols());
     let mut c = vec![0.0; m * n];
     for i in 0..m {
@@ -30,7 +30,7 @@ fn naive(a: Mat, b: Mat) -> Vec<f32> {
 }
 
 /// Deterministic values in [-1, 1].
-fn values(len: usize, mul: usize, modulus: usize) -> Vec<f32> {
+pub(super) fn values(len: usize, mul: usize, modulus: usize) -> Vec<f32> {
     (0..len)
         .map(|i| ((i * mul % modulus) as f32 / (modulus - 1) as f32) * 2.0 - 1.0)
         .collect()
@@ -64,9 +64,14 @@ fn check_all_kernels(a: Mat, b: Mat) {
     }
 }
 
+/// [`check_all_kernels`] on every layout of [`for_each_layout`].
+fn check_layouts(m: usize, n: usize, k: usize) {
+    for_each_layout(m, n, k, check_all_kernels);
+}
+
 /// A `[m,k]` · B `[k,n]` in four layouts: both row-major, B as the transpose of a `[n,k]`
 /// buffer, A as the transpose of a `[k,m]` buffer, and both as blocks of larger buffers.
-fn check_layouts(m: usize, n: usize, k: usize) {
+pub(super) fn for_each_layout(m: usize, n: usize, k: usize, check_all_kernels: impl Fn(Mat, Mat)) {
     let a = values(m * k, 7, 13);
     let b = values(k * n, 5, 11);
     let (av, bv) = (Mat::row_major(&a, m, k), Mat::row_major(&b, k, n));
