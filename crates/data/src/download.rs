@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::progress::Progress;
+use lmforge_corpus::Progress;
 use crate::{DataError, Result};
 
 /// The file name an URL's last path segment gives (query and fragment dropped).
