@@ -27,4 +27,4 @@ pub use error::{CorpusError, Result};
 pub use read::{read_text, Document};
 pub use progress::Progress;
 pub use sources::{resolve_sources, SourceFilter};
-pub use stream::{TextChunks, DEFAULT_CHUNK_BYTES};
+pub use stream::{DocChunks, TextChunks, DEFAULT_CHUNK_BYTES};

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::gutenberg::{GutenbergBody, GutenbergScan};
 use crate::{CorpusError, Result};
 
 /// Default chunk size: big enough that per-chunk overhead vanishes, small enough that a
@@ -179,6 +180,56 @@ impl Iterator for TextChunks {
                 Some(Err(e))
             }
         }
+    }
+}
+
+/// One source document streamed chunk by chunk: [`TextChunks`] plus, when asked, Project
+/// Gutenberg stripping (a first pass over the file finds the body; see
+/// [`crate::gutenberg`]). Chunks may be empty where the licence text was dropped.
+pub struct DocChunks {
+    chunks: TextChunks,
+    body: Option<GutenbergBody>,
+}
+
+impl DocChunks {
+    /// Opens `path`; `hash` also computes the raw bytes' sha256.
+    pub fn open(path: &Path, lossy: bool, strip_gutenberg: bool, hash: bool) -> Result<DocChunks> {
+        let body = if strip_gutenberg {
+            let mut scan = GutenbergScan::new();
+            for chunk in TextChunks::open(path, lossy, DEFAULT_CHUNK_BYTES)? {
+                scan.feed(&chunk?);
+            }
+            scan.finish().map(GutenbergBody::new)
+        } else {
+            None
+        };
+        let chunks = TextChunks::open(path, lossy, DEFAULT_CHUNK_BYTES)?;
+        Ok(DocChunks {
+            chunks: if hash { chunks.hashing() } else { chunks },
+            body,
+        })
+    }
+
+    /// Raw bytes read so far (see [`TextChunks::bytes_read`]).
+    pub fn bytes_read(&self) -> u64 {
+        self.chunks.bytes_read()
+    }
+
+    /// Hex sha256 of the raw bytes read so far, when hashing was asked for.
+    pub fn sha256(&self) -> Option<String> {
+        self.chunks.sha256()
+    }
+}
+
+impl Iterator for DocChunks {
+    type Item = Result<String>;
+
+    fn next(&mut self) -> Option<Result<String>> {
+        let chunk = self.chunks.next()?;
+        Some(match (chunk, self.body.as_mut()) {
+            (Ok(text), Some(body)) => Ok(body.filter(&text)),
+            (other, _) => other,
+        })
     }
 }
 

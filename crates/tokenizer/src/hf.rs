@@ -65,6 +65,21 @@ impl HfTokenizer {
     /// Trains byte-level BPE (no normaliser, GPT-2 byte-level pre-tokeniser without prefix
     /// space, so any UTF-8 text round-trips) with the four special tokens at ids 0..=3.
     pub fn train_bpe<S: AsRef<str> + Send + Sync>(texts: &[S], vocab_size: usize) -> Result<Self> {
+        let mut counts = std::collections::HashMap::new();
+        for t in texts {
+            crate::bpe_words::count_gpt2(t.as_ref(), &mut counts);
+        }
+        let owned = counts.into_iter().map(|(w, n)| (w.to_string(), n));
+        Self::bpe_from_counts(owned.collect(), vocab_size)
+    }
+
+    /// Trains byte-level BPE (see [`HfTokenizer::train_bpe`]) from GPT-2 pre-token counts
+    /// ([`crate::bpe_words::count_gpt2`]): the same result as HF's `Tokenizer::train` on
+    /// the text they were counted from.
+    pub fn bpe_from_counts(
+        counts: std::collections::HashMap<String, u64>,
+        vocab_size: usize,
+    ) -> Result<Self> {
         let trainer = BpeTrainerBuilder::new()
             .vocab_size(vocab_size)
             .min_frequency(2)
@@ -72,20 +87,24 @@ impl HfTokenizer {
             .special_tokens(specials())
             .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
             .build();
-        let mut tok = tokenizers::Tokenizer::new(BPE::default());
+        let mut model = BPE::default();
+        let added = trainer
+            .do_train(&crate::bpe_words::to_byte_level(counts), &mut model)
+            .map_err(hf_err)?;
+        let mut tok = tokenizers::Tokenizer::new(model);
         tok.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
         tok.with_decoder(Some(ByteLevelDecoder::default()));
-        let mut trainer = TrainerWrapper::BpeTrainer(trainer);
-        tok.train(&mut trainer, texts.iter().map(|t| t.as_ref()))
-            .map_err(hf_err)?;
+        tok.add_special_tokens(&added);
         Self::wrap(tok)
     }
 
-    /// Trains a SentencePiece-style unigram model (Metaspace `▁` pre-tokeniser).
-    pub fn train_unigram<S: AsRef<str> + Send + Sync>(
-        texts: &[S],
-        vocab_size: usize,
-    ) -> Result<Self> {
+    /// Trains a SentencePiece-style unigram model (Metaspace `▁` pre-tokeniser) on a
+    /// stream of texts (HF's trainer counts them in parallel as they arrive).
+    pub fn train_unigram<I, S>(texts: I, vocab_size: usize) -> Result<Self>
+    where
+        I: Iterator<Item = S> + Send,
+        S: AsRef<str> + Send,
+    {
         let trainer = UnigramTrainerBuilder::default()
             .vocab_size(vocab_size as u32)
             .show_progress(false)
@@ -101,8 +120,7 @@ impl HfTokenizer {
             true,
         )));
         let mut trainer = TrainerWrapper::UnigramTrainer(trainer);
-        tok.train(&mut trainer, texts.iter().map(|t| t.as_ref()))
-            .map_err(hf_err)?;
+        tok.train(&mut trainer, texts).map_err(hf_err)?;
         Self::wrap(tok)
     }
 
