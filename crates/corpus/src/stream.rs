@@ -192,18 +192,25 @@ pub struct DocChunks {
 }
 
 impl DocChunks {
-    /// Opens `path`; `hash` also computes the raw bytes' sha256.
-    pub fn open(path: &Path, lossy: bool, strip_gutenberg: bool, hash: bool) -> Result<DocChunks> {
+    /// Opens `path`, to be read `chunk_bytes` at a time; `hash` also computes the raw
+    /// bytes' sha256.
+    pub fn open(
+        path: &Path,
+        lossy: bool,
+        strip_gutenberg: bool,
+        hash: bool,
+        chunk_bytes: usize,
+    ) -> Result<DocChunks> {
         let body = if strip_gutenberg {
             let mut scan = GutenbergScan::new();
-            for chunk in TextChunks::open(path, lossy, DEFAULT_CHUNK_BYTES)? {
+            for chunk in TextChunks::open(path, lossy, chunk_bytes)? {
                 scan.feed(&chunk?);
             }
             scan.finish().map(GutenbergBody::new)
         } else {
             None
         };
-        let chunks = TextChunks::open(path, lossy, DEFAULT_CHUNK_BYTES)?;
+        let chunks = TextChunks::open(path, lossy, chunk_bytes)?;
         Ok(DocChunks {
             chunks: if hash { chunks.hashing() } else { chunks },
             body,

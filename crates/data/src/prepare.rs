@@ -16,7 +16,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use lmforge_corpus::{bundled_corpus_dir, resolve_sources, CorpusError, DocChunks, Progress, SourceFilter};
+use lmforge_corpus::{
+    bundled_corpus_dir, resolve_sources, CorpusError, DocChunks, Progress, SourceFilter,
+    DEFAULT_CHUNK_BYTES,
+};
 use lmforge_tokenizer::{
     write_atomic, StreamEncoder, StreamOptions, Tokenizer, TokenizerError, TrainKind,
 };
@@ -375,6 +378,7 @@ fn load_tokenizer(opts: &PrepareOptions, train_files: &[PathBuf]) -> Result<Arc<
                 lossy: opts.lossy,
                 strip_gutenberg: opts.strip_gutenberg,
                 quiet: opts.quiet,
+                ..StreamOptions::default()
             };
             match lmforge_tokenizer::train_from_paths(*kind, *vocab_size, train_files, &stream) {
                 Ok(tok) => Ok(Arc::new(tok)),
@@ -448,7 +452,13 @@ fn encode_stream(
             tokens: 0,
             stream: stream.name.to_string(),
         });
-        let mut reader = DocChunks::open(path, opts.lossy, opts.strip_gutenberg, true)?;
+        let mut reader = DocChunks::open(
+            path,
+            opts.lossy,
+            opts.strip_gutenberg,
+            true,
+            DEFAULT_CHUNK_BYTES,
+        )?;
         let mut read = 0;
         while let Some(chunk) = reader.next() {
             let chunk = chunk?;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use lmforge_checkpoint::Checkpoint;
-use lmforge_corpus::{resolve_sources, DocChunks, SourceFilter};
+use lmforge_corpus::{resolve_sources, DocChunks, SourceFilter, DEFAULT_CHUNK_BYTES};
 use lmforge_data::DataDir;
 use lmforge_tokenizer::StreamEncoder;
 
@@ -67,7 +67,7 @@ fn documents(ckpt: &Checkpoint, sources: &[String]) -> Result<EvalText> {
             tokens.extend(ids);
             Ok(())
         };
-        for chunk in DocChunks::open(path, false, false, false)? {
+        for chunk in DocChunks::open(path, false, false, false, DEFAULT_CHUNK_BYTES)? {
             let chunk = chunk?;
             bytes += chunk.len();
             enc.push(doc, &chunk, &mut out)?;

@@ -19,16 +19,24 @@ pub struct StreamEncoder<'t> {
     /// Segments waiting to be encoded, with the document each belongs to.
     batch: Vec<(usize, String)>,
     batch_bytes: usize,
+    batch_limit: usize,
 }
 
 impl<'t> StreamEncoder<'t> {
     /// An encoder with `tok`'s cut rule and the usual segment and batch sizes.
     pub fn new(tok: &'t Tokenizer) -> StreamEncoder<'t> {
+        Self::with_sizes(tok, CHUNK_BYTES, BATCH_BYTES)
+    }
+
+    /// An encoder cutting segments of about `segment_bytes`, encoding `batch_bytes` at a time
+    /// (the ids do not depend on either; tests use tiny sizes).
+    pub fn with_sizes(tok: &'t Tokenizer, segment_bytes: usize, batch_bytes: usize) -> StreamEncoder<'t> {
         StreamEncoder {
             tok,
-            segmenter: Segmenter::new(CutRule::for_encoding(tok), CHUNK_BYTES),
+            segmenter: Segmenter::new(CutRule::for_encoding(tok), segment_bytes),
             batch: Vec::new(),
             batch_bytes: 0,
+            batch_limit: batch_bytes,
         }
     }
 
@@ -66,7 +74,7 @@ impl<'t> StreamEncoder<'t> {
     ) -> Result<(), E> {
         self.batch_bytes += segment.len();
         self.batch.push((doc, segment));
-        if self.batch_bytes >= BATCH_BYTES {
+        if self.batch_bytes >= self.batch_limit {
             self.flush(out)?;
         }
         Ok(())

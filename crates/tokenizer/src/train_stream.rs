@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use lmforge_corpus::{CorpusError, DocChunks, Progress};
+use lmforge_corpus::{CorpusError, DocChunks, Progress, DEFAULT_CHUNK_BYTES};
 
 use crate::parallel::CHUNK_BYTES;
 use crate::segment::{CutRule, Segmenter};
@@ -13,7 +13,7 @@ use crate::stream::BATCH_BYTES;
 use crate::Result;
 
 /// How training reads its sources.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct StreamOptions {
     /// Replace invalid UTF-8 with U+FFFD instead of failing.
     pub lossy: bool,
@@ -21,6 +21,22 @@ pub struct StreamOptions {
     pub strip_gutenberg: bool,
     /// No progress output.
     pub quiet: bool,
+    /// Bytes read from a file at a time.
+    pub chunk_bytes: usize,
+    /// Target size of the segments counted in parallel.
+    pub segment_bytes: usize,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        StreamOptions {
+            lossy: false,
+            strip_gutenberg: false,
+            quiet: true,
+            chunk_bytes: DEFAULT_CHUNK_BYTES,
+            segment_bytes: CHUNK_BYTES,
+        }
+    }
 }
 
 /// Iterator over the segments of every file, in order (see the module docs).
@@ -45,7 +61,7 @@ impl Segments {
             paths: paths.to_vec().into_iter(),
             opts: opts.clone(),
             reader: None,
-            segmenter: Segmenter::new(rule, CHUNK_BYTES),
+            segmenter: Segmenter::new(rule, opts.segment_bytes),
             progress: Progress::new("tokenizer training", total, opts.quiet),
             error: None,
             text_bytes: 0,
@@ -86,7 +102,9 @@ impl Segments {
                 let Some(path) = self.paths.next() else {
                     return Ok(None);
                 };
-                let opened = DocChunks::open(&path, self.opts.lossy, self.opts.strip_gutenberg, false)?;
+                let o = &self.opts;
+                let opened =
+                    DocChunks::open(&path, o.lossy, o.strip_gutenberg, false, o.chunk_bytes)?;
                 self.reader.insert(opened)
             }
         };
