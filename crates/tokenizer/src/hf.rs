@@ -8,7 +8,7 @@ use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::decoders::metaspace::Metaspace as MetaspaceDecoder;
 use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
 use tokenizers::models::unigram::{Unigram, UnigramTrainerBuilder};
-use tokenizers::models::{ModelWrapper, TrainerWrapper};
+use tokenizers::models::ModelWrapper;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
 use tokenizers::AddedToken;
@@ -98,13 +98,13 @@ impl HfTokenizer {
         Self::wrap(tok)
     }
 
-    /// Trains a SentencePiece-style unigram model (Metaspace `▁` pre-tokeniser) on a
-    /// stream of texts (HF's trainer counts them in parallel as they arrive).
-    pub fn train_unigram<I, S>(texts: I, vocab_size: usize) -> Result<Self>
-    where
-        I: Iterator<Item = S> + Send,
-        S: AsRef<str> + Send,
-    {
+    /// Trains a SentencePiece-style unigram model (Metaspace `▁` pre-tokeniser) from
+    /// Metaspace word counts ([`crate::metaspace_words::count_metaspace`]), given to the
+    /// trainer in sorted order so the result does not depend on hash-map order.
+    pub fn unigram_from_counts(
+        counts: std::collections::HashMap<String, u64>,
+        vocab_size: usize,
+    ) -> Result<Self> {
         let trainer = UnigramTrainerBuilder::default()
             .vocab_size(vocab_size as u32)
             .show_progress(false)
@@ -112,15 +112,17 @@ impl HfTokenizer {
             .unk_token(Some(TRAINED_SPECIALS[1].to_string()))
             .build()
             .map_err(hf_err)?;
-        let mut tok = tokenizers::Tokenizer::new(Unigram::default());
+        let mut model = Unigram::default();
+        let sentences = crate::metaspace_words::to_sentences(counts);
+        let added = trainer.do_train(sentences, &mut model).map_err(hf_err)?;
+        let mut tok = tokenizers::Tokenizer::new(model);
         tok.with_pre_tokenizer(Some(Metaspace::new('▁', PrependScheme::Always, true)));
         tok.with_decoder(Some(MetaspaceDecoder::new(
             '▁',
             PrependScheme::Always,
             true,
         )));
-        let mut trainer = TrainerWrapper::UnigramTrainer(trainer);
-        tok.train(&mut trainer, texts).map_err(hf_err)?;
+        tok.add_special_tokens(&added);
         Self::wrap(tok)
     }
 

@@ -21,6 +21,7 @@ pub mod char_level;
 pub mod error;
 pub mod hf;
 pub mod ids;
+pub mod metaspace_words;
 pub mod parallel;
 pub mod segment;
 pub mod sentencepiece;

@@ -16,6 +16,7 @@ use rayon::prelude::*;
 use crate::bpe_words::count_gpt2;
 use crate::char_level::{CharCounts, CharTokenizer};
 use crate::hf::HfTokenizer;
+use crate::metaspace_words::count_metaspace;
 use crate::segment::CutRule;
 use crate::train_stream::{Segments, StreamOptions};
 use crate::word::{count_pieces, WordTokenizer};
@@ -104,13 +105,6 @@ pub fn train<S: AsRef<str> + Send + Sync>(
         .into());
     }
     let vocab_size = checked_vocab(kind, vocab_size)?;
-    if kind == TrainKind::Unigram {
-        let texts = texts.iter().map(|t| t.as_ref());
-        return Ok(Tokenizer::Hf(Box::new(HfTokenizer::train_unigram(
-            texts,
-            required(kind, vocab_size)?,
-        )?)));
-    }
     let mut counts = Counts::new(kind);
     counts.add_batch(texts);
     counts.into_tokenizer(vocab_size)
@@ -165,15 +159,6 @@ pub fn train_from_paths(
         }
         .into()
     };
-    if kind == TrainKind::Unigram {
-        let vocab = required(kind, vocab_size)?;
-        let trained = HfTokenizer::train_unigram(segments.by_ref(), vocab);
-        let text_bytes = segments.finish()?;
-        if text_bytes == 0 {
-            return Err(empty());
-        }
-        return Ok(Tokenizer::Hf(Box::new(trained?)));
-    }
     let mut counts = Counts::new(kind);
     while let Some(batch) = segments.next_batch() {
         counts.add_batch(&batch);
@@ -212,6 +197,7 @@ enum Counts {
     Char(CharCounts),
     Word(HashMap<String, u64>),
     Bpe(HashMap<String, u64>),
+    Unigram(HashMap<String, u64>),
 }
 
 impl Counts {
@@ -219,7 +205,8 @@ impl Counts {
         match kind {
             TrainKind::Char => Counts::Char(CharCounts::default()),
             TrainKind::Word => Counts::Word(HashMap::new()),
-            TrainKind::Bpe | TrainKind::Unigram => Counts::Bpe(HashMap::new()),
+            TrainKind::Bpe => Counts::Bpe(HashMap::new()),
+            TrainKind::Unigram => Counts::Unigram(HashMap::new()),
         }
     }
 
@@ -241,6 +228,7 @@ impl Counts {
             }
             Counts::Word(total) => add_pieces(total, batch, count_pieces),
             Counts::Bpe(total) => add_pieces(total, batch, count_gpt2),
+            Counts::Unigram(total) => add_pieces(total, batch, count_metaspace),
         }
     }
 
@@ -254,6 +242,10 @@ impl Counts {
             Counts::Bpe(c) => Tokenizer::Hf(Box::new(HfTokenizer::bpe_from_counts(
                 c,
                 required(TrainKind::Bpe, vocab_size)?,
+            )?)),
+            Counts::Unigram(c) => Tokenizer::Hf(Box::new(HfTokenizer::unigram_from_counts(
+                c,
+                required(TrainKind::Unigram, vocab_size)?,
             )?)),
         })
     }
