@@ -202,7 +202,9 @@ impl<W: Write> IdWriter<'_, W> {
     }
 
     fn write(&mut self, ids: &[u32]) -> Result<(), lmforge_tokenizer::TokenizerError> {
-        let io = |e: std::io::Error| lmforge_tokenizer::TokenizerError::Invalid(format!("writing ids: {e}"));
+        let io = |e: std::io::Error| {
+            lmforge_tokenizer::TokenizerError::Invalid(format!("writing ids: {e}"))
+        };
         for id in ids {
             match self.format {
                 IdFormat::Json if self.first => write!(self.out, "{id}").map_err(io)?,

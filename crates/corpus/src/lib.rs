@@ -24,7 +24,7 @@ pub mod stream;
 
 pub use bundled::bundled_corpus_dir;
 pub use error::{CorpusError, Result};
-pub use read::{read_text, Document};
 pub use progress::Progress;
+pub use read::{read_text, Document};
 pub use sources::{resolve_sources, SourceFilter};
 pub use stream::{DocChunks, TextChunks, DEFAULT_CHUNK_BYTES};

@@ -279,7 +279,10 @@ mod tests {
             ("no_newline", long_line.clone().into_bytes()),
             ("no_final_newline", format!("a\n{long_line}").into_bytes()),
             ("crlf", b"one\r\ntwo\r\n\r\nthree\r\n".to_vec()),
-            ("multibyte_lines", format!("{long_line}\n{long_line}\n").into_bytes()),
+            (
+                "multibyte_lines",
+                format!("{long_line}\n{long_line}\n").into_bytes(),
+            ),
             ("bom", b"\xEF\xBB\xBFbom then text\nmore\n".to_vec()),
             ("only_bom", b"\xEF\xBB\xBF".to_vec()),
             ("short_bom_prefix", b"\xEF\xBB".to_vec()),
@@ -288,8 +291,14 @@ mod tests {
             ("bad_after_bom", b"\xEF\xBB\xBFab\xC3(cd".to_vec()),
             ("truncated_at_end", b"text then a cut \xE2\x82".to_vec()),
             ("truncated_before_newline", b"abc\xE2\x82\ndef\n".to_vec()),
-            ("truncated_before_lead", b"abcdefgh\xE2\x82\xE2\x82\xACxyz".to_vec()),
-            ("stray_continuations", b"abcdefgh\x80\x80\x80\x80\x80ij\n".to_vec()),
+            (
+                "truncated_before_lead",
+                b"abcdefgh\xE2\x82\xE2\x82\xACxyz".to_vec(),
+            ),
+            (
+                "stray_continuations",
+                b"abcdefgh\x80\x80\x80\x80\x80ij\n".to_vec(),
+            ),
             ("overlong", b"abc\xC0\xAFdef\xF4\x90\x80\x80gh".to_vec()),
         ]
     }
@@ -341,7 +350,9 @@ mod tests {
         }
         let bom = dir.path().join("bom.txt");
         std::fs::write(&bom, b"\xEF\xBB\xBFab\xFF").unwrap();
-        assert!(chunks(&bom, false, 8).unwrap_err().contains("byte offset 5"));
+        assert!(chunks(&bom, false, 8)
+            .unwrap_err()
+            .contains("byte offset 5"));
     }
 
     #[test]

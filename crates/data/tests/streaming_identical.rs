@@ -53,7 +53,11 @@ fn bundled_corpus_token_files_are_bit_identical_to_whole_file_prepare() {
         opts.tokenizer = TokenizerChoice::parse(spec, vocab);
         opts.quiet = true;
         prepare(&opts).unwrap();
-        assert_eq!(sha256_file(&out.join("train.bin")), train_sha, "{spec} train.bin");
+        assert_eq!(
+            sha256_file(&out.join("train.bin")),
+            train_sha,
+            "{spec} train.bin"
+        );
         assert_eq!(sha256_file(&out.join("val.bin")), val_sha, "{spec} val.bin");
     }
 }

@@ -99,7 +99,9 @@ mod tests {
     fn ours(text: &str) -> Vec<String> {
         let table = byte_chars();
         let mut out = Vec::new();
-        split_gpt2(text, |w| out.push(w.bytes().map(|b| table[b as usize]).collect()));
+        split_gpt2(text, |w| {
+            out.push(w.bytes().map(|b| table[b as usize]).collect())
+        });
         out
     }
 

@@ -36,7 +36,7 @@ pub mod word;
 pub use error::{Result, TokenizerError};
 pub use ids::parse_ids;
 pub use special::SpecialTokens;
-pub use tokenizer::{write_atomic, Tokenizer};
 pub use stream::StreamEncoder;
+pub use tokenizer::{write_atomic, Tokenizer};
 pub use train::{train, train_from_paths, train_from_sources, TrainKind};
 pub use train_stream::StreamOptions;

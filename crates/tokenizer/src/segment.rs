@@ -45,7 +45,7 @@ impl CutRule {
     fn last_cut(self, text: &str, from: usize) -> Option<usize> {
         let bytes = text.as_bytes();
         match self {
-            CutRule::Anywhere => (text.len() > 0).then_some(text.len()),
+            CutRule::Anywhere => (!text.is_empty()).then_some(text.len()),
             CutRule::Nowhere => None,
             CutRule::BeforeSpace => bytes[from..]
                 .iter()

@@ -30,7 +30,11 @@ impl<'t> StreamEncoder<'t> {
 
     /// An encoder cutting segments of about `segment_bytes`, encoding `batch_bytes` at a time
     /// (the ids do not depend on either; tests use tiny sizes).
-    pub fn with_sizes(tok: &'t Tokenizer, segment_bytes: usize, batch_bytes: usize) -> StreamEncoder<'t> {
+    pub fn with_sizes(
+        tok: &'t Tokenizer,
+        segment_bytes: usize,
+        batch_bytes: usize,
+    ) -> StreamEncoder<'t> {
         StreamEncoder {
             tok,
             segmenter: Segmenter::new(CutRule::for_encoding(tok), segment_bytes),

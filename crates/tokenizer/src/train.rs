@@ -194,7 +194,7 @@ fn required(kind: TrainKind, vocab_size: Option<usize>) -> Result<usize> {
 
 /// What the counting kinds gather while the corpus streams past.
 enum Counts {
-    Char(CharCounts),
+    Char(Box<CharCounts>),
     Word(HashMap<String, u64>),
     Bpe(HashMap<String, u64>),
     Unigram(HashMap<String, u64>),
@@ -203,7 +203,7 @@ enum Counts {
 impl Counts {
     fn new(kind: TrainKind) -> Counts {
         match kind {
-            TrainKind::Char => Counts::Char(CharCounts::default()),
+            TrainKind::Char => Counts::Char(Box::default()),
             TrainKind::Word => Counts::Word(HashMap::new()),
             TrainKind::Bpe => Counts::Bpe(HashMap::new()),
             TrainKind::Unigram => Counts::Unigram(HashMap::new()),
@@ -234,7 +234,7 @@ impl Counts {
 
     fn into_tokenizer(self, vocab_size: Option<usize>) -> Result<Tokenizer> {
         Ok(match self {
-            Counts::Char(c) => Tokenizer::Char(CharTokenizer::from_counts(c, vocab_size)),
+            Counts::Char(c) => Tokenizer::Char(CharTokenizer::from_counts(*c, vocab_size)),
             Counts::Word(c) => Tokenizer::Word(WordTokenizer::from_counts(
                 c,
                 required(TrainKind::Word, vocab_size)?,

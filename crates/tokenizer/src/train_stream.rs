@@ -41,7 +41,9 @@ impl Default for StreamOptions {
 
 /// Iterator over the segments of every file, in order (see the module docs).
 pub struct Segments {
-    paths: std::vec::IntoIter<PathBuf>,
+    paths: Vec<PathBuf>,
+    /// The next file to open.
+    next_path: usize,
     opts: StreamOptions,
     reader: Option<DocChunks>,
     segmenter: Segmenter,
@@ -58,7 +60,8 @@ impl Segments {
             .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
             .sum();
         Segments {
-            paths: paths.to_vec().into_iter(),
+            paths: paths.to_vec(),
+            next_path: 0,
             opts: opts.clone(),
             reader: None,
             segmenter: Segmenter::new(rule, opts.segment_bytes),
@@ -99,12 +102,13 @@ impl Segments {
         let reader = match self.reader.as_mut() {
             Some(r) => r,
             None => {
-                let Some(path) = self.paths.next() else {
+                let Some(path) = self.paths.get(self.next_path) else {
                     return Ok(None);
                 };
+                self.next_path += 1;
                 let o = &self.opts;
                 let opened =
-                    DocChunks::open(&path, o.lossy, o.strip_gutenberg, false, o.chunk_bytes)?;
+                    DocChunks::open(path, o.lossy, o.strip_gutenberg, false, o.chunk_bytes)?;
                 self.reader.insert(opened)
             }
         };
@@ -123,7 +127,7 @@ impl Iterator for Segments {
 
     fn next(&mut self) -> Option<String> {
         while self.error.is_none() {
-            let at_end = self.reader.is_none() && self.paths.len() == 0;
+            let at_end = self.reader.is_none() && self.next_path == self.paths.len();
             if at_end {
                 return self.segmenter.finish();
             }

@@ -18,12 +18,27 @@ use lmforge_tokenizer::{
 /// characters everywhere, a BOM, lines that start with letters after `x\n` (cut points).
 fn tricky_files(dir: &Path) -> Vec<PathBuf> {
     let files: [(&str, String); 6] = [
-        ("a_crlf.txt", "First line\r\nSecond line\r\n\r\nThird\r\n".repeat(30)),
-        ("b_no_newline.txt", "one long line without a break ünïcødé €uro 𝄞 ".repeat(40)),
+        (
+            "a_crlf.txt",
+            "First line\r\nSecond line\r\n\r\nThird\r\n".repeat(30),
+        ),
+        (
+            "b_no_newline.txt",
+            "one long line without a break ünïcødé €uro 𝄞 ".repeat(40),
+        ),
         ("c_empty.txt", String::new()),
-        ("d_multibyte.txt", "日本語のテキスト\nÉtude — “quoted” 👍🏽\n  indented\nx\nYes\n".repeat(30)),
-        ("e_bom.txt", format!("\u{feff}{}", "Bom first\nthen lines\n".repeat(20))),
-        ("f_no_final_newline.txt", "end\nwithout\nnewline".to_string()),
+        (
+            "d_multibyte.txt",
+            "日本語のテキスト\nÉtude — “quoted” 👍🏽\n  indented\nx\nYes\n".repeat(30),
+        ),
+        (
+            "e_bom.txt",
+            format!("\u{feff}{}", "Bom first\nthen lines\n".repeat(20)),
+        ),
+        (
+            "f_no_final_newline.txt",
+            "end\nwithout\nnewline".to_string(),
+        ),
     ];
     files
         .iter()
@@ -81,7 +96,12 @@ fn streamed_encoding_equals_whole_file_encoding() {
             let whole = tok.encode(text).unwrap();
             // Chunks of 5..13 bytes cut inside lines and characters; the file's length
             // cuts at its end; segments of 40 bytes force many cuts.
-            for (chunk, segment) in [(5, 40), (13, 7), (text.len().max(8), 100), (1 << 20, 1 << 18)] {
+            for (chunk, segment) in [
+                (5, 40),
+                (13, 7),
+                (text.len().max(8), 100),
+                (1 << 20, 1 << 18),
+            ] {
                 assert_eq!(
                     encode_streamed(&tok, path, chunk, segment),
                     whole,
@@ -134,7 +154,12 @@ fn streamed_unigram_counts_equal_whole_text_counts() {
         for t in &texts {
             count_metaspace(t, &mut counts);
         }
-        to_sentences(counts.into_iter().map(|(w, n)| (w.to_string(), n)).collect())
+        to_sentences(
+            counts
+                .into_iter()
+                .map(|(w, n)| (w.to_string(), n))
+                .collect(),
+        )
     };
     let whole = sentences(&mut paths.iter().map(|p| read_text(p, false).unwrap()));
     for (chunk_bytes, segment_bytes) in [(7, 30), (64, 1000), (1 << 20, 1 << 18)] {
@@ -146,7 +171,10 @@ fn streamed_unigram_counts_equal_whole_text_counts() {
         let mut segments = Segments::new(&paths, TrainKind::Unigram.cut_rule(), &opts);
         let streamed = sentences(&mut segments.by_ref());
         segments.finish().unwrap();
-        assert!(streamed == whole, "chunk {chunk_bytes} segment {segment_bytes}");
+        assert!(
+            streamed == whole,
+            "chunk {chunk_bytes} segment {segment_bytes}"
+        );
     }
 }
 
@@ -183,7 +211,9 @@ fn counted_bpe_training_equals_hf_training() {
     let texts: Vec<String> = paths.iter().map(|p| read_text(p, false).unwrap()).collect();
     for vocab in [300, 1500] {
         let ours = HfTokenizer::train_bpe(&texts, vocab).unwrap();
-        assert!(ours.json == hf_reference_bpe(&texts, vocab), "vocab {vocab}");
+        assert!(
+            ours.json == hf_reference_bpe(&texts, vocab),
+            "vocab {vocab}"
+        );
     }
 }
-
