@@ -10,7 +10,8 @@
 //! written under temp names and renamed only when complete (see [`crate::split`] for how
 //! the val tail is cut without knowing the total in advance). Nothing depends on time or
 //! thread scheduling, so the same inputs give byte-identical files, the same as reading
-//! each file whole.
+//! each file whole (except with a freshly trained `unigram` tokenizer: HF's unigram trainer
+//! is not deterministic).
 
 use std::path::PathBuf;
 use std::sync::Arc;
