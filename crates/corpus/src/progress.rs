@@ -77,4 +77,11 @@ impl Progress {
             self.line();
         }
     }
+
+    /// Clears the bar without a final line (the job failed; its error is what to show).
+    pub fn abandon(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
 }

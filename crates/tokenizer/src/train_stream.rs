@@ -89,10 +89,15 @@ impl Segments {
 
     /// Ends the stream: the first reading error, or the bytes of text read.
     pub fn finish(&mut self) -> Result<u64> {
-        self.progress.finish();
         match self.error.take() {
-            Some(e) => Err(e.into()),
-            None => Ok(self.text_bytes),
+            Some(e) => {
+                self.progress.abandon();
+                Err(e.into())
+            }
+            None => {
+                self.progress.finish();
+                Ok(self.text_bytes)
+            }
         }
     }
 
