@@ -23,6 +23,19 @@ Run (from the repository root):
 
 tiktoken's rank files are loaded offline from the tiktoken-rs crate's assets (see
 tools/make_tokenizer_fixtures.py); --tiktoken-assets DIR overrides the folder.
+
+Corpus scale (--scale): builds, under --scale-dir (default target/bench_corpus, not in git),
+the bundled corpus repeated to ~130 MB as one file, to ~530 MB as one file, and the same
+530 MB as 40 shards wiki_books_test_NN.txt; then measures wall time and peak RSS
+(`/usr/bin/time`) of separate processes, one after the other in the same run:
+  - BPE training at vocab 8192: `lmforge tokenizer train --kind bpe` vs HF `tokenizers`
+    `train_from_iterator` over ~1 MB pieces of the files cut at line ends (configured as
+    above; HF's fastest way: line-by-line `Tokenizer.train(files)` was ~15x slower here);
+    on the 130 MB file, the 530 MB file and the 40 shards;
+  - `lmforge prepare` with char, word, bpe (the tokenizers trained first, passed as files)
+    and tiktoken:o200k_base on the 530 MB file and on the shards; with --baseline OLD_BIN,
+    also the old binary on the shards (its single-file runs need ~9-100x the file in RAM).
+    tools/.venv/bin/python tools/bench_tokenizers.py --scale [--baseline /path/to/old/lmforge]
 """
 
 from __future__ import annotations
@@ -30,6 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -136,6 +150,133 @@ def ratio(a, b) -> str:
     return "—" if a is None or b is None or b == 0 else f"{a / b:.2f}×"
 
 
+SCALE_SHARDS = 40
+
+
+def build_scale_inputs(corpus: Path, out: Path) -> dict[str, list[Path]]:
+    """The ~130 MB file, the ~530 MB file and its 40 shards (reused when present)."""
+    out.mkdir(parents=True, exist_ok=True)
+    base = b"".join(p.read_bytes() for p in sorted(corpus.rglob("*.txt")))
+    inputs = {}
+    for name, target in (("one_130MB", 130_000_000), ("one_530MB", 530_000_000)):
+        path = out / f"{name}.txt"
+        if not path.exists() or path.stat().st_size < target:
+            with open(path, "wb") as f:
+                written = 0
+                while written < target:
+                    f.write(base)
+                    written += len(base)
+        inputs[name] = [path]
+    shard_dir = out / "shards"
+    shards = [shard_dir / f"wiki_books_test_{i:02d}.txt" for i in range(SCALE_SHARDS)]
+    if not all(p.exists() for p in shards):
+        shard_dir.mkdir(exist_ok=True)
+        data = inputs["one_530MB"][0].read_bytes()
+        step = len(data) // SCALE_SHARDS
+        start = 0
+        for i, p in enumerate(shards):
+            # Cut after a newline so every shard holds whole lines.
+            end = len(data) if i == SCALE_SHARDS - 1 else data.index(b"\n", start + step) + 1
+            p.write_bytes(data[start:end])
+            start = end
+        del data
+    inputs["shards_530MB"] = shards
+    return inputs
+
+
+def timed(cmd: list[str], env=None) -> tuple[float | None, float | None, str]:
+    """(seconds, peak RSS in MB, error) of one process under /usr/bin/time."""
+    full = ["/usr/bin/time", "-f", "TIME %e %M"] + cmd
+    proc = subprocess.run(full, capture_output=True, text=True, env=env)
+    stats = [l for l in proc.stderr.splitlines() if l.startswith("TIME ")]
+    if proc.returncode != 0 or not stats:
+        tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
+        return None, None, f"`{' '.join(cmd[:4])} ...` failed: {tail}"
+    secs, kb = stats[-1].split()[1:3]
+    return float(secs), int(kb) / 1024, ""
+
+
+HF_TRAIN = """
+import sys
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+tok = Tokenizer(models.BPE())
+tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+tok.decoder = decoders.ByteLevel()
+trainer = trainers.BpeTrainer(vocab_size=int(sys.argv[1]), min_frequency=2,
+    special_tokens=["<pad>", "<unk>", "<bos>", "<eos>"],
+    initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+
+def chunks(paths, size=1 << 20):
+    # ~1 MB pieces cut at line ends: HF counts each sequence in its own map, so whole
+    # lines as sequences are several times slower, and whole files use ~100x their size.
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            while True:
+                piece = f.read(size)
+                if not piece:
+                    break
+                piece += f.readline()
+                yield piece
+
+tok.train_from_iterator(chunks(sys.argv[2:]), trainer=trainer)
+"""
+
+
+def bench_scale(args) -> None:
+    inputs = build_scale_inputs(args.corpus, args.scale_dir)
+    work = args.scale_dir / "out"
+    work.mkdir(exist_ok=True)
+    env = dict(os.environ)
+    print(f"inputs under {args.scale_dir}: " + ", ".join(
+        f"{k} {sum(p.stat().st_size for p in v) / 1e6:.0f} MB in {len(v)} file(s)" for k, v in inputs.items()),
+        flush=True)
+
+    def cell(t, rss):
+        return "—" if t is None else f"{t:.1f} s, {rss:.0f} MB"
+
+    print("\n| BPE training, vocab 8192 | lmforge | HF tokenizers (Python) | time ratio lmforge/HF |")
+    print("|---|---:|---:|---:|", flush=True)
+    trained = work / "bpe8192.json"
+    for name, files in inputs.items():
+        out = work / f"bpe_{name}.json"
+        ours = timed([args.lmforge, "tokenizer", "train", "-q", "--kind", "bpe", "--vocab-size",
+                      str(VOCAB_SIZE), "--out", str(out)] + [str(p) for p in files], env)
+        if name in args.hf_inputs:
+            hf = timed([sys.executable, "-c", HF_TRAIN, str(VOCAB_SIZE)] + [str(p) for p in files], env)
+        else:
+            hf = (None, None, "")
+        r = "—" if ours[0] is None or hf[0] is None else f"{ours[0] / hf[0]:.2f}×"
+        print(f"| {name} | {cell(*ours[:2])} | {cell(*hf[:2])} | {r} |", flush=True)
+        for note in (ours[2], hf[2]):
+            if note:
+                print(f"NOTE: {note}")
+        if name == "one_530MB" and out.exists():
+            out.replace(trained)
+
+    word = work / "word8192.json"
+    timed([args.lmforge, "tokenizer", "train", "-q", "--kind", "word", "--vocab-size", str(VOCAB_SIZE),
+           "--out", str(word), str(inputs["one_530MB"][0])], env)
+    kinds = [("char", "char"), ("word", str(word)), ("bpe", str(trained)), ("o200k_base", "tiktoken:o200k_base")]
+    binaries = [("lmforge", args.lmforge)] + ([("baseline", args.baseline)] if args.baseline else [])
+    print("\n| prepare | input | binary | time | peak RSS | MB/s |")
+    print("|---|---|---|---:|---:|---:|", flush=True)
+    for kind, spec in kinds:
+        for name in ("one_530MB", "shards_530MB"):
+            files = inputs[name]
+            mb = sum(p.stat().st_size for p in files) / 1e6
+            for label, binary in binaries:
+                if label == "baseline" and name.startswith("one_"):
+                    continue  # the old binary holds the whole file (and more) in memory
+                out = work / f"prep_{kind}"
+                t, rss, err = timed([binary, "prepare", "-q", "-t", spec, "--out", str(out)]
+                                    + [str(p) for p in files], env)
+                shutil.rmtree(out, ignore_errors=True)
+                if t is None:
+                    print(f"| {kind} | {name} | {label} | failed | | |  NOTE: {err}", flush=True)
+                else:
+                    print(f"| {kind} | {name} | {label} | {t:.1f} s | {rss:.0f} MB | {mb / t:.1f} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="Python tokenizers vs lmforge, same run")
     ap.add_argument("--lmforge", default="target/release/lmforge", help="lmforge binary")
@@ -143,7 +284,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="threads (default: all cores)")
     ap.add_argument("--repeat", type=int, default=3, help="best of N for encode timings")
     ap.add_argument("--tiktoken-assets", help="folder with o200k_base.tiktoken (default: tiktoken-rs crate)")
+    ap.add_argument("--scale", action="store_true", help="corpus-scale benchmark (see the module docs)")
+    ap.add_argument("--scale-dir", type=Path, default=Path("target/bench_corpus"), help="where --scale builds its inputs")
+    ap.add_argument("--hf-inputs", nargs="*", default=["one_130MB", "one_530MB", "shards_530MB"],
+                    help="with --scale: the inputs HF trains on (it is slow on a loaded machine)")
+    ap.add_argument("--baseline", help="with --scale: an older lmforge binary to compare prepare on the shards")
     args = ap.parse_args()
+    if args.scale:
+        bench_scale(args)
+        return
 
     # HF tokenizers sizes its rayon pool from these, read when the pool first starts.
     os.environ["RAYON_NUM_THREADS"] = os.environ["RAYON_RS_NUM_THREADS"] = str(args.threads)

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
-use lmforge_corpus::{bundled_corpus_dir, read_text, SourceFilter};
-use lmforge_tokenizer::{bench, train_from_sources, Tokenizer, TrainKind};
+use lmforge_corpus::{bundled_corpus_dir, SourceFilter, TextChunks, DEFAULT_CHUNK_BYTES};
+use lmforge_tokenizer::{bench, train_from_sources, StreamEncoder, Tokenizer, TrainKind};
 
 /// Tokenizer jobs. T (a tokenizer) is a file written by `tokenizer train`, a Hugging Face
 /// tokenizer.json, a SentencePiece .model, a data/checkpoint folder holding one, or a
@@ -49,6 +49,9 @@ pub struct TrainArgs {
     /// Replace invalid UTF-8 bytes with U+FFFD instead of failing.
     #[arg(long)]
     pub lossy: bool,
+    /// No progress output.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
     /// Corpus files, folders or glob patterns (default: the bundled Shakespeare corpus).
     #[arg(value_name = "CORPUS")]
     pub corpus: Vec<String>,
@@ -141,7 +144,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         exclude: a.exclude,
     };
     let t0 = std::time::Instant::now();
-    let tok = train_from_sources(kind, a.vocab_size, &a.corpus, &filter, a.lossy)?;
+    let tok = train_from_sources(kind, a.vocab_size, &a.corpus, &filter, a.lossy, a.quiet)?;
     tok.save(&a.out)?;
     eprintln!(
         "trained {} tokenizer: vocab {} in {:.1}s, fingerprint {} → {}",
@@ -156,23 +159,69 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
 
 fn encode(a: EncodeArgs) -> anyhow::Result<()> {
     let tok = Tokenizer::load(&a.tokenizer)?;
-    let text = match (&a.file, a.text) {
-        (Some(f), _) => read_text(f, false)?,
-        (None, Some(t)) => t,
-        (None, None) => bail!("give TEXT or --file FILE"),
-    };
-    let ids = tok.encode_parallel(&text)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    match a.format {
-        IdFormat::Json => writeln!(out, "{}", serde_json::to_string(&ids)?)?,
-        IdFormat::Lines => {
-            for id in ids {
-                writeln!(out, "{id}")?;
+    let mut ids = IdWriter {
+        out: &mut out,
+        format: a.format,
+        first: true,
+    };
+    ids.open()?;
+    match (&a.file, a.text) {
+        // A file streams through in bounded memory, ids written as they come.
+        (Some(f), _) => {
+            let mut enc = StreamEncoder::new(&tok);
+            let mut put = |_: usize, chunk: Vec<u32>| ids.write(&chunk);
+            for text in TextChunks::open(f, false, DEFAULT_CHUNK_BYTES)? {
+                enc.push(0, &text?, &mut put)?;
             }
+            enc.end_doc(0, &mut put)?;
+            enc.flush(&mut put)?;
         }
+        (None, Some(t)) => ids.write(&tok.encode_parallel(&t)?)?,
+        (None, None) => bail!("give TEXT or --file FILE"),
     }
+    ids.close()?;
     out.flush()?;
     Ok(())
+}
+
+/// Writes ids as they are produced: one JSON array (as `serde_json` prints a `Vec<u32>`)
+/// or one id per line.
+struct IdWriter<'w, W: Write> {
+    out: &'w mut W,
+    format: IdFormat,
+    first: bool,
+}
+
+impl<W: Write> IdWriter<'_, W> {
+    fn open(&mut self) -> anyhow::Result<()> {
+        if let IdFormat::Json = self.format {
+            write!(self.out, "[")?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, ids: &[u32]) -> Result<(), lmforge_tokenizer::TokenizerError> {
+        let io = |e: std::io::Error| {
+            lmforge_tokenizer::TokenizerError::Invalid(format!("writing ids: {e}"))
+        };
+        for id in ids {
+            match self.format {
+                IdFormat::Json if self.first => write!(self.out, "{id}").map_err(io)?,
+                IdFormat::Json => write!(self.out, ",{id}").map_err(io)?,
+                IdFormat::Lines => writeln!(self.out, "{id}").map_err(io)?,
+            }
+            self.first = false;
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) -> anyhow::Result<()> {
+        if let IdFormat::Json = self.format {
+            writeln!(self.out, "]")?;
+        }
+        Ok(())
+    }
 }
 
 fn decode(a: DecodeArgs) -> anyhow::Result<()> {

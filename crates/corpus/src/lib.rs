@@ -6,6 +6,9 @@
 //!
 //! - [`sources`]: files, folders (recursive, text files only), globs → sorted paths.
 //! - [`read`]: UTF-8 reading with the byte offset of the first bad byte, or lossy.
+//! - [`stream`]: the same, chunk by chunk in bounded memory ([`TextChunks`]); every
+//!   command that reads a corpus reads it this way.
+//! - [`progress`]: a progress bar with MB/s for long reads.
 //! - [`gutenberg`]: Project Gutenberg licence header/footer stripping.
 //! - [`bundled`]: where the bundled Shakespeare corpus lives.
 
@@ -14,10 +17,14 @@
 pub mod bundled;
 pub mod error;
 pub mod gutenberg;
+pub mod progress;
 pub mod read;
 pub mod sources;
+pub mod stream;
 
 pub use bundled::bundled_corpus_dir;
 pub use error::{CorpusError, Result};
+pub use progress::Progress;
 pub use read::{read_text, Document};
 pub use sources::{resolve_sources, SourceFilter};
+pub use stream::{DocChunks, TextChunks, DEFAULT_CHUNK_BYTES};

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::stream::{TextChunks, DEFAULT_CHUNK_BYTES};
 use crate::{CorpusError, Result};
 
 /// One source file's text.
@@ -13,35 +14,31 @@ pub struct Document {
     pub text: String,
 }
 
-/// Reads `path` as UTF-8. Strict mode reports the first invalid byte's offset; `lossy`
-/// replaces invalid sequences with U+FFFD instead.
+/// Reads `path` as UTF-8. Strict mode reports the first invalid byte's offset in the file;
+/// `lossy` replaces invalid sequences with U+FFFD instead. Reads through [`TextChunks`], so
+/// whole-file and streamed reading cannot disagree.
 pub fn read_text(path: &Path, lossy: bool) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            CorpusError::NotFound {
-                path: path.to_path_buf(),
-            }
-        } else {
-            CorpusError::Unreadable {
-                path: path.to_path_buf(),
-                source,
-            }
-        }
-    })?;
-    decode_utf8(path, bytes, lossy)
+    let mut text = String::new();
+    for chunk in TextChunks::open(path, lossy, DEFAULT_CHUNK_BYTES)? {
+        text.push_str(&chunk?);
+    }
+    Ok(text)
 }
 
-/// Turns file bytes into a `String` (see [`read_text`]); a leading UTF-8 BOM is dropped.
+/// Turns file bytes into a `String` (see [`read_text`]); a leading UTF-8 BOM is dropped and
+/// error offsets count it, as they are offsets in the file.
 pub fn decode_utf8(path: &Path, mut bytes: Vec<u8>, lossy: bool) -> Result<String> {
+    let mut skipped = 0;
     if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
         bytes.drain(..3);
+        skipped = 3;
     }
     match String::from_utf8(bytes) {
         Ok(s) => Ok(s),
         Err(e) if lossy => Ok(String::from_utf8_lossy(e.as_bytes()).into_owned()),
         Err(e) => Err(CorpusError::NotUtf8 {
             path: path.to_path_buf(),
-            offset: e.utf8_error().valid_up_to(),
+            offset: skipped + e.utf8_error().valid_up_to(),
         }),
     }
 }

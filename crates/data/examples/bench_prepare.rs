@@ -30,6 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::slice::from_ref(&corpus),
         &Default::default(),
         false,
+        true,
     )?;
     println!(
         "bpe 8192 training: {:.2}s (not included below)",

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::progress::Progress;
 use crate::{DataError, Result};
+use lmforge_corpus::Progress;
 
 /// The file name an URL's last path segment gives (query and fragment dropped).
 pub fn file_name_of(url: &str) -> String {

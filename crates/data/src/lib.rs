@@ -19,7 +19,6 @@ pub mod error;
 pub mod loader;
 pub mod meta;
 pub mod prepare;
-mod progress;
 pub mod sampler;
 pub mod split;
 pub mod tokfile;

@@ -1,36 +1,34 @@
 //! `prepare`: sources → tokenizer → `train.bin` / `val.bin` (/ `test.bin`), `meta.json`
 //! and a copy of the tokenizer, in one self-contained folder.
 //!
-//! Streaming: files are read in groups of about [`GROUP_BYTES`]; each group is read,
-//! hashed, decoded and tokenized in parallel (rayon across files, and
-//! `Tokenizer::encode_parallel` inside big files), then written in source order. Memory is
-//! bounded by one group (or the largest single file), whatever the corpus size. Token files
-//! are written under temp names and renamed only when complete (see [`crate::split`] for
-//! how the val tail is cut without knowing the total in advance). Nothing depends on time
-//! or thread scheduling, so the same inputs give byte-identical files.
+//! Streaming: every file is read chunk by chunk ([`DocChunks`]: decoded, hashed, optionally
+//! Gutenberg-stripped), cut into segments where the tokenizer's ids cannot change, and
+//! encoded in parallel batches ([`StreamEncoder`]), then written in source order; training a
+//! tokenizer first streams the same way ([`lmforge_tokenizer::train_from_paths`]). Memory is
+//! bounded by one batch whatever the file and corpus sizes (except for tokenizers that
+//! cannot be cut, SentencePiece and unigram, which hold one document). Token files are
+//! written under temp names and renamed only when complete (see [`crate::split`] for how
+//! the val tail is cut without knowing the total in advance). Nothing depends on time or
+//! thread scheduling, so the same inputs give byte-identical files, the same as reading
+//! each file whole (except with a freshly trained `unigram` tokenizer: HF's unigram trainer
+//! is not deterministic).
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use lmforge_corpus::{
-    bundled_corpus_dir, gutenberg::strip_gutenberg, read::decode_utf8, resolve_sources,
-    SourceFilter,
+    bundled_corpus_dir, resolve_sources, CorpusError, DocChunks, Progress, SourceFilter,
+    DEFAULT_CHUNK_BYTES,
 };
-use lmforge_tokenizer::{char_level::CharTokenizer, write_atomic, Tokenizer, TrainKind};
-use rayon::prelude::*;
-use sha2::{Digest, Sha256};
+use lmforge_tokenizer::{
+    write_atomic, StreamEncoder, StreamOptions, Tokenizer, TokenizerError, TrainKind,
+};
 
 use crate::download::fetch_archive;
 use crate::meta::{Meta, SourceMeta, TokenizerMeta, META_VERSION};
-use crate::progress::Progress;
 use crate::split::train_count;
 use crate::{wikitext, DataError, Dtype, Result, TokenWriter, ValSplit};
-
-/// Bytes of source text read and tokenized together (bounds memory; big enough to keep
-/// every core busy on many small files).
-pub const GROUP_BYTES: u64 = 16 << 20;
 
 /// Which tokenizer to use.
 #[derive(Debug, Clone)]
@@ -371,70 +369,23 @@ fn resolve_streams(opts: &PrepareOptions) -> Result<(Vec<Stream>, String)> {
     }
 }
 
-/// A source read and decoded: its bytes' size and hash, and its text.
-fn read_source(path: &Path, opts: &PrepareOptions) -> Result<(u64, String, String)> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    let size = bytes.len() as u64;
-    let hash = hex::encode(Sha256::digest(&bytes));
-    let text = decode_utf8(path, bytes, opts.lossy)?;
-    let text = if opts.strip_gutenberg {
-        strip_gutenberg(&text).to_string()
-    } else {
-        text
-    };
-    Ok((size, hash, text))
-}
-
-/// Loads, or trains on the first stream's files, the tokenizer.
+/// Loads, or trains on the first stream's files (streamed), the tokenizer.
 fn load_tokenizer(opts: &PrepareOptions, train_files: &[PathBuf]) -> Result<Arc<Tokenizer>> {
     match &opts.tokenizer {
         TokenizerChoice::Given(t) => Ok(t.clone()),
         TokenizerChoice::Load(spec) => Ok(Arc::new(Tokenizer::load(spec)?)),
-        // A char vocabulary is just the set of characters: gather it file by file, in
-        // bounded memory, instead of holding the corpus.
-        TokenizerChoice::Train {
-            kind: TrainKind::Char,
-            vocab_size: None,
-        } => {
-            let sets = train_files
-                .par_iter()
-                .map(|p| {
-                    let (_, _, text) = read_source(p, opts)?;
-                    let mut ascii = [false; 128];
-                    let mut other = BTreeSet::new();
-                    for c in text.chars() {
-                        if c.is_ascii() {
-                            ascii[c as usize] = true;
-                        } else {
-                            other.insert(c);
-                        }
-                    }
-                    other.extend((0u8..128).filter(|&b| ascii[b as usize]).map(char::from));
-                    Ok(other)
-                })
-                .collect::<Result<Vec<BTreeSet<char>>>>()?;
-            let chars: BTreeSet<char> = sets.into_iter().flatten().collect();
-            if chars.is_empty() {
-                return Err(empty(train_files));
-            }
-            Ok(Arc::new(Tokenizer::Char(CharTokenizer::from_chars(
-                chars.into_iter().collect(),
-            ))))
-        }
-        // Other kinds (and a capped char vocabulary) need the whole training text at once.
         TokenizerChoice::Train { kind, vocab_size } => {
-            let texts = train_files
-                .par_iter()
-                .map(|p| read_source(p, opts).map(|(_, _, t)| t))
-                .collect::<Result<Vec<String>>>()?;
-            if texts.iter().all(|t| t.is_empty()) {
-                return Err(empty(train_files));
+            let stream = StreamOptions {
+                lossy: opts.lossy,
+                strip_gutenberg: opts.strip_gutenberg,
+                quiet: opts.quiet,
+                ..StreamOptions::default()
+            };
+            match lmforge_tokenizer::train_from_paths(*kind, *vocab_size, train_files, &stream) {
+                Ok(tok) => Ok(Arc::new(tok)),
+                Err(TokenizerError::Corpus(CorpusError::Empty { .. })) => Err(empty(train_files)),
+                Err(e) => Err(e.into()),
             }
-            Ok(Arc::new(lmforge_tokenizer::train(
-                *kind,
-                *vocab_size,
-                &texts,
-            )?))
         }
     }
 }
@@ -449,7 +400,34 @@ fn empty(files: &[PathBuf]) -> DataError {
     }
 }
 
-/// Tokenizes one stream's files into `w`, group by group, separators between documents.
+/// Where encoded ids go: the token file (with a separator between documents) and each
+/// document's token count.
+struct Sink<'w> {
+    w: &'w mut TokenWriter,
+    sources: &'w mut Vec<SourceMeta>,
+    sep: Option<u32>,
+    /// The last document that wrote ids (a separator goes before the next one's first).
+    last_doc: Option<usize>,
+}
+
+impl Sink<'_> {
+    fn put(&mut self, doc: usize, ids: Vec<u32>) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        if self.last_doc != Some(doc) {
+            if let (Some(s), Some(_)) = (self.sep, self.last_doc) {
+                self.w.push(&[s])?;
+            }
+            self.last_doc = Some(doc);
+        }
+        self.w.push(&ids)?;
+        self.sources[doc].tokens += ids.len() as u64;
+        Ok(())
+    }
+}
+
+/// Tokenizes one stream's files into `w`, chunk by chunk, separators between documents.
 fn encode_stream(
     opts: &PrepareOptions,
     tok: &Tokenizer,
@@ -459,42 +437,41 @@ fn encode_stream(
     sources: &mut Vec<SourceMeta>,
     progress: &mut Progress,
 ) -> Result<()> {
-    let mut rest: &[PathBuf] = &stream.files;
-    let mut first_doc = true;
-    while !rest.is_empty() {
-        let mut n = 0;
-        let mut bytes = 0u64;
-        while n < rest.len() && (n == 0 || bytes < GROUP_BYTES) {
-            bytes += std::fs::metadata(&rest[n]).map(|m| m.len()).unwrap_or(0);
-            n += 1;
+    let mut sink = Sink {
+        w,
+        sources,
+        sep,
+        last_doc: None,
+    };
+    let mut enc = StreamEncoder::new(tok);
+    for path in &stream.files {
+        let doc = sink.sources.len();
+        sink.sources.push(SourceMeta {
+            path: path.display().to_string(),
+            bytes: 0,
+            sha256: String::new(),
+            tokens: 0,
+            stream: stream.name.to_string(),
+        });
+        let mut reader = DocChunks::open(
+            path,
+            opts.lossy,
+            opts.strip_gutenberg,
+            true,
+            DEFAULT_CHUNK_BYTES,
+        )?;
+        let mut read = 0;
+        while let Some(chunk) = reader.next() {
+            let chunk = chunk?;
+            progress.inc(reader.bytes_read() - read);
+            read = reader.bytes_read();
+            enc.push(doc, &chunk, &mut |d, ids| sink.put(d, ids))?;
         }
-        let (group, tail) = rest.split_at(n);
-        rest = tail;
-        let encoded = group
-            .par_iter()
-            .map(|p| {
-                let (size, hash, text) = read_source(p, opts)?;
-                let ids = tok.encode_parallel(&text)?;
-                Ok((p, size, hash, ids))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        for (path, size, sha256, ids) in encoded {
-            if !ids.is_empty() {
-                if let (Some(s), false) = (sep, first_doc) {
-                    w.push(&[s])?;
-                }
-                first_doc = false;
-                w.push(&ids)?;
-            }
-            progress.inc(size);
-            sources.push(SourceMeta {
-                path: path.display().to_string(),
-                bytes: size,
-                sha256,
-                tokens: ids.len() as u64,
-                stream: stream.name.to_string(),
-            });
-        }
+        let meta = &mut sink.sources[doc];
+        meta.bytes = reader.bytes_read();
+        meta.sha256 = reader.sha256().unwrap_or_default();
+        enc.end_doc(doc, &mut |d, ids| sink.put(d, ids))?;
     }
+    enc.flush(&mut |d, ids| sink.put(d, ids))?;
     Ok(())
 }

@@ -5,8 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use lmforge_checkpoint::Checkpoint;
-use lmforge_corpus::{read::read_documents, resolve_sources, SourceFilter};
+use lmforge_corpus::{resolve_sources, DocChunks, SourceFilter, DEFAULT_CHUNK_BYTES};
 use lmforge_data::DataDir;
+use lmforge_tokenizer::StreamEncoder;
 
 use crate::{GenerateError, Result};
 
@@ -50,21 +51,34 @@ fn val_split(ckpt: &Checkpoint, dir: &Path) -> Result<EvalText> {
     })
 }
 
+/// Tokenizes the named files, streamed chunk by chunk (memory holds the tokens, not the
+/// text); documents are joined by the end-of-text token.
 fn documents(ckpt: &Checkpoint, sources: &[String]) -> Result<EvalText> {
     let paths = resolve_sources(sources, &SourceFilter::default())?;
-    let docs = read_documents(&paths, false)?;
+    let tok = &ckpt.tokenizer;
+    let mut enc = StreamEncoder::new(tok);
     let mut tokens = Vec::new();
     let mut bytes = 0;
-    for doc in &docs {
-        if let (Some(eos), false) = (ckpt.tokenizer.eos_id(), tokens.is_empty()) {
+    for (doc, path) in paths.iter().enumerate() {
+        if let (Some(eos), false) = (tok.eos_id(), tokens.is_empty()) {
             tokens.push(eos);
         }
-        tokens.extend(ckpt.tokenizer.encode_parallel(&doc.text)?);
-        bytes += doc.text.len();
+        let mut out = |_: usize, ids: Vec<u32>| -> Result<()> {
+            tokens.extend(ids);
+            Ok(())
+        };
+        for chunk in DocChunks::open(path, false, false, false, DEFAULT_CHUNK_BYTES)? {
+            let chunk = chunk?;
+            bytes += chunk.len();
+            enc.push(doc, &chunk, &mut out)?;
+        }
+        enc.end_doc(doc, &mut out)?;
+        // Flushed per document: whether the next one gets a separator depends on this one.
+        enc.flush(&mut out)?;
     }
     Ok(EvalText {
         tokens,
         bytes,
-        what: format!("{} file(s)", docs.len()),
+        what: format!("{} file(s)", paths.len()),
     })
 }

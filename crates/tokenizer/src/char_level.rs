@@ -17,6 +17,56 @@ pub struct CharTokenizer {
     ascii: Box<[u32; 128]>,
 }
 
+/// Character frequencies, counted chunk by chunk (ASCII in a table, the rest in a map).
+#[derive(Debug, Clone)]
+pub struct CharCounts {
+    ascii: [u64; 128],
+    other: HashMap<char, u64>,
+}
+
+impl Default for CharCounts {
+    fn default() -> Self {
+        CharCounts {
+            ascii: [0; 128],
+            other: HashMap::new(),
+        }
+    }
+}
+
+impl CharCounts {
+    /// Counts the characters of `text`.
+    pub fn add(&mut self, text: &str) {
+        for c in text.chars() {
+            if c.is_ascii() {
+                self.ascii[c as usize] += 1;
+            } else {
+                *self.other.entry(c).or_default() += 1;
+            }
+        }
+    }
+
+    /// Adds another count into this one.
+    pub fn merge(&mut self, other: CharCounts) {
+        for (a, b) in self.ascii.iter_mut().zip(other.ascii) {
+            *a += b;
+        }
+        for (c, n) in other.other {
+            *self.other.entry(c).or_default() += n;
+        }
+    }
+
+    /// Every character seen, with its count.
+    pub fn into_counts(self) -> HashMap<char, u64> {
+        let mut all = self.other;
+        for (b, &n) in self.ascii.iter().enumerate() {
+            if n > 0 {
+                all.insert(char::from(b as u8), n);
+            }
+        }
+        all
+    }
+}
+
 /// On-disk form (inside the lmforge tokenizer JSON).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CharVocab {
@@ -28,13 +78,16 @@ impl CharTokenizer {
     /// Builds from the characters of `texts`; when more distinct characters exist than
     /// `max_vocab - 4`, the most frequent are kept (ties by code point).
     pub fn train<S: AsRef<str>>(texts: &[S], max_vocab: Option<usize>) -> Self {
-        let mut counts: HashMap<char, u64> = HashMap::new();
+        let mut counts = CharCounts::default();
         for t in texts {
-            for c in t.as_ref().chars() {
-                *counts.entry(c).or_default() += 1;
-            }
+            counts.add(t.as_ref());
         }
-        let mut chars: Vec<(char, u64)> = counts.into_iter().collect();
+        Self::from_counts(counts, max_vocab)
+    }
+
+    /// Builds from counted characters (see [`CharTokenizer::train`] for the cap).
+    pub fn from_counts(counts: CharCounts, max_vocab: Option<usize>) -> Self {
+        let mut chars: Vec<(char, u64)> = counts.into_counts().into_iter().collect();
         if let Some(max) = max_vocab {
             let keep = max.saturating_sub(TRAINED_SPECIALS.len());
             if chars.len() > keep {

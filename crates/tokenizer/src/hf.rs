@@ -8,7 +8,7 @@ use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::decoders::metaspace::Metaspace as MetaspaceDecoder;
 use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
 use tokenizers::models::unigram::{Unigram, UnigramTrainerBuilder};
-use tokenizers::models::{ModelWrapper, TrainerWrapper};
+use tokenizers::models::ModelWrapper;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
 use tokenizers::AddedToken;
@@ -65,6 +65,21 @@ impl HfTokenizer {
     /// Trains byte-level BPE (no normaliser, GPT-2 byte-level pre-tokeniser without prefix
     /// space, so any UTF-8 text round-trips) with the four special tokens at ids 0..=3.
     pub fn train_bpe<S: AsRef<str> + Send + Sync>(texts: &[S], vocab_size: usize) -> Result<Self> {
+        let mut counts = std::collections::HashMap::new();
+        for t in texts {
+            crate::bpe_words::count_gpt2(t.as_ref(), &mut counts);
+        }
+        let owned = counts.into_iter().map(|(w, n)| (w.to_string(), n));
+        Self::bpe_from_counts(owned.collect(), vocab_size)
+    }
+
+    /// Trains byte-level BPE (see [`HfTokenizer::train_bpe`]) from GPT-2 pre-token counts
+    /// ([`crate::bpe_words::count_gpt2`]): the same result as HF's `Tokenizer::train` on
+    /// the text they were counted from.
+    pub fn bpe_from_counts(
+        counts: std::collections::HashMap<String, u64>,
+        vocab_size: usize,
+    ) -> Result<Self> {
         let trainer = BpeTrainerBuilder::new()
             .vocab_size(vocab_size)
             .min_frequency(2)
@@ -72,18 +87,22 @@ impl HfTokenizer {
             .special_tokens(specials())
             .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
             .build();
-        let mut tok = tokenizers::Tokenizer::new(BPE::default());
+        let mut model = BPE::default();
+        let added = trainer
+            .do_train(&crate::bpe_words::to_byte_level(counts), &mut model)
+            .map_err(hf_err)?;
+        let mut tok = tokenizers::Tokenizer::new(model);
         tok.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
         tok.with_decoder(Some(ByteLevelDecoder::default()));
-        let mut trainer = TrainerWrapper::BpeTrainer(trainer);
-        tok.train(&mut trainer, texts.iter().map(|t| t.as_ref()))
-            .map_err(hf_err)?;
+        tok.add_special_tokens(&added);
         Self::wrap(tok)
     }
 
-    /// Trains a SentencePiece-style unigram model (Metaspace `▁` pre-tokeniser).
-    pub fn train_unigram<S: AsRef<str> + Send + Sync>(
-        texts: &[S],
+    /// Trains a SentencePiece-style unigram model (Metaspace `▁` pre-tokeniser) from
+    /// Metaspace word counts ([`crate::metaspace_words::count_metaspace`]), given to the
+    /// trainer in sorted order so the result does not depend on hash-map order.
+    pub fn unigram_from_counts(
+        counts: std::collections::HashMap<String, u64>,
         vocab_size: usize,
     ) -> Result<Self> {
         let trainer = UnigramTrainerBuilder::default()
@@ -93,16 +112,17 @@ impl HfTokenizer {
             .unk_token(Some(TRAINED_SPECIALS[1].to_string()))
             .build()
             .map_err(hf_err)?;
-        let mut tok = tokenizers::Tokenizer::new(Unigram::default());
+        let mut model = Unigram::default();
+        let sentences = crate::metaspace_words::to_sentences(counts);
+        let added = trainer.do_train(sentences, &mut model).map_err(hf_err)?;
+        let mut tok = tokenizers::Tokenizer::new(model);
         tok.with_pre_tokenizer(Some(Metaspace::new('▁', PrependScheme::Always, true)));
         tok.with_decoder(Some(MetaspaceDecoder::new(
             '▁',
             PrependScheme::Always,
             true,
         )));
-        let mut trainer = TrainerWrapper::UnigramTrainer(trainer);
-        tok.train(&mut trainer, texts.iter().map(|t| t.as_ref()))
-            .map_err(hf_err)?;
+        tok.add_special_tokens(&added);
         Self::wrap(tok)
     }
 

@@ -16,20 +16,27 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod bpe_words;
 pub mod char_level;
 pub mod error;
 pub mod hf;
 pub mod ids;
+pub mod metaspace_words;
 pub mod parallel;
+pub mod segment;
 pub mod sentencepiece;
 pub mod special;
+pub mod stream;
 pub mod tiktoken;
 mod tokenizer;
 pub mod train;
+pub mod train_stream;
 pub mod word;
 
 pub use error::{Result, TokenizerError};
 pub use ids::parse_ids;
 pub use special::SpecialTokens;
+pub use stream::StreamEncoder;
 pub use tokenizer::{write_atomic, Tokenizer};
-pub use train::{train, train_from_sources, TrainKind};
+pub use train::{train, train_from_paths, train_from_sources, TrainKind};
+pub use train_stream::StreamOptions;

@@ -35,6 +35,20 @@ pub fn split_for_parallel(text: &str, target: usize) -> Vec<&str> {
     out
 }
 
+/// True when `text[nl]` is a `\n` that is a safe cut point by the rule above: a
+/// non-space character before it and a letter after it (the cut goes after the `\n`).
+pub fn is_line_letter_cut(text: &str, nl: usize) -> bool {
+    text.as_bytes().get(nl) == Some(&b'\n')
+        && text[..nl]
+            .chars()
+            .next_back()
+            .is_some_and(|c| !c.is_whitespace())
+        && text[nl + 1..]
+            .chars()
+            .next()
+            .is_some_and(char::is_alphabetic)
+}
+
 /// Offset of the first letter preceded by a '\n' that is preceded by a non-space.
 fn find_cut(s: &str) -> Option<usize> {
     let (mut prev, mut prev2) = (' ', ' ');

@@ -1,14 +1,25 @@
 //! Training a tokenizer from text: the `char`, `word`, `bpe` and `unigram` kinds.
+//!
+//! Training streams: sources are read chunk by chunk ([`crate::train_stream`]), cut into
+//! segments where the kind's pre-tokenisation cannot change ([`CutRule`]), and counted in
+//! parallel batches; the trainers then learn from the counts. The result equals training on
+//! the whole texts at once, and memory depends on the vocabulary of the corpus, not its size.
 
 use std::str::FromStr;
 
-use lmforge_corpus::{
-    bundled_corpus_dir, read::read_documents, resolve_sources, CorpusError, SourceFilter,
-};
+use std::collections::HashMap;
+use std::path::PathBuf;
 
-use crate::char_level::CharTokenizer;
+use lmforge_corpus::{bundled_corpus_dir, resolve_sources, CorpusError, SourceFilter};
+use rayon::prelude::*;
+
+use crate::bpe_words::count_gpt2;
+use crate::char_level::{CharCounts, CharTokenizer};
 use crate::hf::HfTokenizer;
-use crate::word::WordTokenizer;
+use crate::metaspace_words::count_metaspace;
+use crate::segment::CutRule;
+use crate::train_stream::{Segments, StreamOptions};
+use crate::word::{count_pieces, WordTokenizer};
 use crate::{Result, Tokenizer, TokenizerError};
 
 /// A kind of tokenizer that can be trained from a corpus.
@@ -41,6 +52,15 @@ impl FromStr for TrainKind {
 }
 
 impl TrainKind {
+    /// Where this kind's training text may be cut without changing what is counted.
+    pub fn cut_rule(self) -> CutRule {
+        match self {
+            TrainKind::Char => CutRule::Anywhere,
+            TrainKind::Word | TrainKind::Bpe => CutRule::LineThenLetter,
+            TrainKind::Unigram => CutRule::BeforeSpace,
+        }
+    }
+
     /// The name used on the command line and in files (`char`, `word`, `bpe`, `unigram`).
     pub fn name(self) -> &'static str {
         match self {
@@ -70,8 +90,9 @@ impl TrainKind {
     }
 }
 
-/// Trains a tokenizer of `kind` on `texts`. `vocab_size` caps the vocabulary (`None`:
-/// the kind's default). Errors on an empty corpus or a vocabulary below the kind's minimum.
+/// Trains a tokenizer of `kind` on `texts` (each a whole document, in memory).
+/// `vocab_size` caps the vocabulary (`None`: the kind's default). Errors on an empty corpus
+/// or a vocabulary below the kind's minimum.
 pub fn train<S: AsRef<str> + Send + Sync>(
     kind: TrainKind,
     vocab_size: Option<usize>,
@@ -83,40 +104,21 @@ pub fn train<S: AsRef<str> + Send + Sync>(
         }
         .into());
     }
-    let vocab_size = vocab_size.or(kind.default_vocab_size());
-    if let Some(v) = vocab_size {
-        if v < kind.min_vocab_size() {
-            return Err(TokenizerError::VocabTooSmall {
-                kind: kind.name().into(),
-                got: v,
-                min: kind.min_vocab_size(),
-            });
-        }
-    }
-    Ok(match (kind, vocab_size) {
-        (TrainKind::Char, v) => Tokenizer::Char(CharTokenizer::train(texts, v)),
-        (TrainKind::Word, Some(v)) => Tokenizer::Word(WordTokenizer::train(texts, v)),
-        (TrainKind::Bpe, Some(v)) => Tokenizer::Hf(Box::new(HfTokenizer::train_bpe(texts, v)?)),
-        (TrainKind::Unigram, Some(v)) => {
-            Tokenizer::Hf(Box::new(HfTokenizer::train_unigram(texts, v)?))
-        }
-        (_, None) => {
-            return Err(TokenizerError::Invalid(format!(
-                "--vocab-size is required for the {} tokenizer",
-                kind.name()
-            )))
-        }
-    })
+    let vocab_size = checked_vocab(kind, vocab_size)?;
+    let mut counts = Counts::new(kind);
+    counts.add_batch(texts);
+    counts.into_tokenizer(vocab_size)
 }
 
-/// Resolves sources (files, folders, globs; the bundled corpus when empty), reads them as
-/// UTF-8 (`lossy` replaces invalid bytes) and trains.
+/// Resolves sources (files, folders, globs; the bundled corpus when empty), streams them
+/// as UTF-8 (`lossy` replaces invalid bytes) and trains, with a progress bar unless `quiet`.
 pub fn train_from_sources(
     kind: TrainKind,
     vocab_size: Option<usize>,
     sources: &[String],
     filter: &SourceFilter,
     lossy: bool,
+    quiet: bool,
 ) -> Result<Tokenizer> {
     let sources = if sources.is_empty() {
         vec![bundled_corpus_dir()?.to_string_lossy().into_owned()]
@@ -124,13 +126,154 @@ pub fn train_from_sources(
         sources.to_vec()
     };
     let paths = resolve_sources(&sources, filter)?;
-    let docs = read_documents(&paths, lossy)?;
-    if docs.iter().all(|d| d.text.is_empty()) {
-        return Err(CorpusError::Empty {
+    let opts = StreamOptions {
+        lossy,
+        quiet,
+        ..StreamOptions::default()
+    };
+    train_from_paths(kind, vocab_size, &paths, &opts).map_err(|e| match e {
+        TokenizerError::Corpus(CorpusError::Empty { .. }) => CorpusError::Empty {
             what: sources.join(", "),
         }
-        .into());
+        .into(),
+        e => e,
+    })
+}
+
+/// Streams `paths` (see [`StreamOptions`]) and trains; the corpus is never held whole.
+pub fn train_from_paths(
+    kind: TrainKind,
+    vocab_size: Option<usize>,
+    paths: &[PathBuf],
+    opts: &StreamOptions,
+) -> Result<Tokenizer> {
+    let vocab_size = checked_vocab(kind, vocab_size)?;
+    let mut segments = Segments::new(paths, kind.cut_rule(), opts);
+    let empty = || -> TokenizerError {
+        CorpusError::Empty {
+            what: paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+        .into()
+    };
+    let mut counts = Counts::new(kind);
+    while let Some(batch) = segments.next_batch() {
+        counts.add_batch(&batch);
     }
-    let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
-    train(kind, vocab_size, &texts)
+    if segments.finish()? == 0 {
+        return Err(empty());
+    }
+    counts.into_tokenizer(vocab_size)
+}
+
+/// The vocabulary size to train (the kind's default when `None`), checked against the
+/// kind's minimum.
+fn checked_vocab(kind: TrainKind, vocab_size: Option<usize>) -> Result<Option<usize>> {
+    let vocab_size = vocab_size.or(kind.default_vocab_size());
+    match vocab_size {
+        Some(v) if v < kind.min_vocab_size() => Err(TokenizerError::VocabTooSmall {
+            kind: kind.name().into(),
+            got: v,
+            min: kind.min_vocab_size(),
+        }),
+        _ => Ok(vocab_size),
+    }
+}
+
+fn required(kind: TrainKind, vocab_size: Option<usize>) -> Result<usize> {
+    vocab_size.ok_or_else(|| {
+        TokenizerError::Invalid(format!(
+            "--vocab-size is required for the {} tokenizer",
+            kind.name()
+        ))
+    })
+}
+
+/// What the counting kinds gather while the corpus streams past.
+enum Counts {
+    Char(Box<CharCounts>),
+    Word(HashMap<String, u64>),
+    Bpe(HashMap<String, u64>),
+    Unigram(HashMap<String, u64>),
+}
+
+impl Counts {
+    fn new(kind: TrainKind) -> Counts {
+        match kind {
+            TrainKind::Char => Counts::Char(Box::default()),
+            TrainKind::Word => Counts::Word(HashMap::new()),
+            TrainKind::Bpe => Counts::Bpe(HashMap::new()),
+            TrainKind::Unigram => Counts::Unigram(HashMap::new()),
+        }
+    }
+
+    /// Counts a batch of segments on all cores and adds the counts.
+    fn add_batch<S: AsRef<str> + Sync>(&mut self, batch: &[S]) {
+        match self {
+            Counts::Char(total) => {
+                let parts: Vec<CharCounts> = batch
+                    .par_iter()
+                    .map(|t| {
+                        let mut c = CharCounts::default();
+                        c.add(t.as_ref());
+                        c
+                    })
+                    .collect();
+                for part in parts {
+                    total.merge(part);
+                }
+            }
+            Counts::Word(total) => add_pieces(total, batch, count_pieces),
+            Counts::Bpe(total) => add_pieces(total, batch, count_gpt2),
+            Counts::Unigram(total) => add_pieces(total, batch, count_metaspace),
+        }
+    }
+
+    fn into_tokenizer(self, vocab_size: Option<usize>) -> Result<Tokenizer> {
+        Ok(match self {
+            Counts::Char(c) => Tokenizer::Char(CharTokenizer::from_counts(*c, vocab_size)),
+            Counts::Word(c) => Tokenizer::Word(WordTokenizer::from_counts(
+                c,
+                required(TrainKind::Word, vocab_size)?,
+            )),
+            Counts::Bpe(c) => Tokenizer::Hf(Box::new(HfTokenizer::bpe_from_counts(
+                c,
+                required(TrainKind::Bpe, vocab_size)?,
+            )?)),
+            Counts::Unigram(c) => Tokenizer::Hf(Box::new(HfTokenizer::unigram_from_counts(
+                c,
+                required(TrainKind::Unigram, vocab_size)?,
+            )?)),
+        })
+    }
+}
+
+/// Counts the pieces `count` finds in each segment (in parallel, borrowing the text) and
+/// adds them to `total` (allocating only for pieces not seen before).
+fn add_pieces<S: AsRef<str> + Sync>(
+    total: &mut HashMap<String, u64>,
+    batch: &[S],
+    count: for<'a> fn(&'a str, &mut HashMap<&'a str, u64>),
+) {
+    let parts: Vec<HashMap<&str, u64>> = batch
+        .par_iter()
+        .map(|t| {
+            let mut local = HashMap::new();
+            count(t.as_ref(), &mut local);
+            local
+        })
+        .collect();
+    for part in parts {
+        for (piece, n) in part {
+            match total.get_mut(piece) {
+                Some(c) => *c += n,
+                None => {
+                    total.insert(piece.to_string(), n);
+                }
+            }
+        }
+    }
 }

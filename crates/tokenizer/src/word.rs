@@ -61,6 +61,19 @@ pub fn split_words(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// Adds the pieces of `text` to `counts`, and every single whitespace character in it
+/// (with no count of its own) so that training keeps them.
+pub fn count_pieces<'a>(text: &'a str, counts: &mut HashMap<&'a str, u64>) {
+    for piece in split_words(text) {
+        *counts.entry(piece).or_default() += 1;
+    }
+    for run in text.split(|c: char| !c.is_whitespace()) {
+        for (i, ch) in run.char_indices() {
+            counts.entry(&run[i..i + ch.len_utf8()]).or_default();
+        }
+    }
+}
+
 impl WordTokenizer {
     /// Keeps the `vocab_size - 4` most frequent pieces (ties broken by the piece text, so
     /// training is deterministic). Single whitespace characters seen in the corpus are always
@@ -68,27 +81,26 @@ impl WordTokenizer {
     pub fn train<S: AsRef<str>>(texts: &[S], vocab_size: usize) -> Self {
         let mut counts: HashMap<&str, u64> = HashMap::new();
         for t in texts {
-            for piece in split_words(t.as_ref()) {
-                *counts.entry(piece).or_default() += 1;
-            }
-            for c in t.as_ref().split(|c: char| !c.is_whitespace()) {
-                for (i, ch) in c.char_indices() {
-                    counts.entry(&c[i..i + ch.len_utf8()]).or_default();
-                }
-            }
+            count_pieces(t.as_ref(), &mut counts);
         }
-        let mut ranked: Vec<(&str, u64)> = counts.into_iter().collect();
+        let owned = counts.into_iter().map(|(w, n)| (w.to_string(), n));
+        Self::from_counts(owned.collect(), vocab_size)
+    }
+
+    /// Builds from counted pieces (see [`count_pieces`] and [`WordTokenizer::train`]).
+    pub fn from_counts(counts: HashMap<String, u64>, vocab_size: usize) -> Self {
+        let mut ranked: Vec<(String, u64)> = counts.into_iter().collect();
         // Single whitespace chars first (always kept), then by frequency.
         let is_single_space =
             |s: &str| s.chars().count() == 1 && s.chars().all(char::is_whitespace);
         ranked.sort_by(|a, b| {
-            is_single_space(b.0)
-                .cmp(&is_single_space(a.0))
+            is_single_space(&b.0)
+                .cmp(&is_single_space(&a.0))
                 .then(b.1.cmp(&a.1))
-                .then(a.0.cmp(b.0))
+                .then(a.0.cmp(&b.0))
         });
         ranked.truncate(vocab_size.saturating_sub(TRAINED_SPECIALS.len()));
-        Self::from_words(ranked.into_iter().map(|(w, _)| w.to_string()).collect())
+        Self::from_words(ranked.into_iter().map(|(w, _)| w).collect())
     }
 
     /// Builds from a saved vocabulary (`words` in id order).

@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-pub(crate) struct Progress {
+/// A byte-count progress report (see the module docs).
+pub struct Progress {
     bar: Option<ProgressBar>,
     plain: bool,
     label: String,
@@ -17,7 +18,8 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
-    pub(crate) fn new(label: &str, total_bytes: u64, quiet: bool) -> Progress {
+    /// A report labelled `label` for `total_bytes` (0: unknown total); `quiet` shows nothing.
+    pub fn new(label: &str, total_bytes: u64, quiet: bool) -> Progress {
         let terminal = !quiet && std::io::stderr().is_terminal();
         let bar = terminal.then(|| {
             let pb = ProgressBar::new(total_bytes);
@@ -39,7 +41,8 @@ impl Progress {
         }
     }
 
-    pub(crate) fn inc(&mut self, bytes: u64) {
+    /// Counts `bytes` more as done.
+    pub fn inc(&mut self, bytes: u64) {
         self.done += bytes;
         if let Some(b) = &self.bar {
             b.inc(bytes);
@@ -65,12 +68,20 @@ impl Progress {
         );
     }
 
-    pub(crate) fn finish(&self) {
+    /// Clears the bar and prints the final line with the average MB/s.
+    pub fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
         if self.plain || self.bar.is_some() {
             self.line();
+        }
+    }
+
+    /// Clears the bar without a final line (the job failed; its error is what to show).
+    pub fn abandon(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
         }
     }
 }
