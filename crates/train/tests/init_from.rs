@@ -45,6 +45,9 @@ fn config(run: &Path, text: &str, tok: &str, extra: &[&str]) -> lmforge_train::R
         "1e-3",
         "--sample-tokens",
         "0",
+        // fp32: the step-0 loss is compared with an fp32 forward of the source
+        "--dtype",
+        "fp32",
     ] {
         args.push(a.into());
     }
