@@ -49,17 +49,13 @@ pub fn is_line_letter_cut(text: &str, nl: usize) -> bool {
             .is_some_and(char::is_alphabetic)
 }
 
-/// Offset of the first letter preceded by a '\n' that is preceded by a non-space.
+/// Offset of the first letter preceded by a '\n' that is preceded by a non-space (the first
+/// [`is_line_letter_cut`], cut after its `\n`).
 fn find_cut(s: &str) -> Option<usize> {
-    let (mut prev, mut prev2) = (' ', ' ');
-    for (i, c) in s.char_indices() {
-        if c.is_alphabetic() && prev == '\n' && !prev2.is_whitespace() && i >= 2 {
-            return Some(i);
-        }
-        prev2 = prev;
-        prev = c;
-    }
-    None
+    s.match_indices('\n')
+        .map(|(nl, _)| nl)
+        .find(|&nl| is_line_letter_cut(s, nl))
+        .map(|nl| nl + 1)
 }
 
 #[cfg(test)]
