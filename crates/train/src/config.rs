@@ -352,6 +352,11 @@ impl TrainConfig {
             );
         }
         self.dtype_arg()?;
+        if self.init_from.is_none() {
+            // the model's shape and switches, checked before any data is prepared (the real
+            // vocabulary comes from the tokenizer later; any size ≥ 1 checks the rest)
+            self.model_config(self.vocab_size.unwrap_or(1))?;
+        }
         Ok(())
     }
 

@@ -230,11 +230,7 @@ mod tests {
             "batch_size: must be at least 1"
         );
         assert!(err(&["--pos-encoding", "alibi"]).contains("pos_encoding"));
-        let e = TrainConfig::resolve(None, &s(&["--n-head", "5"]))
-            .unwrap()
-            .model_config(65)
-            .unwrap_err()
-            .to_string();
+        let e = err(&["--n-head", "5"]);
         assert!(e.contains("n_head") || e.contains("n_embd"), "{e}");
         let e = TrainConfig::resolve(None, &s(&["--vocab-size", "10"]))
             .unwrap()

@@ -87,11 +87,8 @@ fn contradicting_switches_are_one_clear_error() {
         "--n-head",
         "2",
     ];
-    let e = TrainConfig::resolve(None, &s(&odd))
-        .unwrap()
-        .model_config(65)
-        .unwrap_err()
-        .to_string();
+    // refused when the settings are read, before any data is prepared
+    let e = resolve_err(&odd);
     assert!(
         e.contains("n_head") && e.contains("even head size") && e.contains("6/2 = 3"),
         "{e}"
