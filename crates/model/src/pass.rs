@@ -214,11 +214,14 @@ fn block_forward<'p, B: Backend>(
     }
 }
 
-/// Which activation rows a branch reads (the region is given beside it).
+/// Which activation buffer a branch reads its input rows from.
 #[derive(Clone, Copy)]
 enum Rows {
+    /// the embeddings `[N,C]` (not stacked per layer)
     Encoded,
+    /// `ln_1` `[L,N,C]`
     Ln1,
+    /// `ln_2` `[L,N,C]`
     Ln2,
 }
 
@@ -289,8 +292,9 @@ fn mlp_hidden_forward<B: Backend>(
     );
     let (w, bb) = net.wb(bp.c_fc);
     let x = match from {
+        Rows::Encoded => B::src(&a.encoded, 0..n * c),
         Rows::Ln1 => B::src(&a.ln_1, cur),
-        Rows::Ln2 | Rows::Encoded => B::src(&a.ln_2, cur),
+        Rows::Ln2 => B::src(&a.ln_2, cur),
     };
     dev.linear_forward(B::dst(&mut a.fc, fc_r.clone()), x, w, None, c);
     let fc_gelu = B::dst(&mut a.fc_gelu, fc_r.clone());
