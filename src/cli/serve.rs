@@ -86,9 +86,8 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         request_timeout: std::time::Duration::from_secs(a.request_timeout),
         ..HttpOptions::default()
     };
-    eprintln!("dtype: {}", precision.describe());
     let engine = Engine::new(ckpt, model_id, limits, pool);
-    lmforge_serve::serve_blocking(a.host, a.port, engine, &http)?;
+    lmforge_serve::serve_blocking(a.host, a.port, engine, &http, &precision.describe())?;
     Ok(())
 }
 

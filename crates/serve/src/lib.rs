@@ -123,13 +123,14 @@ pub async fn run(
     Ok(())
 }
 
-/// Serves `engine` on `host:port` until Ctrl-C, printing the address once listening.
-/// Builds its own tokio runtime (the rest of lmforge is synchronous).
+/// Serves `engine` on `host:port` until Ctrl-C, printing the address (and `note`) once
+/// listening. Builds its own tokio runtime (the rest of lmforge is synchronous).
 pub fn serve_blocking(
     host: IpAddr,
     port: u16,
     engine: std::sync::Arc<Engine>,
     http: &HttpOptions,
+    note: &str,
 ) -> Result<(), ServeError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -140,7 +141,7 @@ pub fn serve_blocking(
         let addr = listener.local_addr()?;
         let pool = engine.pool();
         eprintln!(
-            "serving {} on http://{addr}/ (playground at /, OpenAI API at /v1; {} workers, queue {}{}); Ctrl-C stops",
+            "serving {} on http://{addr}/ (playground at /, OpenAI API at /v1; {note}; {} workers, queue {}{}); Ctrl-C stops",
             engine.model_id,
             pool.workers,
             pool.queue,
