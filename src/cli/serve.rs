@@ -87,7 +87,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         ..HttpOptions::default()
     };
     let engine = Engine::new(ckpt, model_id, limits, pool);
-    lmforge_serve::serve_blocking(a.host, a.port, engine, &http, &precision.describe())?;
+    lmforge_serve::serve_blocking(a.host, a.port, engine, &http, precision.describe())?;
     Ok(())
 }
 

@@ -25,15 +25,15 @@ fn streamed_text_equals_the_non_streamed_text_for_the_same_seed() {
     assert_eq!(choices.len(), 4, "2 prompts × n = 2");
     let (chunks, done) = s.stream(&body);
     assert!(done, "the stream ends with data: [DONE]");
-    for i in 0..4 {
+    for (i, choice) in choices.iter().enumerate() {
         assert_eq!(
             streamed_text(&chunks, i as u64),
             text(&full, i),
             "choice {i}"
         );
-        assert_eq!(choices[i]["index"], i);
+        assert_eq!(choice["index"], i);
         // A char model: one token per character, and no end-of-text in 40 tokens here.
-        let reason = choices[i]["finish_reason"].as_str().unwrap();
+        let reason = choice["finish_reason"].as_str().unwrap();
         if reason == "length" {
             assert_eq!(text(&full, i).chars().count(), 40);
         }
