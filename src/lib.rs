@@ -15,6 +15,7 @@
 //! | [`generate`] | `lmforge-generate` | sampling, streaming generation, evaluation |
 //! | [`files`] | `lmforge-files` | atomic file writes, the run-folder lock |
 //! | [`interop`] | `lmforge-interop` | export to Hugging Face / GGUF, import GPT-2 and nanoGPT checkpoints |
+//! | [`serve`] | `lmforge-serve` | OpenAI-compatible HTTP server and web playground |
 
 pub mod cli;
 
@@ -25,5 +26,6 @@ pub use lmforge_files as files;
 pub use lmforge_generate as generate;
 pub use lmforge_interop as interop;
 pub use lmforge_model as model;
+pub use lmforge_serve as serve;
 pub use lmforge_tokenizer as tokenizer;
 pub use lmforge_train as train;

@@ -59,7 +59,7 @@ pub struct GenerateArgs {
 
 /// The shipped sample model is found from any folder: `models/shakespeare-char` relative to
 /// the current folder, else in the checkout the binary was built from.
-fn resolve_default_checkpoint(p: &std::path::Path) -> PathBuf {
+pub(crate) fn resolve_default_checkpoint(p: &std::path::Path) -> PathBuf {
     if !p.exists() && p == std::path::Path::new(SAMPLE_MODEL) {
         let built_from = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(SAMPLE_MODEL);
         if built_from.is_dir() {

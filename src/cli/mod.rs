@@ -8,6 +8,7 @@ pub mod export;
 pub mod generate;
 pub mod import;
 pub mod prepare;
+pub mod serve;
 pub mod tokenizer;
 pub mod train;
 
@@ -37,6 +38,8 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Generate text from a checkpoint (KV cache, temperature/top-k/top-p, streaming).
     Generate(generate::GenerateArgs),
+    /// Serve a checkpoint over OpenAI's HTTP API, with a web playground at `/`.
+    Serve(serve::ServeArgs),
     /// Loss, perplexity and bits per byte of a checkpoint on held-out text.
     Eval(eval::EvalArgs),
     /// Import a Hugging Face GPT-2 folder or a nanoGPT / PyTorch checkpoint as an lmforge checkpoint.
@@ -88,6 +91,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Prepare(args) => prepare::run(args),
         Command::Train(args) => train::run(args, cli.threads),
         Command::Generate(args) => generate::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Import(args) => import::run(args),
         Command::Export(args) => export::run(args),

@@ -2,6 +2,7 @@
 //! position's forward pass ([`lmforge_model::InferenceSession`]); text streams out through
 //! a callback as soon as it is complete.
 
+use std::ops::ControlFlow;
 use std::time::Instant;
 
 use lmforge_model::Gpt;
@@ -35,6 +36,8 @@ pub enum StopReason {
     EndOfText,
     /// the text reached a `--stop` string
     StopString,
+    /// the caller's step callback asked to stop ([`generate_steps`])
+    Cancelled,
 }
 
 /// The result of one sample.
@@ -101,6 +104,30 @@ pub fn encode_prompt(
     Ok((ids, warnings))
 }
 
+/// `ln p(id)` under `softmax(logits)`, and the `n` most likely ids with their `ln p` into
+/// `top` (most likely first, ties by id). `n = 0` computes nothing and returns 0.
+fn top_log_probs(logits: &[f32], id: u32, n: usize, top: &mut Vec<(u32, f32)>) -> f32 {
+    top.clear();
+    if n == 0 {
+        return 0.0;
+    }
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let log_z = max + logits.iter().map(|&l| (l - max).exp()).sum::<f32>().ln();
+    for (i, &l) in logits.iter().enumerate() {
+        let entry = (i as u32, l - log_z);
+        let pos = top.partition_point(|&(j, p)| p > entry.1 || (p == entry.1 && j < entry.0));
+        if pos < n {
+            if top.len() == n {
+                top.pop();
+            }
+            top.insert(pos, entry);
+        }
+    }
+    logits
+        .get(id as usize)
+        .map_or(f32::NEG_INFINITY, |&l| l - log_z)
+}
+
 /// Generates one sample after `prompt`, calling `on_text` with each complete piece of text.
 pub fn generate(
     model: &Gpt,
@@ -108,6 +135,41 @@ pub fn generate(
     prompt: &str,
     opts: &GenerateOptions,
     on_text: &mut dyn FnMut(&str),
+) -> Result<GenerateOutput> {
+    generate_steps(model, tokenizer, prompt, opts, 0, &mut |step| {
+        if !step.text.is_empty() {
+            on_text(step.text);
+        }
+        ControlFlow::Continue(())
+    })
+}
+
+/// One sampled token, as [`generate_steps`] reports it.
+#[derive(Debug)]
+pub struct Step<'a> {
+    /// The sampled id (never the end-of-text id: that ends generation without a step).
+    pub id: u32,
+    /// Text this token completed (empty while a character or a possible stop string is
+    /// incomplete; the held-back text comes with a later step or the final one).
+    pub text: &'a str,
+    /// `ln p(id)` under the model's distribution (temperature 1, before top-k/top-p);
+    /// `0.0` when `top_logprobs` is 0 (not computed).
+    pub logprob: f32,
+    /// The `top_logprobs` most likely ids with their `ln p`, most likely first.
+    pub top: &'a [(u32, f32)],
+}
+
+/// [`generate`] for servers: `on_step` sees every sampled token (its id, the text it
+/// completed and, when `top_logprobs > 0`, log-probabilities) and may stop generation
+/// early with `ControlFlow::Break` (a client went away). Text held back at the end comes
+/// as a last step with `id` of the last token and `top` empty.
+pub fn generate_steps(
+    model: &Gpt,
+    tokenizer: &Tokenizer,
+    prompt: &str,
+    opts: &GenerateOptions,
+    top_logprobs: usize,
+    on_step: &mut dyn FnMut(&Step) -> ControlFlow<()>,
 ) -> Result<GenerateOutput> {
     let start = Instant::now();
     let mut sampler = Sampler::new(opts.sampling)?;
@@ -123,6 +185,7 @@ pub fn generate(
         .map(|id| id as usize)
         .collect();
     let mut masked = Vec::new();
+    let mut top = Vec::with_capacity(top_logprobs);
     let mut session = model.session();
     session.set_exact_context(opts.exact_context);
     let mut stream = TextStream::new(tokenizer, opts.stop.clone());
@@ -156,11 +219,19 @@ pub fn generate(
             stop_reason = StopReason::EndOfText;
             break;
         }
+        let logprob = top_log_probs(logits, id, top_logprobs, &mut top);
         history.push(id);
         ids.push(id);
         let chunk = stream.push(id)?;
-        if !chunk.is_empty() {
-            on_text(&chunk);
+        let step = Step {
+            id,
+            text: &chunk,
+            logprob,
+            top: &top,
+        };
+        if on_step(&step).is_break() {
+            stop_reason = StopReason::Cancelled;
+            break;
         }
         if stream.stopped {
             stop_reason = StopReason::StopString;
@@ -168,10 +239,16 @@ pub fn generate(
         }
     }
     let rest = stream.finish()?;
-    if !rest.is_empty() {
-        on_text(&rest);
+    if !rest.is_empty() && stop_reason != StopReason::Cancelled {
+        let id = ids.last().copied().unwrap_or(0);
+        let _ = on_step(&Step {
+            id,
+            text: &rest,
+            logprob: 0.0,
+            top: &[],
+        });
     }
-    if stream.stopped {
+    if stream.stopped && stop_reason != StopReason::Cancelled {
         stop_reason = StopReason::StopString;
     }
     let secs = gen_start.elapsed().as_secs_f64();

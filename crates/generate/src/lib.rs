@@ -18,6 +18,6 @@ pub mod stream;
 pub use error::{GenerateError, Result};
 pub use eval::{evaluate_tokens, EvalOptions, EvalReport};
 pub use eval_text::{eval_text, EvalText};
-pub use generate::{generate, GenerateOptions, GenerateOutput, StopReason};
+pub use generate::{generate, generate_steps, GenerateOptions, GenerateOutput, Step, StopReason};
 pub use lmforge_checkpoint::Checkpoint;
 pub use sampling::{Sampler, SamplingConfig};

@@ -222,3 +222,40 @@ fn padded_vocabulary_rows_are_never_sampled() {
     );
     assert!(out.ids.iter().all(|&id| (id as usize) < tok.vocab_size()));
 }
+
+#[test]
+fn generate_steps_reports_log_probs_and_stops_when_asked() {
+    use lmforge_generate::generate_steps;
+    use std::ops::ControlFlow;
+    let tok = train(TrainKind::Char, None, &[TEXT]).unwrap();
+    let model = model_for(&tok, PosEncoding::Learned, 32);
+    let mut greedy = opts(3, 12);
+    greedy.sampling.temperature = 0.0;
+    let mut seen = 0;
+    let out = generate_steps(&model, &tok, "To", &greedy, 3, &mut |step| {
+        seen += 1;
+        assert_eq!(step.top.len(), 3);
+        // Greedy picks the most likely id, whose log-probability heads the list.
+        assert_eq!(step.top[0].0, step.id);
+        assert!((step.top[0].1 - step.logprob).abs() < 1e-6);
+        assert!(step.top.windows(2).all(|w| w[0].1 >= w[1].1));
+        assert!(step.logprob < 0.0 && step.logprob > -20.0);
+        if seen == 5 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .unwrap();
+    assert_eq!(out.stop_reason, StopReason::Cancelled);
+    assert_eq!(out.ids.len(), 5, "a Break stops right after that token");
+    // The log-probabilities over the whole vocabulary sum to 1.
+    let n = tok.vocab_size();
+    let mut all = 0.0f64;
+    generate_steps(&model, &tok, "To", &greedy, n, &mut |step| {
+        all = step.top.iter().map(|&(_, lp)| (lp as f64).exp()).sum();
+        ControlFlow::Break(())
+    })
+    .unwrap();
+    assert!((all - 1.0).abs() < 1e-4, "sum of p = {all}");
+}

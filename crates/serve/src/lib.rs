@@ -1,0 +1,155 @@
+//! `lmforge serve`: an OpenAI-compatible HTTP server for lmforge checkpoints, with a web
+//! playground.
+//!
+//! - [`request`]: `POST /v1/completions` bodies, checked field by field.
+//! - [`engine`]: the shared model and the bounded worker pool (queue limit → 503).
+//! - [`response`]: OpenAI's `text_completion` objects and stream chunks.
+//! - [`server`]: routes, API-key check, body limit, timeouts; the playground page.
+//! - [`error`]: OpenAI's error JSON.
+//!
+//! [`bind`] and [`run`] are what the CLI calls; tests call them too, on port 0.
+
+#![warn(missing_docs)]
+
+pub mod engine;
+pub mod error;
+pub mod request;
+pub mod response;
+pub mod server;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+pub use engine::{Engine, PoolSize};
+pub use request::Limits;
+pub use server::{router, HttpOptions};
+
+/// Errors starting the server, one line each naming the flag.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// the port is taken
+    #[error("--port {port}: {addr} is already in use (stop the program using it, or pick another --port)")]
+    PortInUse {
+        /// the port asked for
+        port: u16,
+        /// the full address
+        addr: SocketAddr,
+    },
+    /// binding failed for another reason
+    #[error("--host {host} --port {port}: cannot listen: {source}")]
+    Bind {
+        /// the host asked for
+        host: IpAddr,
+        /// the port asked for
+        port: u16,
+        /// why
+        source: std::io::Error,
+    },
+    /// a non-loopback address without an authentication decision
+    #[error("--host {0} is reachable from other machines: pass --api-key KEY (clients then send `Authorization: Bearer KEY`) or --no-auth to serve without a key")]
+    NeedsAuth(IpAddr),
+    /// a checkpoint of a kind the server cannot serve yet
+    #[error("{0}")]
+    Unservable(String),
+    /// other I/O
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Refuses a non-loopback `host` unless a key is set or `no_auth` says so explicitly.
+pub fn check_auth(host: IpAddr, api_key: Option<&str>, no_auth: bool) -> Result<(), ServeError> {
+    if host.is_loopback() || api_key.is_some() || no_auth {
+        Ok(())
+    } else {
+        Err(ServeError::NeedsAuth(host))
+    }
+}
+
+/// Refuses checkpoints this server cannot serve before loading them. Encoder–decoder
+/// (seq2seq) checkpoints are the seam: once lmforge writes them, they are served by
+/// taking the request's prompt as the source text; until then they are refused here.
+pub fn check_servable(dir: &Path) -> Result<(), ServeError> {
+    let dir = lmforge_checkpoint::resolve_checkpoint_dir(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let Ok(text) = std::fs::read_to_string(dir.join("config.json")) else {
+        return Ok(()); // Checkpoint::load says what is missing
+    };
+    let Ok(cfg) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return Ok(());
+    };
+    let named = |k: &str| {
+        cfg.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
+    let seq2seq = ["arch", "architecture", "model_type", "kind"]
+        .iter()
+        .any(|k| ["seq2seq", "encoder-decoder", "encoder_decoder"].contains(&named(k).as_str()))
+        || cfg.get("n_encoder_layer").is_some()
+        || cfg.get("encoder").is_some();
+    if seq2seq {
+        return Err(ServeError::Unservable(format!(
+            "--checkpoint {}: an encoder–decoder checkpoint; `lmforge serve` serves decoder-only GPT checkpoints for now (use `lmforge generate` with it)",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Binds `host:port`, saying which port is in use when it is.
+pub async fn bind(host: IpAddr, port: u16) -> Result<tokio::net::TcpListener, ServeError> {
+    let addr = SocketAddr::new(host, port);
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => ServeError::PortInUse { port, addr },
+            _ => ServeError::Bind {
+                host,
+                port,
+                source: e,
+            },
+        })
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves (in-flight requests finish).
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Serves `engine` on `host:port` until Ctrl-C, printing the address (and `note`) once
+/// listening. Builds its own tokio runtime (the rest of lmforge is synchronous).
+pub fn serve_blocking(
+    host: IpAddr,
+    port: u16,
+    engine: std::sync::Arc<Engine>,
+    http: &HttpOptions,
+    note: &str,
+) -> Result<(), ServeError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let app = router(engine.clone(), http);
+    rt.block_on(async move {
+        let listener = bind(host, port).await?;
+        let addr = listener.local_addr()?;
+        let pool = engine.pool();
+        eprintln!(
+            "serving {} on http://{addr}/ (playground at /, OpenAI API at /v1; {note}; {} workers, queue {}{}); Ctrl-C stops",
+            engine.model_id,
+            pool.workers,
+            pool.queue,
+            if http.api_key.is_some() { ", API key required" } else { "" }
+        );
+        run(listener, app, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+    })
+}
