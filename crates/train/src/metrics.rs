@@ -149,7 +149,8 @@ fn draw(
 ) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE)?;
-    let max_step = records.iter().map(|r| r.step).max().unwrap_or(1).max(1) as f64;
+    // The x axis is an integer range, so its tick labels are whole steps.
+    let max_step = records.iter().map(|r| r.step).max().unwrap_or(1).max(1) as u64;
     let losses = records
         .iter()
         .flat_map(|r| [r.train_loss, r.val_loss])
@@ -159,7 +160,7 @@ fn draw(
     let series = |f: fn(&EvalRecord) -> f32| {
         records
             .iter()
-            .map(move |r| (r.step as f64, f(r) as f64))
+            .map(move |r| (r.step as u64, f(r) as f64))
             .collect::<Vec<_>>()
     };
     let train = series(|r| r.train_loss);
@@ -194,9 +195,9 @@ fn draw(
         .x_label_area_size(40)
         .y_label_area_size(60);
     if log_scale {
-        plot_into!(builder.build_cartesian_2d(0f64..max_step, (lo..hi).log_scale())?);
+        plot_into!(builder.build_cartesian_2d(0u64..max_step, (lo..hi).log_scale())?);
     } else {
-        plot_into!(builder.build_cartesian_2d(0f64..max_step, lo..hi)?);
+        plot_into!(builder.build_cartesian_2d(0u64..max_step, lo..hi)?);
     }
     root.present()?;
     Ok(())
