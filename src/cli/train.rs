@@ -213,7 +213,10 @@ fn print_summary(cfg: &TrainConfig, report: &TrainReport) {
     );
     eprintln!("checkpoints: {run}/checkpoints/best (lowest val loss) and {run}/checkpoints/last");
     eprintln!("metrics: {run}/metrics.jsonl   plot: {run}/loss.png   config: {run}/config.toml");
-    let runs = report.run_dir.parent().map_or(".".into(), |p| p.display().to_string());
+    let runs = report
+        .run_dir
+        .parent()
+        .map_or(".".into(), |p| p.display().to_string());
     eprintln!("watch: tensorboard --logdir {runs}   or   lmforge dashboard {runs}");
     let prompt = if cfg.uses_bundled_corpus() {
         "\"ROMEO:\""

@@ -15,7 +15,11 @@ use subtle::ConstantTimeEq;
 use crate::DashboardError;
 
 /// Checks the bind rule; returns the key to require (none: open).
-pub fn key_for(host: &str, api_key: Option<&str>, no_auth: bool) -> Result<Option<String>, DashboardError> {
+pub fn key_for(
+    host: &str,
+    api_key: Option<&str>,
+    no_auth: bool,
+) -> Result<Option<String>, DashboardError> {
     if api_key.is_some_and(str::is_empty) {
         return Err(DashboardError::Usage("--api-key: the key is empty".into()));
     }
@@ -55,10 +59,10 @@ pub async fn require_key(State(key): State<Option<String>>, req: Request, next: 
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let query = req.uri().query().and_then(|q| {
-        q.split('&')
-            .find_map(|kv| kv.strip_prefix("key="))
-    });
+    let query = req
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("key=")));
     let given = bearer.or(query).unwrap_or("");
     if bool::from(given.as_bytes().ct_eq(key.as_bytes())) {
         next.run(req).await

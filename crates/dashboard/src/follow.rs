@@ -202,7 +202,11 @@ mod tests {
         assert_eq!(steps(&f.poll()), vec![0, 10, 20]);
         // a resume rewrites the file (new inode) keeping the first two, then appends
         let tmp = d.path().join("m.tmp");
-        std::fs::write(&tmp, "{\"step\":0}\n{\"step\":10}\n{\"step\":15}\n{\"step\":20}\n").unwrap();
+        std::fs::write(
+            &tmp,
+            "{\"step\":0}\n{\"step\":10}\n{\"step\":15}\n{\"step\":20}\n",
+        )
+        .unwrap();
         std::fs::rename(&tmp, &p).unwrap();
         let u = f.poll::<Rec>();
         assert!(u.reset);

@@ -38,6 +38,9 @@ pub struct DashboardOptions {
     pub no_auth: bool,
     /// How often the runs folder is looked at.
     pub poll: Duration,
+    /// An event stream is closed after this long; the page's `EventSource` reconnects
+    /// within a second and gets the whole state again (so no connection lives forever).
+    pub stream_lifetime: Duration,
 }
 
 impl DashboardOptions {
@@ -50,6 +53,7 @@ impl DashboardOptions {
             api_key: None,
             no_auth: false,
             poll: Duration::from_millis(500),
+            stream_lifetime: Duration::from_secs(600),
         }
     }
 }
@@ -134,7 +138,10 @@ impl Dashboard {
     /// The page's URL (with `?key=` when a key is required).
     pub fn url(&self) -> Result<String, DashboardError> {
         let addr = self.local_addr()?;
-        let key = self.key.as_ref().map_or(String::new(), |k| format!("?key={k}"));
+        let key = self
+            .key
+            .as_ref()
+            .map_or(String::new(), |k| format!("?key={k}"));
         Ok(format!("http://{addr}/{key}"))
     }
 

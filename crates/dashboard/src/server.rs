@@ -27,6 +27,7 @@ const UPLOT_CSS: &str = include_str!("../static/uplot.min.css");
 struct App {
     runs_dir: PathBuf,
     poll: Duration,
+    lifetime: Duration,
 }
 
 /// Serves `listener` until the process ends.
@@ -41,6 +42,7 @@ pub async fn serve(
     let app = App {
         runs_dir: opts.runs_dir,
         poll: opts.poll,
+        lifetime: opts.stream_lifetime,
     };
     let router = Router::new()
         .route("/", get(|| asset("text/html; charset=utf-8", INDEX_HTML)))
@@ -51,7 +53,10 @@ pub async fn serve(
         .route("/api/runs", get(snapshot))
         .route("/api/events", get(events))
         .with_state(app)
-        .layer(middleware::from_fn_with_state(key, crate::auth::require_key));
+        .layer(middleware::from_fn_with_state(
+            key,
+            crate::auth::require_key,
+        ));
     axum::serve(listener, router).await.map_err(err)
 }
 
@@ -68,10 +73,17 @@ async fn snapshot(State(app): State<App>) -> Json<Vec<Message>> {
 }
 
 /// Server-sent events: the snapshot, then every change, polled every `app.poll`; the
-/// watcher stops when the client goes away.
+/// watcher stops when the client goes away or the stream's lifetime is over.
 async fn events(State(app): State<App>) -> impl IntoResponse {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(64);
     tokio::spawn(async move {
+        let end = tokio::time::Instant::now() + app.lifetime;
+        let retry = Event::default()
+            .retry(Duration::from_millis(1000))
+            .comment("hello");
+        if tx.send(Ok(retry)).await.is_err() {
+            return;
+        }
         let mut watcher = Watcher::new(&app.runs_dir);
         loop {
             let (back, messages) = match tokio::task::spawn_blocking(move || {
@@ -93,8 +105,12 @@ async fn events(State(app): State<App>) -> impl IntoResponse {
                     return;
                 }
             }
+            if tokio::time::Instant::now() >= end {
+                return;
+            }
             tokio::select! {
                 _ = tokio::time::sleep(app.poll) => {}
+                _ = tokio::time::sleep_until(end) => return,
                 _ = tx.closed() => return,
             }
         }

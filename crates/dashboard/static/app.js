@@ -62,6 +62,15 @@ function schedule() {
 
 function color(i) { return COLORS[i % COLORS.length]; }
 
+// Tick labels that stay readable from 1e-5 (learning rates) to 1e5 (tokens/s).
+function tick(v) {
+  if (v === null) return "";
+  const a = Math.abs(v);
+  if (a === 0) return "0";
+  if (a < 1e-2 || a >= 1e6) return v.toExponential(1);
+  return String(+v.toPrecision(4));
+}
+
 function render() {
   renderCharts();
   renderRuns();
@@ -109,7 +118,7 @@ function renderCharts() {
       width: 540,
       height: 260,
       scales: { x: { time: false }, y: log ? { distr: 3 } : {} },
-      axes: [{ label: "step" }, { size: 70 }],
+      axes: [{ label: "step" }, { size: 70, values: (u, splits) => splits.map(tick) }],
       series,
     };
     charts.push(new uPlot(opts, data, div));

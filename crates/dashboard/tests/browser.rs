@@ -11,7 +11,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -23,7 +23,8 @@ fn chromium() -> Option<PathBuf> {
 }
 
 fn run_chromium(bin: &Path, args: &[&str]) -> String {
-    let out = Command::new(bin)
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let mut child = Command::new(bin)
         .args([
             "--headless",
             "--no-sandbox",
@@ -33,14 +34,24 @@ fn run_chromium(bin: &Path, args: &[&str]) -> String {
             "--no-first-run",
         ])
         .args(args)
-        .output()
+        .stdout(out.reopen().unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
         .expect("run chromium");
-    assert!(
-        out.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    // A page that never settles must fail the test, not hang it.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("chromium did not finish within 90 s: {args:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "chromium failed: {status}");
+    std::fs::read_to_string(out.path()).unwrap()
 }
 
 /// The `data-points` of the element whose opening tag holds `marker`.
@@ -65,15 +76,17 @@ fn the_dashboard_shows_runs_and_charts_with_points_in_a_browser() {
     let d = tempfile::tempdir().unwrap();
     write_run(d.path(), "alpha", &[0, 10, 20, 30], 1.0);
     write_run(d.path(), "beta", &[0, 10, 20], 1.3);
-    let url = start(d.path());
+    // Headless Chromium's virtual time stands still while a request is open: short-lived
+    // event streams (the page reconnects) let it run on.
+    let url = start_with(d.path(), Duration::from_millis(2500));
     // appended while the page is open: reaches the charts only through the event stream
     let metrics = d.path().join("alpha/metrics.jsonl");
     let late = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(1500));
+        std::thread::sleep(Duration::from_millis(1000));
         append(&metrics, &line(&record(40, 1.0)));
     });
 
-    let dom = run_chromium(&bin, &["--virtual-time-budget=6000", "--timeout=8000", "--dump-dom", &url]);
+    let dom = run_chromium(&bin, &["--virtual-time-budget=5000", "--dump-dom", &url]);
     late.join().unwrap();
     for needle in [
         "data-run=\"alpha\"",
@@ -96,7 +109,7 @@ fn the_dashboard_shows_runs_and_charts_with_points_in_a_browser() {
     let _ = std::fs::remove_file(&shot);
     let size = "--window-size=1280,1500";
     let arg = format!("--screenshot={}", shot.display());
-    run_chromium(&bin, &["--virtual-time-budget=4000", "--timeout=6000", size, &arg, &url]);
+    run_chromium(&bin, &["--virtual-time-budget=3000", size, &arg, &url]);
     let png = std::fs::read(&shot).expect("the screenshot was written");
     assert!(
         png.starts_with(b"\x89PNG") && png.len() > 10_000,

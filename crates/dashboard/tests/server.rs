@@ -23,7 +23,10 @@ fn runs_are_listed_with_config_metrics_samples_and_checkpoints() {
             .unwrap_or_else(|| panic!("no {kind} of {run} in {body}"))
             .clone()
     };
-    assert!(of("run", "alpha")["config"].as_str().unwrap().contains("n_layer = 2"));
+    assert!(of("run", "alpha")["config"]
+        .as_str()
+        .unwrap()
+        .contains("n_layer = 2"));
     let steps: Vec<u64> = of("metrics", "alpha")["records"]
         .as_array()
         .unwrap()
@@ -31,10 +34,19 @@ fn runs_are_listed_with_config_metrics_samples_and_checkpoints() {
         .map(|r| r["step"].as_u64().unwrap())
         .collect();
     assert_eq!(steps, [0, 10, 20]);
-    assert_eq!(of("metrics", "beta")["records"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        of("metrics", "beta")["records"].as_array().unwrap().len(),
+        2
+    );
     let samples = of("samples", "alpha");
-    assert_eq!(samples["samples"][2]["text"], "ROMEO: sample of alpha at step 20");
-    assert_eq!(of("checkpoints", "alpha")["names"], serde_json::json!(["last"]));
+    assert_eq!(
+        samples["samples"][2]["text"],
+        "ROMEO: sample of alpha at step 20"
+    );
+    assert_eq!(
+        of("checkpoints", "alpha")["names"],
+        serde_json::json!(["last"])
+    );
     assert!(!body.contains("not-a-run"));
     // the page and its assets
     let (status, page) = get(&addr, "/", "");
@@ -70,7 +82,10 @@ fn the_event_stream_follows_metrics_as_they_are_written() {
     ev.wait_for("\"step\":40");
     assert!(ev.seen.contains("skipped line 4"), "{}", ev.seen);
     assert!(!ev.seen.contains("\"step\":25"));
-    assert!(!ev.seen.contains("\"step\":30"), "glued to the broken line, so skipped too");
+    assert!(
+        !ev.seen.contains("\"step\":30"),
+        "glued to the broken line, so skipped too"
+    );
     // a new run, a new checkpoint and a new sample show up on the same stream
     write_run(d.path(), "gamma", &[0], 1.0);
     ev.wait_for("\"run\":\"gamma\"");
@@ -91,7 +106,10 @@ fn a_key_is_required_when_one_is_set() {
     let addr = authority(&url);
     assert_eq!(get(&addr, "/api/runs", "").0, 401);
     assert_eq!(get(&addr, "/", "Authorization: Bearer wrong\r\n").0, 401);
-    assert_eq!(get(&addr, "/api/runs", "Authorization: Bearer s3cret\r\n").0, 200);
+    assert_eq!(
+        get(&addr, "/api/runs", "Authorization: Bearer s3cret\r\n").0,
+        200
+    );
     assert_eq!(get(&addr, "/api/runs?key=s3cret", "").0, 200);
 }
 
@@ -103,13 +121,19 @@ fn start_up_mistakes_are_one_clear_error() {
         .err()
         .unwrap()
         .to_string();
-    assert!(e.contains("no-such-runs") && e.contains("does not exist"), "{e}");
+    assert!(
+        e.contains("no-such-runs") && e.contains("does not exist"),
+        "{e}"
+    );
 
     let open_to_all = DashboardOptions {
         host: "0.0.0.0".into(),
         ..DashboardOptions::new(d.path().to_path_buf(), 0)
     };
-    let e = Dashboard::bind(open_to_all.clone()).err().unwrap().to_string();
+    let e = Dashboard::bind(open_to_all.clone())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("--api-key") && e.contains("--no-auth"), "{e}");
     let no_auth = DashboardOptions {
         no_auth: true,

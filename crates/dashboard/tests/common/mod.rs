@@ -33,7 +33,11 @@ pub fn line(r: &impl serde::Serialize) -> String {
 pub fn write_run(root: &Path, name: &str, steps: &[usize], scale: f32) {
     let dir = root.join(name);
     std::fs::create_dir_all(dir.join("checkpoints/last")).unwrap();
-    std::fs::write(dir.join("config.toml"), format!("name = \"{name}\"\nn_layer = 2\n")).unwrap();
+    std::fs::write(
+        dir.join("config.toml"),
+        format!("name = \"{name}\"\nn_layer = 2\n"),
+    )
+    .unwrap();
     let metrics: String = steps.iter().map(|&s| line(&record(s, scale))).collect();
     std::fs::write(dir.join("metrics.jsonl"), metrics).unwrap();
     let samples: String = steps
@@ -55,8 +59,14 @@ pub fn append(path: &Path, text: &str) {
 
 /// A dashboard of `root` on a free loopback port (background thread); its URL.
 pub fn start(root: &Path) -> String {
+    start_with(root, Duration::from_secs(600))
+}
+
+/// [`start`] with event streams that end after `lifetime`.
+pub fn start_with(root: &Path, lifetime: Duration) -> String {
     let opts = DashboardOptions {
         poll: Duration::from_millis(50),
+        stream_lifetime: lifetime,
         ..DashboardOptions::new(root.to_path_buf(), 0)
     };
     Dashboard::bind(opts).unwrap().spawn().unwrap()
@@ -82,7 +92,10 @@ pub fn get(addr: &str, path: &str, headers: &str) -> (u16, String) {
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     let status = out[9..12].parse().unwrap();
-    let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
     (status, body)
 }
 
