@@ -40,6 +40,16 @@ fn opts(resume: Option<&Path>, stop_after: Option<usize>) -> RunOptions {
     }
 }
 
+/// Copies the files of `from` into `to` (created); returns `to`.
+fn copy_files(from: &Path, to: &Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+    }
+    to.to_path_buf()
+}
+
 /// `(step, value)` of every event tagged `tag` across the run's event files.
 fn series(run: &Path, tag: &str) -> Vec<(i64, Option<f32>, Option<String>)> {
     let files = event_files(&run.join("tb")).unwrap();
@@ -65,6 +75,12 @@ fn events_match_metrics_and_a_twice_resumed_run_has_each_step_once() {
     let saved = TrainConfig::load(&run.join("config.toml")).unwrap();
     // stops right after the evaluation at 20: that one is kept, not redone
     train(&saved, &opts(Some(run), Some(3))).unwrap();
+    let last = run.join("checkpoints/last");
+    let at_20 = copy_files(&last, &d.path().join("last-at-20"));
+    // goes on to 30, then "crashes" while saving last/: its metrics, sample and events
+    // of step 30 are written, last/ is still the one of step 20
+    train(&saved, &opts(Some(run), Some(10))).unwrap();
+    copy_files(&at_20, &last);
     let r = train(&saved, &opts(Some(run), None)).unwrap();
     assert_eq!(r.steps, 40);
 
@@ -94,7 +110,8 @@ fn events_match_metrics_and_a_twice_resumed_run_has_each_step_once() {
         .collect();
     assert_eq!(series(run, SAMPLE_TAG), tb_samples);
 
-    // the config at each start: 0, the resume at 17 and the one at 20
+    // the config at each start: 0, the resume at 17 and the ones at 20 (the second replaced
+    // the first; the start at 30 was undone)
     let configs = series(run, CONFIG_TAG);
     let config_steps: Vec<i64> = configs.iter().map(|c| c.0).collect();
     assert_eq!(config_steps, [0, 17, 20]);
