@@ -23,7 +23,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "RUN_DIR")]
     pub resume: Option<PathBuf>,
     /// Start a new run even if the run folder holds one: deletes its checkpoints/,
-    /// metrics.jsonl, loss.png and config.toml first. Without it, such a folder is refused.
+    /// metrics.jsonl, samples.jsonl, loss.png, tb/ and config.toml first. Without it, such a folder is refused.
     #[arg(long)]
     pub overwrite: bool,
     /// No progress output (errors and the final summary only).

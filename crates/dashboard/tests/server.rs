@@ -94,6 +94,18 @@ fn the_event_stream_follows_metrics_as_they_are_written() {
 }
 
 #[test]
+fn an_event_stream_ends_after_its_lifetime() {
+    let d = tempfile::tempdir().unwrap();
+    write_run(d.path(), "alpha", &[0], 1.0);
+    let addr = authority(&start_with(d.path(), std::time::Duration::from_millis(300)));
+    let mut ev = Events::open(&addr);
+    ev.wait_for("retry: 1000");
+    ev.wait_for("event: metrics");
+    // the chunked body's last chunk: the server closed the stream
+    ev.wait_for("\r\n0\r\n\r\n");
+}
+
+#[test]
 fn a_key_is_required_when_one_is_set() {
     let d = tempfile::tempdir().unwrap();
     write_run(d.path(), "alpha", &[0], 1.0);
