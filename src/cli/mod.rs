@@ -2,6 +2,7 @@
 //! flags (clap) and calls the library; no logic lives here beyond argument plumbing.
 
 pub mod bench;
+pub mod dashboard;
 pub mod dtype;
 pub mod eval;
 pub mod export;
@@ -46,6 +47,8 @@ pub enum Command {
     Import(import::ImportArgs),
     /// Export a checkpoint to Hugging Face transformers (--format hf) or GGUF (--format gguf).
     Export(export::ExportArgs),
+    /// A live training dashboard in the browser: runs, curves, samples, checkpoints.
+    Dashboard(dashboard::DashboardArgs),
     /// Benchmarks of the compute engine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -95,6 +98,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(args),
         Command::Import(args) => import::run(args),
         Command::Export(args) => export::run(args),
+        Command::Dashboard(args) => dashboard::run(args),
         Command::Bench(cmd) => bench::run(cmd),
     }
 }

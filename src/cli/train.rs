@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use lmforge_checkpoint::{Checkpoint, CHECKPOINTS_DIR, LAST};
 use lmforge_generate::{generate, GenerateOptions, SamplingConfig};
-use lmforge_train::{settings, EndReason, RunArgs, TrainConfig, TrainReport};
+use lmforge_train::{settings, EndReason, EvalSampler, RunArgs, TrainConfig, TrainReport};
 
 /// `lmforge train [--config run.toml] [--resume RUN_DIR] [--overwrite] [--key value ...]`
 #[derive(Args, Debug)]
@@ -23,12 +23,16 @@ pub struct TrainArgs {
     #[arg(long, value_name = "RUN_DIR")]
     pub resume: Option<PathBuf>,
     /// Start a new run even if the run folder holds one: deletes its checkpoints/,
-    /// metrics.jsonl, loss.png and config.toml first. Without it, such a folder is refused.
+    /// metrics.jsonl, samples.jsonl, loss.png, tb/ and config.toml first. Without it, such a folder is refused.
     #[arg(long)]
     pub overwrite: bool,
     /// No progress output (errors and the final summary only).
     #[arg(long)]
     pub quiet: bool,
+    /// Serve the live dashboard of the run's folder on 127.0.0.1:PORT (default 8081) while
+    /// it trains (`lmforge dashboard` keeps serving after it ends).
+    #[arg(long, value_name = "PORT", num_args = 0..=1, default_missing_value = "8081")]
+    pub dashboard: Option<u16>,
     /// Any setting as --key value (dashes or underscores), e.g. --max-iters 200 --n-layer 2
     /// --preset baby --out runs/mine --data 'shards/*.txt' --tokenizer tiktoken:o200k_base
     /// --init-from SOURCE (fine-tune: an lmforge checkpoint, hf:DIR, nanoGPT's ckpt.pt, a .pth).
@@ -55,6 +59,8 @@ fn settings_help() -> String {
 /// Runs `lmforge train`.
 pub fn run(a: TrainArgs, threads: Option<usize>) -> anyhow::Result<()> {
     // clap stops recognising our flags at the first setting; the rest are picked out here.
+    let (settings, late_dashboard) = take_dashboard_flag(a.settings)?;
+    let dashboard = a.dashboard.or(late_dashboard);
     let flags = RunArgs {
         config: a.config,
         resume: a.resume,
@@ -62,7 +68,7 @@ pub fn run(a: TrainArgs, threads: Option<usize>) -> anyhow::Result<()> {
         overwrite: a.overwrite,
         settings: Vec::new(),
     };
-    let mut args = flags.merged(RunArgs::from_args(&a.settings)?);
+    let mut args = flags.merged(RunArgs::from_args(&settings)?);
     if let Some(n) = threads {
         args.settings.extend(["--threads".into(), n.to_string()]);
     }
@@ -75,11 +81,19 @@ pub fn run(a: TrainArgs, threads: Option<usize>) -> anyhow::Result<()> {
     }
     let mut opts = args.options();
     opts.interrupt = Some(ctrl_c_flag()?);
+    if cfg.sample_tokens > 0 {
+        opts.sampler = Some(eval_sampler(&cfg));
+    }
     if !args.quiet {
         println!(
             "# resolved config (saved as RUN_DIR/config.toml)\n{}",
             cfg.to_toml()?
         );
+    }
+    if let Some(port) = dashboard {
+        let run_dir = args.resume.clone().unwrap_or_else(|| cfg.run_dir());
+        let url = crate::cli::dashboard::beside_run(&run_dir, port)?;
+        eprintln!("dashboard: {url}");
     }
     let report = lmforge_train::train(&cfg, &opts)?;
     if report.end != EndReason::Interrupted && cfg.sample_tokens > 0 {
@@ -87,6 +101,28 @@ pub fn run(a: TrainArgs, threads: Option<usize>) -> anyhow::Result<()> {
     }
     print_summary(&cfg, &report);
     Ok(())
+}
+
+/// Picks `--dashboard [PORT]` out of the settings (clap leaves flags after the first
+/// setting there).
+fn take_dashboard_flag(settings: Vec<String>) -> anyhow::Result<(Vec<String>, Option<u16>)> {
+    let mut rest = Vec::with_capacity(settings.len());
+    let mut port = None;
+    let mut it = settings.into_iter().peekable();
+    while let Some(s) = it.next() {
+        if s != "--dashboard" {
+            rest.push(s);
+            continue;
+        }
+        port = Some(crate::cli::dashboard::DEFAULT_PORT);
+        if let Some(next) = it.next_if(|n| !n.starts_with("--")) {
+            let p = next.parse().map_err(|_| {
+                anyhow::anyhow!("--dashboard: `{next}` is not a port (a number up to 65535)")
+            })?;
+            port = Some(p);
+        }
+    }
+    Ok((rest, port))
 }
 
 /// Ctrl-C sets the returned flag (the run saves `last/` and returns); a second one exits.
@@ -104,20 +140,35 @@ fn ctrl_c_flag() -> anyhow::Result<Arc<AtomicBool>> {
     Ok(interrupt)
 }
 
+/// The sample logged at each evaluation (`samples.jsonl`, TensorBoard, the dashboard):
+/// `sample_tokens` after `sample_prompt`, default sampling with the run's seed.
+fn eval_sampler(cfg: &TrainConfig) -> EvalSampler {
+    let (prompt, opts) = (cfg.sample_prompt.clone(), sample_options(cfg));
+    EvalSampler(Arc::new(move |model, tokenizer| {
+        generate(model, tokenizer, &prompt, &opts, &mut |_| {})
+            .map(|out| format!("{prompt}{}", out.text))
+            .map_err(|e| e.to_string())
+    }))
+}
+
+fn sample_options(cfg: &TrainConfig) -> GenerateOptions {
+    GenerateOptions {
+        max_new_tokens: cfg.sample_tokens,
+        sampling: SamplingConfig {
+            seed: cfg.seed,
+            ..SamplingConfig::default()
+        },
+        stop: vec![],
+        exact_context: false,
+    }
+}
+
 /// Generates `sample_tokens` from the final model (`checkpoints/last`, saved at the final
 /// evaluation) with the default sampling settings and the run's seed.
 fn print_sample(cfg: &TrainConfig, run_dir: &Path) -> anyhow::Result<()> {
     let ckpt = Checkpoint::load(&run_dir.join(CHECKPOINTS_DIR).join(LAST))?;
-    let sampling = SamplingConfig {
-        seed: cfg.seed,
-        ..SamplingConfig::default()
-    };
-    let opts = GenerateOptions {
-        max_new_tokens: cfg.sample_tokens,
-        sampling,
-        stop: vec![],
-        exact_context: false,
-    };
+    let opts = sample_options(cfg);
+    let sampling = opts.sampling;
     let out = generate(
         &ckpt.model,
         &ckpt.tokenizer,
@@ -162,6 +213,11 @@ fn print_summary(cfg: &TrainConfig, report: &TrainReport) {
     );
     eprintln!("checkpoints: {run}/checkpoints/best (lowest val loss) and {run}/checkpoints/last");
     eprintln!("metrics: {run}/metrics.jsonl   plot: {run}/loss.png   config: {run}/config.toml");
+    let runs = report
+        .run_dir
+        .parent()
+        .map_or(".".into(), |p| p.display().to_string());
+    eprintln!("watch: tensorboard --logdir {runs}   or   lmforge dashboard {runs}");
     let prompt = if cfg.uses_bundled_corpus() {
         "\"ROMEO:\""
     } else {

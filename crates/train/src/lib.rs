@@ -6,7 +6,8 @@
 //!   works on; the run folder is locked and never silently reused.
 //! - [`schedule`]: linear warmup then cosine decay to `min_lr` (nanoGPT's `get_lr`).
 //! - [`early_stop`]: stop when val loss stops improving.
-//! - [`metrics`]: `metrics.jsonl` and the `loss.png` curve.
+//! - [`metrics`]: `metrics.jsonl`, `samples.jsonl` and the `loss.png` curve.
+//! - [`tb`]: TensorBoard event files under `RUN_DIR/tb` (same series, samples, config).
 //!
 //! Checkpoint folders themselves are `lmforge-checkpoint`'s.
 
@@ -21,8 +22,9 @@ pub mod progress;
 pub mod run;
 pub mod schedule;
 pub mod settings;
+pub mod tb;
 
 pub use args::RunArgs;
 pub use config::TrainConfig;
 pub use error::{Result, TrainError};
-pub use run::{train, EndReason, Run, RunOptions, TrainReport};
+pub use run::{train, EndReason, EvalSampler, Run, RunOptions, TrainReport};

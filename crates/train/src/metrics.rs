@@ -1,5 +1,6 @@
-//! Run metrics: one JSON line per evaluation in `metrics.jsonl`, and `loss.png` (train and
-//! val loss against step) redrawn after every evaluation.
+//! Run metrics: one JSON line per evaluation in `metrics.jsonl`, the sample generated at
+//! each evaluation in `samples.jsonl`, and `loss.png` (train and val loss against step)
+//! redrawn after every evaluation.
 
 use std::io::Write;
 use std::path::Path;
@@ -31,8 +32,26 @@ pub struct EvalRecord {
     pub dtype: String,
 }
 
+/// The text sample generated at one evaluation (a line of `samples.jsonl`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleRecord {
+    /// optimizer steps taken
+    pub step: usize,
+    /// the prompt followed by the generated text
+    pub text: String,
+}
+
 /// Appends a record to `metrics.jsonl`.
 pub fn append_record(path: &Path, rec: &EvalRecord) -> Result<()> {
+    append_line(path, rec)
+}
+
+/// Appends a record to `samples.jsonl`.
+pub fn append_sample(path: &Path, rec: &SampleRecord) -> Result<()> {
+    append_line(path, rec)
+}
+
+fn append_line(path: &Path, rec: &impl Serialize) -> Result<()> {
     let line = serde_json::to_string(rec).map_err(|e| TrainError::io(path, e))?;
     let mut f = std::fs::OpenOptions::new()
         .create(true)
@@ -44,6 +63,15 @@ pub fn append_record(path: &Path, rec: &EvalRecord) -> Result<()> {
 
 /// Reads `metrics.jsonl` (missing file: no records).
 pub fn read_records(path: &Path) -> Result<Vec<EvalRecord>> {
+    read_lines(path)
+}
+
+/// Reads `samples.jsonl` (missing file: no records).
+pub fn read_samples(path: &Path) -> Result<Vec<SampleRecord>> {
+    read_lines(path)
+}
+
+fn read_lines<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
@@ -61,10 +89,22 @@ pub fn read_records(path: &Path) -> Result<Vec<EvalRecord>> {
 
 /// Rewrites `metrics.jsonl` with only the records `keep` accepts (used when resuming).
 pub fn retain_records(path: &Path, keep: impl Fn(&EvalRecord) -> bool) -> Result<Vec<EvalRecord>> {
-    let kept: Vec<EvalRecord> = read_records(path)?
-        .into_iter()
-        .filter(|r| keep(r))
-        .collect();
+    retain_lines(path, keep)
+}
+
+/// Rewrites `samples.jsonl` with only the records `keep` accepts (used when resuming).
+pub fn retain_samples(path: &Path, keep: impl Fn(&SampleRecord) -> bool) -> Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    retain_lines(path, keep).map(|_| ())
+}
+
+fn retain_lines<T: Serialize + serde::de::DeserializeOwned>(
+    path: &Path,
+    keep: impl Fn(&T) -> bool,
+) -> Result<Vec<T>> {
+    let kept: Vec<T> = read_lines(path)?.into_iter().filter(|r| keep(r)).collect();
     let mut text = String::new();
     for r in &kept {
         text.push_str(&serde_json::to_string(r).map_err(|e| TrainError::io(path, e))?);
@@ -109,7 +149,8 @@ fn draw(
 ) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE)?;
-    let max_step = records.iter().map(|r| r.step).max().unwrap_or(1).max(1) as f64;
+    // The x axis is an integer range, so its tick labels are whole steps.
+    let max_step = records.iter().map(|r| r.step).max().unwrap_or(1).max(1) as u64;
     let losses = records
         .iter()
         .flat_map(|r| [r.train_loss, r.val_loss])
@@ -119,7 +160,7 @@ fn draw(
     let series = |f: fn(&EvalRecord) -> f32| {
         records
             .iter()
-            .map(move |r| (r.step as f64, f(r) as f64))
+            .map(move |r| (r.step as u64, f(r) as f64))
             .collect::<Vec<_>>()
     };
     let train = series(|r| r.train_loss);
@@ -154,9 +195,9 @@ fn draw(
         .x_label_area_size(40)
         .y_label_area_size(60);
     if log_scale {
-        plot_into!(builder.build_cartesian_2d(0f64..max_step, (lo..hi).log_scale())?);
+        plot_into!(builder.build_cartesian_2d(0u64..max_step, (lo..hi).log_scale())?);
     } else {
-        plot_into!(builder.build_cartesian_2d(0f64..max_step, lo..hi)?);
+        plot_into!(builder.build_cartesian_2d(0u64..max_step, lo..hi)?);
     }
     root.present()?;
     Ok(())

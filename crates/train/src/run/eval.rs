@@ -6,10 +6,11 @@ use std::path::Path;
 use lmforge_data::EvalBatches;
 use lmforge_model::Gpt;
 
-use super::folder::{METRICS_FILE, PLOT_FILE};
+use super::folder::{METRICS_FILE, PLOT_FILE, SAMPLES_FILE};
 use super::step::non_finite;
 use super::Run;
-use crate::metrics::{append_record, plot_losses, EvalRecord};
+use crate::metrics::{append_record, append_sample, plot_losses, EvalRecord, SampleRecord};
+use crate::tb::{SAMPLE_TAG, SCALAR_TAGS};
 use crate::Result;
 
 /// The outcome of one evaluation.
@@ -41,7 +42,9 @@ impl Run {
             dtype: self.model.precision().dtype().into(),
         };
         append_record(&self.folder.file(METRICS_FILE), &record)?;
+        self.log_scalars(&record)?;
         self.records.push(record);
+        self.log_sample()?;
         plot_losses(
             &self.records,
             &self.folder.file(PLOT_FILE),
@@ -68,6 +71,44 @@ impl Run {
             improved,
             stop,
         })
+    }
+
+    /// The record's series as TensorBoard scalars.
+    fn log_scalars(&mut self, r: &EvalRecord) -> Result<()> {
+        let values = [
+            r.train_loss,
+            r.val_loss,
+            r.lr,
+            r.grad_norm,
+            r.tokens_per_s as f32,
+        ];
+        let tagged: Vec<(&str, f32)> = SCALAR_TAGS.iter().copied().zip(values).collect();
+        self.tb.scalars(self.step, &tagged)
+    }
+
+    /// Generates a sample with the caller's sampler (dropout off) into `samples.jsonl` and
+    /// TensorBoard. A failed generation is reported and training goes on.
+    fn log_sample(&mut self) -> Result<()> {
+        let Some(sampler) = self.opts.sampler.clone() else {
+            return Ok(());
+        };
+        self.model.set_training(false);
+        let sample = (sampler.0)(&self.model, &self.tokenizer);
+        self.model.set_training(true);
+        let text = match sample {
+            Ok(text) => text,
+            Err(e) => {
+                self.progress
+                    .println(&format!("warning: no sample at step {}: {e}", self.step));
+                return Ok(());
+            }
+        };
+        let rec = SampleRecord {
+            step: self.step,
+            text,
+        };
+        append_sample(&self.folder.file(SAMPLES_FILE), &rec)?;
+        self.tb.text(self.step, SAMPLE_TAG, &rec.text)
     }
 
     fn loss_on(&mut self, which: Batches) -> Result<f32> {

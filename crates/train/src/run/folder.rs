@@ -14,10 +14,19 @@ use crate::{Result, TrainError};
 
 /// What `--overwrite` deletes: everything a run writes except prepared data (`data/` is
 /// prepared again anyway, atomically).
-pub const OVERWRITTEN: &[&str] = &[CHECKPOINTS_DIR, METRICS_FILE, PLOT_FILE, CONFIG_FILE];
+pub const OVERWRITTEN: &[&str] = &[
+    CHECKPOINTS_DIR,
+    METRICS_FILE,
+    SAMPLES_FILE,
+    PLOT_FILE,
+    CONFIG_FILE,
+    crate::tb::TB_DIR,
+];
 
 /// `RUN_DIR/metrics.jsonl`: one line per evaluation.
 pub const METRICS_FILE: &str = "metrics.jsonl";
+/// `RUN_DIR/samples.jsonl`: the sample generated at each evaluation (when sampling).
+pub const SAMPLES_FILE: &str = "samples.jsonl";
 /// `RUN_DIR/loss.png`: train and val loss against step.
 pub const PLOT_FILE: &str = "loss.png";
 /// `RUN_DIR/config.toml`: the resolved config of the run.

@@ -36,6 +36,7 @@ use crate::config::TrainConfig;
 use crate::early_stop::EarlyStopping;
 use crate::metrics::EvalRecord;
 use crate::progress::Progress;
+use crate::tb::TbWriter;
 use crate::Result;
 use folder::RunFolder;
 
@@ -53,6 +54,24 @@ pub struct RunOptions {
     pub stop_after: Option<usize>,
     /// No progress output.
     pub quiet: bool,
+    /// Generates the sample logged at each evaluation (`samples.jsonl`, TensorBoard); none:
+    /// no samples during training.
+    pub sampler: Option<EvalSampler>,
+}
+
+/// A sample generator for evaluations: given the model and tokenizer, the sample text or an
+/// error message. The caller supplies it because generation is `lmforge-generate`'s, which
+/// this crate does not depend on.
+pub type SampleFn = dyn Fn(&Gpt, &Tokenizer) -> std::result::Result<String, String> + Send + Sync;
+
+/// [`SampleFn`], shareable and printable.
+#[derive(Clone)]
+pub struct EvalSampler(pub Arc<SampleFn>);
+
+impl std::fmt::Debug for EvalSampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EvalSampler(..)")
+    }
 }
 
 /// Why the run ended.
@@ -149,6 +168,8 @@ pub struct Run {
     grad_norm: f32,
     last_val: Option<f32>,
     records: Vec<EvalRecord>,
+    /// TensorBoard events of this run.
+    tb: TbWriter,
     clock: Clock,
     progress: Progress,
 }

@@ -13,14 +13,15 @@ use lmforge_data::{
 use lmforge_model::{io, AdamW, AdamWConfig, Gpt, ModelConfig, Precision};
 use lmforge_tokenizer::Tokenizer;
 
-use super::folder::{RunFolder, CONFIG_FILE, METRICS_FILE};
+use super::folder::{RunFolder, CONFIG_FILE, METRICS_FILE, SAMPLES_FILE};
 use super::init;
 use super::{Clock, Run, RunOptions};
 use crate::config::TrainConfig;
 use crate::early_stop::EarlyStopping;
-use crate::metrics::retain_records;
+use crate::metrics::{retain_records, retain_samples};
 use crate::progress::Progress;
 use crate::schedule::lr_at;
+use crate::tb::{TbWriter, CONFIG_TAG};
 use crate::{Result, TrainError};
 
 /// A run being resumed: its `last/` checkpoint and state.
@@ -153,9 +154,16 @@ impl Run {
         early.patience = cfg.patience;
         early.min_delta = cfg.min_delta;
         // A resumed run drops metrics logged after its checkpoint (they will be redone).
-        let records = retain_records(&folder.file(METRICS_FILE), |r| {
-            r.step < step || (Some(r.step) == evaluated_at && resumed.is_some())
+        // So do its samples and TensorBoard events (the same steps kept).
+        let kept = |s: usize| s < step || (Some(s) == evaluated_at && resumed.is_some());
+        let records = retain_records(&folder.file(METRICS_FILE), |r| kept(r.step))?;
+        retain_samples(&folder.file(SAMPLES_FILE), |r| kept(r.step))?;
+        // The config is logged at each (re)start; a restart at the same step replaces it.
+        let mut tb = TbWriter::open(folder.path(), |e| {
+            let s = e.step.max(0) as usize;
+            kept(s) && !(s == step && e.has_tag(CONFIG_TAG))
         })?;
+        tb.text(step, CONFIG_TAG, &toml_as_markdown(&cfg.to_toml()?))?;
         let run = Run {
             lr: lr_at(
                 step,
@@ -191,6 +199,7 @@ impl Run {
             grad_norm: 0.0,
             last_val: None,
             records,
+            tb,
         };
         run.say_what_it_is(&data);
         Ok(run)
@@ -219,6 +228,11 @@ impl Run {
             ));
         }
     }
+}
+
+/// TOML as a markdown code block (TensorBoard renders texts as markdown).
+fn toml_as_markdown(toml: &str) -> String {
+    toml.lines().map(|l| format!("    {l}\n")).collect()
 }
 
 /// Checks that `dir` holds a run that `cfg` may continue; returns its `last/` state.
