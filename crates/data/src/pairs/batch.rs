@@ -167,14 +167,14 @@ mod tests {
         assert_eq!(b.src, vec![1, 2, 3, 4, sp, sp]);
         assert_eq!(b.src_lens, vec![3, 1]);
         assert_eq!(b.tgt_in, vec![bos, 7, tp, bos, 8, 9]);
-        assert_eq!(b.tgt_out, vec![7, eos as i32, IGNORE, 8, 9, eos as i32]);
+        assert_eq!(b.tgt_out, vec![7, eos, IGNORE, 8, 9, eos]);
         assert_eq!(b.tgt_lens, vec![2, 3]);
         assert_eq!((b.target_tokens(), b.truncated), (5, 0));
 
         b.fill(&set, &[1], &shape(PadTo::Block, 4, 5));
         assert_eq!((b.batch, b.src_len, b.tgt_len), (1, 4, 5));
         assert_eq!(b.src, vec![4, sp, sp, sp]);
-        assert_eq!(b.tgt_out, vec![8, 9, eos as i32, IGNORE, IGNORE]);
+        assert_eq!(b.tgt_out, vec![8, 9, eos, IGNORE, IGNORE]);
     }
 
     #[test]
