@@ -27,9 +27,11 @@
 mod acts;
 mod branch;
 pub mod config;
+pub mod decoder;
 pub mod model;
 pub mod params;
 mod sublayer;
 
 pub use config::{Arch, Norm, Seq2seqConfig};
+pub use decoder::CachedDecoder;
 pub use model::{Seq2seq, Seq2seqBatch};

@@ -276,15 +276,21 @@ impl Seq2seq {
 
     /// Embedding, encoder, decoder and output layer over the staged batch.
     fn forward_staged(&mut self) {
-        let (Some(a), Some(w)) = (self.acts.as_mut(), self.work.as_mut()) else {
+        let (Some(mut a), Some(mut w)) = (self.acts.take(), self.work.take()) else {
             return;
         };
+        self.encoder_forward(&mut a, &mut w);
+        self.decoder_forward(&mut a, &mut w);
+        (self.acts, self.work) = (Some(a), Some(w));
+    }
+
+    /// The encoder over the staged source ids: fills `a.enc_*` (its output: [`Acts::enc_out`]).
+    pub(crate) fn encoder_forward(&self, a: &mut Acts, w: &mut Work) {
         let (cfg, l, p, dev) = (&self.cfg, &self.layout, &self.params[..], &self.dev);
         let (c, nh, act) = (cfg.n_embd, cfg.n_head, cfg.activation);
-        let (b, s, t) = (a.b, a.s, a.t);
+        let (b, s) = (a.b, a.s);
         let tn = &l.tensors[..];
         let src_pos = pos_table(p, l, l.src_pos, &self.src_table);
-        let tgt_pos = pos_table(p, l, l.tgt_pos, &self.tgt_table);
         // ---- encoder
         dev.embedding_forward(&mut a.enc_in, &a.src, &p[l.r(l.src_table())], src_pos, s, c);
         let ex = Ctx {
@@ -335,7 +341,15 @@ impl Seq2seq {
             let (wt, bs) = wb(tn, p, ln);
             dev.layernorm_forward(&mut f.out, &mut f.mean, &mut f.rstd, x, wt, bs);
         }
-        // ---- decoder
+    }
+
+    /// The decoder and output layer over the staged decoder input and encoder output.
+    fn decoder_forward(&self, a: &mut Acts, w: &mut Work) {
+        let (cfg, l, p, dev) = (&self.cfg, &self.layout, &self.params[..], &self.dev);
+        let (c, nh, act) = (cfg.n_embd, cfg.n_head, cfg.activation);
+        let (b, s, t) = (a.b, a.s, a.t);
+        let tn = &l.tensors[..];
+        let tgt_pos = pos_table(p, l, l.tgt_pos, &self.tgt_table);
         dev.embedding_forward(
             &mut a.dec_in,
             &a.tgt_in,
