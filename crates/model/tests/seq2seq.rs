@@ -224,7 +224,10 @@ fn learns_to_reverse() {
             last += loss / 20.0;
         }
     }
-    assert!(last < first * 0.45, "loss {first} -> mean of the last 20 steps {last}");
+    assert!(
+        last < first * 0.45,
+        "loss {first} -> mean of the last 20 steps {last}"
+    );
 }
 
 #[test]

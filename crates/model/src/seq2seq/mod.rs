@@ -28,6 +28,7 @@ mod acts;
 mod branch;
 pub mod config;
 pub mod decoder;
+pub mod io;
 pub mod model;
 pub mod params;
 mod sublayer;
