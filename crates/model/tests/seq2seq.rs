@@ -30,7 +30,7 @@ struct Pairs {
     t: usize,
     src: Vec<u32>,
     tgt_in: Vec<u32>,
-    tgt_out: Vec<u32>,
+    tgt_out: Vec<i32>,
 }
 
 impl Pairs {
@@ -42,7 +42,7 @@ impl Pairs {
             src: &self.src,
             tgt_in: &self.tgt_in,
             tgt_out: &self.tgt_out,
-            pad_id: 0,
+            src_pad_id: 0,
         }
     }
 }
@@ -64,8 +64,9 @@ fn pad(pairs: &[(Vec<u32>, Vec<u32>)]) -> Pairs {
             .extend(src.iter().copied().chain(std::iter::repeat(0)).take(s));
         let tin = std::iter::once(1).chain(tgt.iter().copied());
         out.tgt_in.extend(tin.chain(std::iter::repeat(0)).take(t));
-        let tout = tgt.iter().copied().chain(std::iter::once(2));
-        out.tgt_out.extend(tout.chain(std::iter::repeat(0)).take(t));
+        let tout = tgt.iter().map(|&x| x as i32).chain(std::iter::once(2));
+        out.tgt_out
+            .extend(tout.chain(std::iter::repeat(-1)).take(t));
     }
     out
 }

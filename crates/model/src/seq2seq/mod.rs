@@ -16,7 +16,7 @@
 //! let cfg = Seq2seqConfig::new(10, 10, 1, 2, 8, 6, 6);
 //! let mut m = Seq2seq::new(cfg, 1)?;
 //! let (src, tgt_in, tgt_out) = ([3, 4, 5, 0], [1, 5, 4, 3], [5, 4, 3, 2]);
-//! let batch = Seq2seqBatch { batch: 1, src_len: 4, tgt_len: 4, src: &src, tgt_in: &tgt_in, tgt_out: &tgt_out, pad_id: 0 };
+//! let batch = Seq2seqBatch { batch: 1, src_len: 4, tgt_len: 4, src: &src, tgt_in: &tgt_in, tgt_out: &tgt_out, src_pad_id: 0 };
 //! m.zero_grad();
 //! let loss = m.forward(&batch)?;
 //! m.backward()?;

@@ -22,14 +22,14 @@ pub struct Seq2seqBatch<'a> {
     pub src_len: usize,
     /// decoder positions T
     pub tgt_len: usize,
-    /// `[B,S]` source ids, padded with `pad_id`
+    /// `[B,S]` source ids, padded with `src_pad_id`
     pub src: &'a [u32],
     /// `[B,T]` decoder input: `<bos>` + target, padded
     pub tgt_in: &'a [u32],
-    /// `[B,T]` what each position predicts: target + `<eos>`, padded (padding is ignored)
-    pub tgt_out: &'a [u32],
-    /// the padding id (source keys with it are masked, targets with it ignored)
-    pub pad_id: u32,
+    /// `[B,T]` what each position predicts: target + `<eos>`, `-1` at padding (ignored)
+    pub tgt_out: &'a [i32],
+    /// the source padding id (source keys with it are masked out of every attention)
+    pub src_pad_id: u32,
 }
 
 /// The encoder–decoder Transformer on the CPU backend.
@@ -211,7 +211,15 @@ impl Seq2seq {
         };
         check(x.src, cfg.src_vocab_size)?;
         check(x.tgt_in, cfg.tgt_vocab_size)?;
-        check(x.tgt_out, cfg.tgt_vocab_size)?;
+        let v = cfg.tgt_vocab_size;
+        if let Some(pos) = x.tgt_out.iter().position(|&t| t < -1 || t >= v as i32) {
+            let target = x.tgt_out[pos];
+            return Err(Error::TargetOutOfRange {
+                target,
+                pos,
+                vocab: v,
+            });
+        }
         if self
             .acts
             .as_ref()
@@ -226,11 +234,9 @@ impl Seq2seq {
         a.src.copy_from_slice(x.src);
         a.tgt_in.copy_from_slice(x.tgt_in);
         for (m, &id) in a.key_pad.iter_mut().zip(x.src) {
-            *m = id == x.pad_id;
+            *m = id == x.src_pad_id;
         }
-        for (tg, &id) in a.targets.iter_mut().zip(x.tgt_out) {
-            *tg = if id == x.pad_id { -1 } else { id as i32 };
-        }
+        a.targets.copy_from_slice(x.tgt_out);
         a.n_valid = a.targets.iter().filter(|&&t| t >= 0).count();
         if a.key_pad.chunks(s).any(|row| row.iter().all(|&p| p)) {
             return Err(Error::Shape("a source in the batch is all padding".into()));
