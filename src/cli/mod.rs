@@ -8,6 +8,7 @@ pub mod export;
 pub mod generate;
 pub mod import;
 pub mod prepare;
+pub mod prepare_pairs;
 pub mod tokenizer;
 pub mod train;
 
