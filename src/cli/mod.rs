@@ -4,8 +4,10 @@
 pub mod bench;
 pub mod dtype;
 pub mod eval;
+pub mod eval_seq2seq;
 pub mod export;
 pub mod generate;
+pub mod generate_seq2seq;
 pub mod import;
 pub mod prepare;
 pub mod prepare_pairs;

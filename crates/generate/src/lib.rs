@@ -18,6 +18,7 @@ pub mod eval_text;
 pub mod generate;
 pub mod sampling;
 pub mod seq2seq;
+pub mod seq2seq_ckpt;
 pub mod stream;
 
 pub use error::{GenerateError, Result};
