@@ -433,6 +433,17 @@ impl Seq2seq {
         dev.linear_forward(&mut a.logits, h, &p[l.r(l.head())], None, c);
     }
 
+    /// [`Seq2seq::backward`] of `scale × loss` (gradient accumulation over `k` micro-batches:
+    /// `scale = 1/k`).
+    pub fn backward_scaled(&mut self, scale: f32) -> Result<()> {
+        if scale != 1.0 && self.staged {
+            if let Some(a) = self.acts.as_mut() {
+                self.dev.scale(&mut a.logits, scale);
+            }
+        }
+        self.backward()
+    }
+
     /// Backward of the last [`Seq2seq::forward`]: adds the gradients into [`Seq2seq::grads`].
     pub fn backward(&mut self) -> Result<()> {
         if !self.staged {
