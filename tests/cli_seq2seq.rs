@@ -223,3 +223,75 @@ fn seq2seq_bad_input_is_one_error_line() {
     let out = lmforge(&["eval", "--checkpoint", gpt, s(&data)]);
     assert_one_line_error(&out, "holds sequence-to-sequence pairs");
 }
+
+#[test]
+fn train_then_generate_and_eval_from_the_run_folder() {
+    let d = tempfile::tempdir().unwrap();
+    let words = ["ox", "ant", "bee", "cat", "dog", "eel", "fox", "gnu"];
+    let tsv: String = (0..120usize)
+        .map(|i| {
+            let line: Vec<&str> = (0..1 + i % 4).map(|j| words[(i * 7 + j * 3) % 8]).collect();
+            let rev: Vec<&str> = line.iter().rev().copied().collect();
+            format!("{}\t{}\n", line.join(" "), rev.join(" "))
+        })
+        .collect();
+    std::fs::write(d.path().join("p.tsv"), tsv).unwrap();
+    let data = d.path().join("data");
+    ok(&lmforge(&[
+        "prepare",
+        "--pairs-tsv",
+        s(&d.path().join("p.tsv")),
+        "--tokenizer",
+        "word",
+        "--out",
+        s(&data),
+        "--block-size",
+        "8",
+    ]));
+    let run = d.path().join("run");
+    ok(&lmforge(&[
+        "train",
+        "--arch",
+        "encoder-decoder",
+        "--data-dir",
+        s(&data),
+        "--out",
+        s(&run),
+        "--preset",
+        "tiny",
+        "--n-embd",
+        "32",
+        "--n-layer",
+        "1",
+        "--max-iters",
+        "30",
+        "--eval-interval",
+        "15",
+        "--eval-iters",
+        "2",
+        "--batch-size",
+        "8",
+        "--sample-tokens",
+        "0",
+    ]));
+    // The run folder resolves to its best checkpoint; eval finds the data from state.json.
+    let out = ok(&lmforge(&[
+        "generate",
+        "--checkpoint",
+        s(&run),
+        "--source",
+        "cat dog",
+    ]));
+    assert_eq!(out.lines().count(), 1);
+    let json = ok(&lmforge(&[
+        "eval",
+        "--checkpoint",
+        s(&run),
+        "--json",
+        "--decode",
+        "5",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(v["decoded"], 5);
+    assert!(v["loss"].as_f64().unwrap().is_finite());
+}
