@@ -66,6 +66,7 @@ def corpus_case(name, hyps, refs):
         "bp": b.bp,
         "sys_len": b.sys_len,
         "ref_len": b.ref_len,
+        "line": str(b),
     }
 
 

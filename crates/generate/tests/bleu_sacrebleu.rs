@@ -60,5 +60,6 @@ fn corpus_bleu_matches_sacrebleu() {
             (b.bp - case["bp"].as_f64().unwrap()).abs() < 1e-12,
             "{name}"
         );
+        assert_eq!(b.to_string(), case["line"].as_str().unwrap(), "{name}");
     }
 }
