@@ -392,6 +392,19 @@ mod tests {
                     );
                     let h = decode(&mut m, &[], &o).unwrap();
                     assert!(norm(&h) <= want + 1e-12);
+                    // The search's running score is the sequence's own log P, recomputed
+                    // here from scratch: wrong parents would mix up rows' prefixes.
+                    let mut lp = 0.0;
+                    for k in 0..h.tokens.len() {
+                        lp += log_softmax_at(&f(&h.tokens[..k]), h.tokens[k] as usize);
+                    }
+                    if h.finished {
+                        lp += log_softmax_at(&f(&h.tokens), EOS as usize);
+                    }
+                    assert!(
+                        (h.log_prob - lp).abs() < 1e-9,
+                        "beams {beams}: {h:?} vs {lp}"
+                    );
                 }
             }
         }
