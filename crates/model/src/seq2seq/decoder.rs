@@ -65,6 +65,37 @@ impl Seq2seq {
     }
 }
 
+impl Seq2seq {
+    /// Greedy decoding of one source: the most likely token at each step, from `bos` until
+    /// `eos` (not included) or `max_new` tokens (at most `tgt_block_size`).
+    pub fn greedy(&self, src: &[u32], bos: u32, eos: u32, max_new: usize) -> Result<Vec<u32>> {
+        let mut d = self.decoder();
+        d.encode(src)?;
+        d.start(1);
+        let (mut last, mut out) = (bos, Vec::new());
+        for _ in 0..max_new.min(self.config().tgt_block_size) {
+            let logits = d.step(&[last])?;
+            last = argmax(logits);
+            if last == eos {
+                break;
+            }
+            out.push(last);
+        }
+        Ok(out)
+    }
+}
+
+/// Index of the largest value (the first on ties).
+pub fn argmax(x: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &v) in x.iter().enumerate() {
+        if v > x[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
 impl CachedDecoder<'_> {
     /// Encode one source (`1 ≤ len ≤ src_block_size`, ids `< src_vocab_size`; no padding) and
     /// cache every decoder layer's cross-attention keys and values. Resets the decoding.
