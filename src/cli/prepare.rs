@@ -62,7 +62,7 @@ pub struct PrepareArgs {
     /// of line i of SRC); writes a pair-data folder (see `lmforge_data::pairs`).
     #[arg(long, num_args = 2, value_names = ["SRC_FILE", "TGT_FILE"], conflicts_with_all = ["sources", "val", "wikitext", "pairs_tsv", "stream_pairs"])]
     pub pairs: Vec<PathBuf>,
-    /// Sequence-to-sequence pairs from one file of source<TAB>target lines.
+    /// Sequence-to-sequence pairs from one file of `source<TAB>target` lines.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["sources", "val", "wikitext", "stream_pairs"])]
     pub pairs_tsv: Option<PathBuf>,
     /// Cut the SOURCES' token stream into pairs of SRC_LEN tokens → the following TGT_LEN.
@@ -77,7 +77,7 @@ pub struct PrepareArgs {
     /// Pair data: longest source kept, in tokens (default: --block-size); longer ones are cut.
     #[arg(long, value_name = "N")]
     pub src_block_size: Option<usize>,
-    /// Pair data: longest decoder sequence, <bos>/<eos> included (default: --block-size).
+    /// Pair data: longest decoder sequence, `<bos>`/`<eos>` included (default: --block-size).
     #[arg(long, value_name = "N")]
     pub tgt_block_size: Option<usize>,
     /// Corpus files, folders or glob patterns (default: the bundled Shakespeare corpus).
