@@ -30,10 +30,23 @@ pub struct EvalArgs {
     pub sources: Vec<String>,
     #[command(flatten)]
     pub dtype: super::dtype::DtypeFlag,
+    /// Encoder–decoder checkpoints: which split of the pair-data folder to score.
+    #[arg(long, value_name = "SPLIT", default_value = "val", value_parser = ["train", "val"])]
+    pub split: String,
+    /// Encoder–decoder checkpoints: decode the first N pairs for exact match and BLEU
+    /// (0 = loss and perplexity only; default: all).
+    #[arg(long, value_name = "N")]
+    pub decode: Option<usize>,
+    /// Encoder–decoder checkpoints: decode with beam search of K beams (default: greedy).
+    #[arg(long, value_name = "K")]
+    pub beams: Option<usize>,
 }
 
 /// Runs `lmforge eval`.
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
+    if lmforge_generate::seq2seq_ckpt::is_seq2seq_checkpoint(&a.checkpoint).unwrap_or(false) {
+        return super::eval_seq2seq::run(a);
+    }
     let precision = a.dtype.resolve()?;
     let mut ckpt = Checkpoint::load(&a.checkpoint)?;
     ckpt.model.set_precision(precision);

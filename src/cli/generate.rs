@@ -55,6 +55,22 @@ pub struct GenerateArgs {
     pub json_stats: bool,
     #[command(flatten)]
     pub dtype: super::dtype::DtypeFlag,
+    /// Encoder–decoder checkpoints: the source text to translate.
+    #[arg(long, value_name = "TEXT", conflicts_with_all = ["prompt", "prompt_file", "source_file"])]
+    pub source: Option<String>,
+    /// Encoder–decoder checkpoints: translate this file line by line (to --output or stdout).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["prompt", "prompt_file"])]
+    pub source_file: Option<PathBuf>,
+    /// Encoder–decoder checkpoints: beam search with K beams (default: greedy).
+    #[arg(long, value_name = "K")]
+    pub beams: Option<usize>,
+    /// Beam search's length penalty α: hypotheses rank by log P / length^α (0 = raw log P).
+    #[arg(long, value_name = "A", default_value_t = 1.0, requires = "beams")]
+    pub length_penalty: f64,
+    /// Encoder–decoder checkpoints: sample with --temperature/--top-k/--top-p instead of
+    /// decoding greedily.
+    #[arg(long, conflicts_with = "beams")]
+    pub sample: bool,
 }
 
 /// The shipped sample model is found from any folder: `models/shakespeare-char` relative to
@@ -74,6 +90,9 @@ pub const SAMPLE_MODEL: &str = "models/shakespeare-char";
 
 /// Runs `lmforge generate`.
 pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
+    if super::generate_seq2seq::is_for_seq2seq(&a, &resolve_default_checkpoint(&a.checkpoint))? {
+        return super::generate_seq2seq::run(a);
+    }
     let sampling = SamplingConfig {
         temperature: a.temperature,
         top_k: (a.top_k > 0).then_some(a.top_k),

@@ -5,11 +5,14 @@ pub mod bench;
 pub mod dashboard;
 pub mod dtype;
 pub mod eval;
+pub mod eval_seq2seq;
 pub mod export;
 pub mod generate;
+pub mod generate_seq2seq;
 pub mod import;
 pub mod prepare;
 pub mod serve;
+pub mod prepare_pairs;
 pub mod tokenizer;
 pub mod train;
 

@@ -58,6 +58,28 @@ pub struct PrepareArgs {
     /// No progress output.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Sequence-to-sequence pairs from two line-aligned files (line i of TGT is the target
+    /// of line i of SRC); writes a pair-data folder (see `lmforge_data::pairs`).
+    #[arg(long, num_args = 2, value_names = ["SRC_FILE", "TGT_FILE"], conflicts_with_all = ["sources", "val", "wikitext", "pairs_tsv", "stream_pairs"])]
+    pub pairs: Vec<PathBuf>,
+    /// Sequence-to-sequence pairs from one file of `source<TAB>target` lines.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["sources", "val", "wikitext", "stream_pairs"])]
+    pub pairs_tsv: Option<PathBuf>,
+    /// Cut the SOURCES' token stream into pairs of SRC_LEN tokens → the following TGT_LEN.
+    #[arg(long, num_args = 2, value_names = ["SRC_LEN", "TGT_LEN"], conflicts_with_all = ["val", "wikitext"])]
+    pub stream_pairs: Vec<usize>,
+    /// Pair data: a separate target-side tokenizer (then --tokenizer is the source side's).
+    #[arg(long, value_name = "T")]
+    pub tgt_tokenizer: Option<String>,
+    /// Vocabulary size when training the --tgt-tokenizer.
+    #[arg(long, value_name = "N", requires = "tgt_tokenizer")]
+    pub tgt_vocab_size: Option<usize>,
+    /// Pair data: longest source kept, in tokens (default: --block-size); longer ones are cut.
+    #[arg(long, value_name = "N")]
+    pub src_block_size: Option<usize>,
+    /// Pair data: longest decoder sequence, `<bos>`/`<eos>` included (default: --block-size).
+    #[arg(long, value_name = "N")]
+    pub tgt_block_size: Option<usize>,
     /// Corpus files, folders or glob patterns (default: the bundled Shakespeare corpus).
     #[arg(value_name = "SOURCES")]
     pub sources: Vec<String>,
@@ -65,6 +87,12 @@ pub struct PrepareArgs {
 
 /// Runs `prepare` and prints a one-line summary.
 pub fn run(a: PrepareArgs) -> anyhow::Result<()> {
+    if !a.pairs.is_empty() || a.pairs_tsv.is_some() || !a.stream_pairs.is_empty() {
+        return super::prepare_pairs::run(a);
+    }
+    if a.tgt_tokenizer.is_some() || a.src_block_size.is_some() || a.tgt_block_size.is_some() {
+        anyhow::bail!("--tgt-tokenizer, --src-block-size and --tgt-block-size are for pair data: add --pairs SRC TGT, --pairs-tsv FILE or --stream-pairs SRC_LEN TGT_LEN");
+    }
     let mut opts = PrepareOptions::new(a.out);
     opts.sources = a.sources;
     opts.filter = SourceFilter {

@@ -96,7 +96,10 @@ pub fn run(a: TrainArgs, threads: Option<usize>) -> anyhow::Result<()> {
         eprintln!("dashboard: {url}");
     }
     let report = lmforge_train::train(&cfg, &opts)?;
-    if report.end != EndReason::Interrupted && cfg.sample_tokens > 0 {
+    if report.end != EndReason::Interrupted
+        && cfg.sample_tokens > 0
+        && cfg.arch != "encoder-decoder"
+    {
         print_sample(&cfg, &report.run_dir)?;
     }
     print_summary(&cfg, &report);

@@ -179,6 +179,28 @@ pub enum DataError {
         /// Why unpacking failed.
         reason: String,
     },
+    /// Two pair files do not have the same number of lines.
+    #[error("pair files are not aligned: {src} has {src_lines} lines but {tgt} has {tgt_lines}; each target line must translate the source line with the same number")]
+    UnalignedPairs {
+        /// The source file.
+        src: PathBuf,
+        /// Its line count.
+        src_lines: u64,
+        /// The target file.
+        tgt: PathBuf,
+        /// Its line count.
+        tgt_lines: u64,
+    },
+    /// A pair has an empty source or target side (or a TSV line lacks its tab).
+    #[error("{path}:{line}: {reason}")]
+    BadPair {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong with it and what to do.
+        reason: String,
+    },
 }
 
 impl DataError {

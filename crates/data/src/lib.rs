@@ -18,6 +18,7 @@ pub mod download;
 pub mod error;
 pub mod loader;
 pub mod meta;
+pub mod pairs;
 pub mod prepare;
 pub mod sampler;
 pub mod split;

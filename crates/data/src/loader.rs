@@ -43,6 +43,12 @@ impl DataDir {
     /// of them and `meta.json` name the same tokenizer fingerprint.
     pub fn open(dir: &Path) -> Result<DataDir> {
         let meta_path = dir.join("meta.json");
+        if !meta_path.is_file() && crate::pairs::PairDataDir::is_pair_dir(dir) {
+            return Err(DataError::BadMeta {
+                path: dir.to_path_buf(),
+                reason: "holds sequence-to-sequence pairs (pairs.json), not a token stream; use it with an encoder-decoder model (arch = \"encoder-decoder\")".into(),
+            });
+        }
         if !meta_path.is_file() {
             return Err(DataError::BadMeta {
                 path: dir.to_path_buf(),

@@ -36,6 +36,10 @@ pub fn eval_text(ckpt: &Checkpoint, sources: &[String]) -> Result<EvalText> {
             val_split(ckpt, &dir)
         }
         [one] if Path::new(one).join("meta.json").is_file() => val_split(ckpt, Path::new(one)),
+        // A pair-data folder: DataDir::open names it (not its files read as text).
+        [one] if lmforge_data::pairs::PairDataDir::is_pair_dir(Path::new(one)) => {
+            val_split(ckpt, Path::new(one))
+        }
         _ => documents(ckpt, sources),
     }
 }

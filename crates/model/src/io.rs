@@ -19,7 +19,7 @@ pub const CONFIG_FILE: &str = "config.json";
 /// the AdamW state's file name in a checkpoint folder
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 
-fn f32_bytes(x: &[f32]) -> Vec<u8> {
+pub(crate) fn f32_bytes(x: &[f32]) -> Vec<u8> {
     x.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
@@ -30,7 +30,10 @@ fn tmp_path(path: &Path) -> PathBuf {
 }
 
 /// Write `(name, shape, bytes, dtype)` tensors atomically.
-fn write_tensors(path: &Path, tensors: Vec<(String, Vec<usize>, Vec<u8>, Dtype)>) -> Result<()> {
+pub(crate) fn write_tensors(
+    path: &Path,
+    tensors: Vec<(String, Vec<usize>, Vec<u8>, Dtype)>,
+) -> Result<()> {
     let st_err = |e: safetensors::SafeTensorError| Error::Safetensors {
         file: path.to_path_buf(),
         msg: e.to_string(),
@@ -54,11 +57,11 @@ fn write_tensors(path: &Path, tensors: Vec<(String, Vec<usize>, Vec<u8>, Dtype)>
     written
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::io(path, e))
 }
 
-fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>> {
+pub(crate) fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>> {
     SafeTensors::deserialize(bytes).map_err(|e| Error::Safetensors {
         file: path.to_path_buf(),
         msg: e.to_string(),

@@ -74,6 +74,7 @@ pub mod optim;
 pub mod params;
 mod pass;
 pub mod rng;
+pub mod seq2seq;
 
 pub use backend::{cpu::Cpu, Backend};
 pub use config::{Activation, ModelConfig, Norm, PosEncoding};

@@ -9,6 +9,7 @@ use crate::backend::{AdamWStep, Backend, Segment};
 use crate::error::{Error, Result};
 use crate::model::Gpt;
 use crate::ops::adamw::segments;
+use crate::params::TensorInfo;
 
 /// AdamW hyper-parameters (the learning rate is passed per step, for schedules).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -52,21 +53,38 @@ pub struct AdamW<B: Backend = Cpu> {
 impl<B: Backend> AdamW<B> {
     /// Fresh state (zero moments, step 0) for `model`.
     pub fn new(model: &Gpt<B>, config: AdamWConfig) -> Self {
-        let n = model.num_params();
-        let tensors = model.layout().tensors.iter();
+        Self::for_tensors(model.backend(), &model.layout().tensors, config)
+    }
+
+    /// Fresh state for a flat parameter buffer laid out as `tensors` (any model kind, e.g.
+    /// [`crate::seq2seq::Seq2seq`]).
+    pub fn for_tensors(dev: &B, tensors: &[TensorInfo], config: AdamWConfig) -> Self {
+        let n = tensors.iter().map(|t| t.len).sum();
         AdamW {
             config,
-            m: model.backend().alloc(n),
-            v: model.backend().alloc(n),
+            m: dev.alloc(n),
+            v: dev.alloc(n),
             step: 0,
-            segments: segments(tensors.map(|t| (t.range(), t.decays()))),
+            segments: segments(tensors.iter().map(|t| (t.range(), t.decays()))),
         }
     }
 
     /// One `optimizer.step()` with learning rate `lr` using the model's current gradients.
     pub fn step(&mut self, model: &mut Gpt<B>, lr: f32) -> Result<()> {
-        let n = model.num_params();
-        if B::len(&self.m) != n || B::len(&self.v) != n {
+        let dev = &model.dev;
+        self.step_flat(dev, &mut model.params, &model.grads, lr)
+    }
+
+    /// [`AdamW::step`] on flat `params` and `grads` in the layout this state was made for.
+    pub fn step_flat(
+        &mut self,
+        dev: &B,
+        params: &mut B::Buf,
+        grads: &B::Buf,
+        lr: f32,
+    ) -> Result<()> {
+        let n = B::len(params);
+        if B::len(&self.m) != n || B::len(&self.v) != n || B::len(grads) != n {
             return Err(Error::Optimizer(format!(
                 "state has {} values, model has {n} parameters",
                 B::len(&self.m)
@@ -87,8 +105,7 @@ impl<B: Backend> AdamW<B> {
             step_size: (lr as f64 / bc1) as f32,
             bc2_sqrt: bc2.sqrt() as f32,
         };
-        let dev = &model.dev;
-        let (p, g) = (B::dst(&mut model.params, 0..n), B::src(&model.grads, 0..n));
+        let (p, g) = (B::dst(params, 0..n), B::src(grads, 0..n));
         let (m, v) = (B::dst(&mut self.m, 0..n), B::dst(&mut self.v, 0..n));
         let segments = &self.segments;
         B::enter(|| dev.adamw(p, g, m, v, segments, s));

@@ -77,14 +77,15 @@ pub struct ParamLayout {
     pub lm_head_bias: Option<usize>,
 }
 
-struct Builder {
-    tensors: Vec<TensorInfo>,
-    total: usize,
-    bias: bool,
+/// Appends named tensors to a layout (also used by [`crate::seq2seq`]).
+pub(crate) struct Builder {
+    pub(crate) tensors: Vec<TensorInfo>,
+    pub(crate) total: usize,
+    pub(crate) bias: bool,
 }
 
 impl Builder {
-    fn add(&mut self, name: String, shape: Vec<usize>) -> usize {
+    pub(crate) fn add(&mut self, name: String, shape: Vec<usize>) -> usize {
         let len = shape.iter().product();
         self.tensors.push(TensorInfo {
             name,
@@ -95,16 +96,16 @@ impl Builder {
         self.total += len;
         self.tensors.len() - 1
     }
-    fn linear(&mut self, name: &str, out: usize, inp: usize) -> Wb {
+    pub(crate) fn linear(&mut self, name: &str, out: usize, inp: usize) -> Wb {
         self.linear_with(name, out, inp, self.bias)
     }
     /// A Linear whose bias does not follow the model's `bias` (`c_attn`, `lm_head`).
-    fn linear_with(&mut self, name: &str, out: usize, inp: usize, bias: bool) -> Wb {
+    pub(crate) fn linear_with(&mut self, name: &str, out: usize, inp: usize, bias: bool) -> Wb {
         let w = self.add(format!("{name}.weight"), vec![out, inp]);
         let b = bias.then(|| self.add(format!("{name}.bias"), vec![out]));
         Wb { w, b }
     }
-    fn layernorm(&mut self, name: &str, c: usize) -> Wb {
+    pub(crate) fn layernorm(&mut self, name: &str, c: usize) -> Wb {
         let w = self.add(format!("{name}.weight"), vec![c]);
         let b = self.bias.then(|| self.add(format!("{name}.bias"), vec![c]));
         Wb { w, b }

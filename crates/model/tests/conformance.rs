@@ -95,7 +95,7 @@ impl Faulty {
     }
 }
 
-use lmforge_model::backend::{AdamWStep, Backend, Dims, Mask, Segment};
+use lmforge_model::backend::{AdamWStep, Backend, CrossDims, Dims, Mask, Segment};
 use lmforge_model::Activation;
 use std::ops::Range;
 
@@ -339,6 +339,40 @@ impl Backend for Faulty {
         }
         self.cpu
             .attention_decode(out, lse, qkv, k, v, work, past, d)
+    }
+    fn cross_attention_workspace(&self, d: CrossDims, workers: usize) -> usize {
+        self.cpu.cross_attention_workspace(d, workers)
+    }
+    fn cross_attention_forward(
+        &self,
+        out: &mut [f32],
+        lse: &mut [f32],
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        key_pad: Option<&[bool]>,
+        work: &mut [f32],
+        d: CrossDims,
+    ) {
+        self.cpu
+            .cross_attention_forward(out, lse, q, k, v, key_pad, work, d)
+    }
+    fn cross_attention_backward(
+        &self,
+        dq: &mut [f32],
+        dkv: Option<&mut [f32]>,
+        dout: &[f32],
+        out: &[f32],
+        lse: &[f32],
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        key_pad: Option<&[bool]>,
+        work: &mut [f32],
+        d: CrossDims,
+    ) {
+        self.cpu
+            .cross_attention_backward(dq, dkv, dout, out, lse, q, k, v, key_pad, work, d)
     }
     fn cross_entropy(
         &self,

@@ -141,6 +141,43 @@ pub struct TrainConfig {
     /// `.pth` state_dict. The model's shape and the tokenizer come from it (model settings
     /// must agree; block_size may shrink); the data is prepared with its tokenizer.
     pub init_from: Option<PathBuf>,
+    /// `gpt` (default) or `encoder-decoder` (trains on a pair-data folder, `data_dir`, with
+    /// the `[seq2seq]` settings; n_layer/n_head/n_embd/dropout/bias/tie_embeddings/
+    /// pos_encoding/activation/mlp_ratio apply to both stacks).
+    pub arch: String,
+    /// Encoder–decoder settings (`arch = "encoder-decoder"`).
+    pub seq2seq: Seq2seqSettings,
+}
+
+/// The `[seq2seq]` table: what only an encoder–decoder has.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Seq2seqSettings {
+    /// Encoder blocks (unset: `n_layer`).
+    pub n_encoder_layer: Option<usize>,
+    /// Decoder blocks (unset: `n_layer`).
+    pub n_decoder_layer: Option<usize>,
+    /// Longest source (unset: the pair data's source block size).
+    pub src_block_size: Option<usize>,
+    /// Longest `<bos>` + target (unset: the pair data's target block size).
+    pub tgt_block_size: Option<usize>,
+    /// `pre` or `post` (Vaswani et al.'s original) LayerNorm.
+    pub norm: String,
+    /// The encoder reads the target embedding (the pair data must share one tokenizer).
+    pub share_embeddings: bool,
+}
+
+impl Default for Seq2seqSettings {
+    fn default() -> Self {
+        Seq2seqSettings {
+            n_encoder_layer: None,
+            n_decoder_layer: None,
+            src_block_size: None,
+            tgt_block_size: None,
+            norm: "pre".into(),
+            share_embeddings: false,
+        }
+    }
 }
 
 impl Default for TrainConfig {
@@ -198,6 +235,8 @@ impl Default for TrainConfig {
             sample_tokens: 300,
             sample_prompt: String::new(),
             init_from: None,
+            arch: "gpt".into(),
+            seq2seq: Seq2seqSettings::default(),
         }
     }
 }
@@ -299,6 +338,9 @@ impl TrainConfig {
     /// Checks values that are wrong regardless of the data and model.
     pub fn validate(&self) -> Result<()> {
         let bad = |field: &str, why: &str| Err(TrainError::Config(format!("{field}: {why}")));
+        if !matches!(self.arch.as_str(), "gpt" | "encoder-decoder") {
+            return bad("arch", "must be gpt or encoder-decoder");
+        }
         if self.batch_size == 0 {
             return bad("batch_size", "must be at least 1");
         }
@@ -367,7 +409,7 @@ impl TrainConfig {
             .map_err(|e| TrainError::Config(format!("dtype: {e}")))
     }
 
-    fn pos_encoding(&self) -> Result<PosEncoding> {
+    pub(crate) fn pos_encoding(&self) -> Result<PosEncoding> {
         match self.pos_encoding.as_str() {
             "learned" => Ok(PosEncoding::Learned),
             "sinusoidal" => Ok(PosEncoding::Sinusoidal),
@@ -379,7 +421,7 @@ impl TrainConfig {
         }
     }
 
-    fn activation(&self) -> Result<Activation> {
+    pub(crate) fn activation(&self) -> Result<Activation> {
         match self.activation.as_str() {
             "gelu" => Ok(Activation::Gelu),
             "gelu_tanh" => Ok(Activation::GeluTanh),

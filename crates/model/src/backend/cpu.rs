@@ -6,7 +6,7 @@
 //! ([`Backend::on_this_thread`]) every product stays on the calling thread, so a small model
 //! runs one whole pass per thread instead of forking and joining at every op.
 
-use super::{AdamWStep, Backend, Dims, Mask, Segment};
+use super::{AdamWStep, Backend, CrossDims, Dims, Mask, Segment};
 use crate::config::Activation;
 use crate::dtype::Precision;
 use crate::ops;
@@ -297,6 +297,41 @@ impl Backend for Cpu {
         d: Dims,
     ) {
         ops::attention::decode(out, lse, qkv, k, v, work, past, d);
+    }
+
+    fn cross_attention_workspace(&self, d: CrossDims, workers: usize) -> usize {
+        workers.max(1) * ops::cross_attention::scratch_per_worker(d)
+    }
+    fn cross_attention_forward(
+        &self,
+        out: &mut [f32],
+        lse: &mut [f32],
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        key_pad: Option<&[bool]>,
+        work: &mut [f32],
+        d: CrossDims,
+    ) {
+        ops::cross_attention::forward(out, lse, q, k, v, key_pad, work, d);
+    }
+    fn cross_attention_backward(
+        &self,
+        dq: &mut [f32],
+        dkv: Option<&mut [f32]>,
+        dout: &[f32],
+        out: &[f32],
+        lse: &[f32],
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        key_pad: Option<&[bool]>,
+        work: &mut [f32],
+        d: CrossDims,
+    ) {
+        use ops::cross_attention::KvGrad;
+        let dkv = dkv.map_or(KvGrad::InQ, KvGrad::Separate);
+        ops::cross_attention::backward(dq, dkv, dout, out, lse, q, k, v, key_pad, work, d);
     }
 
     fn cross_entropy(

@@ -22,6 +22,7 @@ pub mod cpu;
 
 use crate::config::Activation;
 pub use crate::ops::attention::Dims;
+pub use crate::ops::cross_attention::CrossDims;
 pub use crate::ops::dropout::Mask;
 use std::borrow::Cow;
 use std::ops::Range;
@@ -287,6 +288,45 @@ pub trait Backend: Send + Sync + Sized + 'static {
         work: Self::Dst<'_>,
         past: usize,
         d: Dims,
+    );
+
+    // ---- cross-attention `q [B·Tq, qs]`, `k, v [B·Tk, kvs]`, `key_pad [B,Tk]` (host) --------
+
+    /// Workspace floats [`Backend::cross_attention_forward`]/`backward` need with up to
+    /// `workers` tasks running at once.
+    fn cross_attention_workspace(&self, d: CrossDims, workers: usize) -> usize;
+    /// Softmax(QKᵀ/√hs)·V per head over the keys not marked in `key_pad` (no causal mask),
+    /// keeping the row log-sum-exp `lse [B,H,Tq]`; `out [B·Tq, C]` (see
+    /// [`crate::ops::cross_attention`]).
+    #[allow(clippy::too_many_arguments)]
+    fn cross_attention_forward(
+        &self,
+        out: Self::Dst<'_>,
+        lse: Self::Dst<'_>,
+        q: Self::Src<'_>,
+        k: Self::Src<'_>,
+        v: Self::Src<'_>,
+        key_pad: Option<&[bool]>,
+        work: Self::Dst<'_>,
+        d: CrossDims,
+    );
+    /// Overwrites the query columns of `dq` and the key/value gradients: into `dkv`
+    /// (`dk` at columns `0..C`, `dv` at `C..2C` of rows of `kvs`) or, with `dkv = None`, into
+    /// columns `C..3C` of `dq`'s own rows (a fused qkv).
+    #[allow(clippy::too_many_arguments)]
+    fn cross_attention_backward(
+        &self,
+        dq: Self::Dst<'_>,
+        dkv: Option<Self::Dst<'_>>,
+        dout: Self::Src<'_>,
+        out: Self::Src<'_>,
+        lse: Self::Src<'_>,
+        q: Self::Src<'_>,
+        k: Self::Src<'_>,
+        v: Self::Src<'_>,
+        key_pad: Option<&[bool]>,
+        work: Self::Dst<'_>,
+        d: CrossDims,
     );
 
     // ---- loss `logits [N,V]` (dlogits in place), `row_loss [N]` ---------------------------

@@ -5,6 +5,7 @@
 pub mod adamw;
 pub mod attention;
 pub mod colsum;
+pub mod cross_attention;
 pub mod crossentropy;
 pub mod dropout;
 pub mod embedding;

@@ -20,6 +20,7 @@ pub mod folder;
 mod init;
 pub mod open;
 pub mod save;
+pub mod seq2seq;
 pub mod step;
 
 use std::path::PathBuf;
@@ -113,8 +114,42 @@ pub struct TrainReport {
 
 /// Trains according to `cfg`; see the module docs. With `opts.resume`, `cfg` must be the
 /// run's saved config plus only resumable changes (see [`crate::config::RESUMABLE_CHANGES`]).
+/// `arch = "encoder-decoder"` runs a [`seq2seq::Seq2seqRun`] through the same loop.
 pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainReport> {
-    let mut run = Run::open(cfg, opts)?;
+    match cfg.arch.as_str() {
+        "encoder-decoder" => drive(seq2seq::Seq2seqRun::open(cfg, opts)?),
+        "gpt" => drive(Run::open(cfg, opts)?),
+        other => Err(crate::TrainError::Config(format!(
+            "arch: '{other}' is not one of gpt, encoder-decoder"
+        ))),
+    }
+}
+
+/// The seam between the loop and a model kind: what [`drive`] needs from a run.
+pub trait RunLoop {
+    /// An evaluation is due at this step and has not run yet.
+    fn eval_due(&self) -> bool;
+    /// Evaluate: losses, a metrics line, the plot, early stopping.
+    fn evaluate(&mut self) -> Result<eval::Evaluation>;
+    /// After an evaluation: `last/`, and `best/` when val loss improved.
+    fn save_evaluated(&self, improved: bool) -> Result<()>;
+    /// The run took its last step.
+    fn finished(&self) -> bool;
+    /// Ctrl-C, or `stop_after` steps of this invocation are done.
+    fn interrupted(&self) -> bool;
+    /// Save `last/` (on interruption).
+    fn save_last(&self) -> Result<()>;
+    /// One optimizer step.
+    fn step(&mut self) -> Result<()>;
+    /// `step-N/` when due.
+    fn save_periodic_if_due(&self) -> Result<()>;
+    /// End the run and report.
+    fn finish(self, end: EndReason) -> TrainReport;
+}
+
+/// The loop: evaluate when due (log, plot, checkpoint, early stopping), stop when done or
+/// interrupted, else take one optimizer step.
+pub fn drive<R: RunLoop>(mut run: R) -> Result<TrainReport> {
     let end = loop {
         if run.eval_due() {
             let eval = run.evaluate()?;
@@ -123,17 +158,47 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainReport> {
                 break EndReason::EarlyStopped;
             }
         }
-        if run.step >= run.max_iters {
+        if run.finished() {
             break EndReason::Finished;
         }
         if run.interrupted() {
-            run.save(&[LAST])?;
+            run.save_last()?;
             break EndReason::Interrupted;
         }
         run.step()?;
         run.save_periodic_if_due()?;
     };
     Ok(run.finish(end))
+}
+
+impl RunLoop for Run {
+    fn eval_due(&self) -> bool {
+        Run::eval_due(self)
+    }
+    fn evaluate(&mut self) -> Result<eval::Evaluation> {
+        Run::evaluate(self)
+    }
+    fn save_evaluated(&self, improved: bool) -> Result<()> {
+        Run::save_evaluated(self, improved)
+    }
+    fn finished(&self) -> bool {
+        self.step >= self.max_iters
+    }
+    fn interrupted(&self) -> bool {
+        Run::interrupted(self)
+    }
+    fn save_last(&self) -> Result<()> {
+        self.save(&[LAST])
+    }
+    fn step(&mut self) -> Result<()> {
+        Run::step(self)
+    }
+    fn save_periodic_if_due(&self) -> Result<()> {
+        Run::save_periodic_if_due(self)
+    }
+    fn finish(self, end: EndReason) -> TrainReport {
+        Run::finish(self, end)
+    }
 }
 
 /// Everything a run works on: the model and optimizer, data, counters, and the run folder

@@ -1,0 +1,333 @@
+//! The three branches a sublayer wraps, forward and backward side by side, all through the
+//! [`Backend`] seam: self-attention (the encoder's with a key padding mask, the decoder's
+//! causal), cross-attention over the encoder output, and the MLP.
+//!
+//! Shapes: `h [N,C]` the branch input (`N = B·T` rows), `branch [N,C]` its output,
+//! `enc [B·S, C]` the encoder output. Backward functions accumulate into `dh` (and `d_enc`).
+
+use super::params::{DecoderBlock, EncoderBlock};
+use super::sublayer::{wb, wb_mut};
+use crate::backend::cpu::Cpu;
+use crate::backend::{Backend, CrossDims, Dims};
+use crate::config::Activation;
+use crate::params::TensorInfo;
+
+/// Self-attention activations: `qkv [N,3C]`, `att [N,C]`, `lse [B,H,T]`.
+#[derive(Debug, Default)]
+pub(crate) struct AttnActs {
+    pub qkv: Vec<f32>,
+    pub att: Vec<f32>,
+    pub lse: Vec<f32>,
+}
+
+impl AttnActs {
+    pub fn new(n: usize, c: usize, b: usize, nh: usize, t: usize) -> Self {
+        AttnActs {
+            qkv: vec![0.0; n * 3 * c],
+            att: vec![0.0; n * c],
+            lse: vec![0.0; b * nh * t],
+        }
+    }
+}
+
+/// Cross-attention activations: `q [B·T,C]`, `kv [B·S,2C]`, `att [B·T,C]`, `lse [B,H,T]`.
+#[derive(Debug, Default)]
+pub(crate) struct CrossActs {
+    pub q: Vec<f32>,
+    pub kv: Vec<f32>,
+    pub att: Vec<f32>,
+    pub lse: Vec<f32>,
+}
+
+impl CrossActs {
+    pub fn new(nt: usize, ns: usize, c: usize, b: usize, nh: usize, t: usize) -> Self {
+        CrossActs {
+            q: vec![0.0; nt * c],
+            kv: vec![0.0; ns * 2 * c],
+            att: vec![0.0; nt * c],
+            lse: vec![0.0; b * nh * t],
+        }
+    }
+}
+
+/// MLP activations: `fc [N,hidden]` (after forward: the activation's derivative),
+/// `act [N,hidden]`.
+#[derive(Debug, Default)]
+pub(crate) struct MlpActs {
+    pub fc: Vec<f32>,
+    pub act: Vec<f32>,
+}
+
+impl MlpActs {
+    pub fn new(n: usize, hidden: usize) -> Self {
+        MlpActs {
+            fc: vec![0.0; n * hidden],
+            act: vec![0.0; n * hidden],
+        }
+    }
+}
+
+/// Which keys a self-attention row sees.
+#[derive(Clone, Copy)]
+pub(crate) enum SelfMask<'a> {
+    /// the decoder's: keys `0..=i`
+    Causal,
+    /// the encoder's: every key not marked as padding in `[B,T]`
+    KeyPad(&'a [bool]),
+}
+
+/// The parameters and the geometry a branch call needs.
+#[derive(Clone, Copy)]
+pub(crate) struct Ctx<'a> {
+    pub dev: &'a Cpu,
+    pub tensors: &'a [TensorInfo],
+    pub p: &'a [f32],
+    /// sequences, query rows per sequence, channels, heads
+    pub b: usize,
+    pub t: usize,
+    pub c: usize,
+    pub nh: usize,
+}
+
+impl Ctx<'_> {
+    fn self_dims(&self) -> CrossDims {
+        let (t, c) = (self.t, self.c);
+        let (b, nh) = (self.b, self.nh);
+        CrossDims {
+            b,
+            tq: t,
+            tk: t,
+            c,
+            nh,
+            qs: 3 * c,
+            kvs: 3 * c,
+        }
+    }
+    fn dims(&self) -> Dims {
+        Dims {
+            b: self.b,
+            t: self.t,
+            c: self.c,
+            nh: self.nh,
+        }
+    }
+    fn cross_dims(&self, s: usize) -> CrossDims {
+        let (b, t, c, nh) = (self.b, self.t, self.c, self.nh);
+        CrossDims {
+            b,
+            tq: t,
+            tk: s,
+            c,
+            nh,
+            qs: c,
+            kvs: 2 * c,
+        }
+    }
+}
+
+/// `branch = Attn(h·Wqkvᵀ + b)·Woᵀ + bo`.
+pub(crate) fn self_attn_forward(
+    x: Ctx<'_>,
+    blk: &EncoderBlock,
+    h: &[f32],
+    a: &mut AttnActs,
+    mask: SelfMask<'_>,
+    work: &mut [f32],
+    branch: &mut [f32],
+) {
+    let (dev, c) = (x.dev, x.c);
+    let (w, b) = wb(x.tensors, x.p, blk.c_attn);
+    dev.linear_forward(&mut a.qkv, h, w, b, c);
+    match mask {
+        SelfMask::Causal => {
+            dev.attention_forward(&mut a.att, &mut a.lse, &a.qkv, work, x.dims(), None)
+        }
+        SelfMask::KeyPad(m) => {
+            let (q, k, v) = (&a.qkv[..], &a.qkv[c..], &a.qkv[2 * c..]);
+            dev.cross_attention_forward(
+                &mut a.att,
+                &mut a.lse,
+                q,
+                k,
+                v,
+                Some(m),
+                work,
+                x.self_dims(),
+            )
+        }
+    }
+    let (w, b) = wb(x.tensors, x.p, blk.attn_proj);
+    dev.linear_forward(branch, &a.att, w, b, c);
+}
+
+/// Backward of [`self_attn_forward`]; `datt [N,C]`, `dqkv [N,3C]` are scratch.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn self_attn_backward(
+    x: Ctx<'_>,
+    g: &mut [f32],
+    blk: &EncoderBlock,
+    h: &[f32],
+    a: &AttnActs,
+    mask: SelfMask<'_>,
+    dbranch: &[f32],
+    dh: &mut [f32],
+    datt: &mut [f32],
+    dqkv: &mut [f32],
+    work: &mut [f32],
+) {
+    let (dev, c) = (x.dev, x.c);
+    let (w, _) = wb(x.tensors, x.p, blk.attn_proj);
+    let (dw, db) = wb_mut(x.tensors, g, blk.attn_proj);
+    dev.linear_backward(Some(&mut *datt), dw, db, dbranch, &a.att, w, c, false);
+    match mask {
+        SelfMask::Causal => {
+            dev.attention_backward(dqkv, datt, &a.att, &a.lse, &a.qkv, work, x.dims(), None)
+        }
+        SelfMask::KeyPad(m) => {
+            let (q, k, v) = (&a.qkv[..], &a.qkv[c..], &a.qkv[2 * c..]);
+            let (att, lse) = (&a.att[..], &a.lse[..]);
+            dev.cross_attention_backward(
+                dqkv,
+                None,
+                datt,
+                att,
+                lse,
+                q,
+                k,
+                v,
+                Some(m),
+                work,
+                x.self_dims(),
+            )
+        }
+    }
+    let (w, _) = wb(x.tensors, x.p, blk.c_attn);
+    let (dw, db) = wb_mut(x.tensors, g, blk.c_attn);
+    dev.linear_backward(Some(dh), dw, db, dqkv, h, w, c, true);
+}
+
+/// `branch = Attn(q = h·Wqᵀ + bq; k, v = enc·Wkvᵀ + bkv)·Woᵀ + bo` over the source keys not
+/// marked in `key_pad [B,S]`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn cross_forward(
+    x: Ctx<'_>,
+    blk: &DecoderBlock,
+    h: &[f32],
+    enc: &[f32],
+    s: usize,
+    a: &mut CrossActs,
+    key_pad: &[bool],
+    work: &mut [f32],
+    branch: &mut [f32],
+) {
+    let (dev, c) = (x.dev, x.c);
+    let (w, b) = wb(x.tensors, x.p, blk.q_proj);
+    dev.linear_forward(&mut a.q, h, w, b, c);
+    let (w, b) = wb(x.tensors, x.p, blk.kv_proj);
+    dev.linear_forward(&mut a.kv, enc, w, b, c);
+    let (k, v) = (&a.kv[..], &a.kv[c..]);
+    dev.cross_attention_forward(
+        &mut a.att,
+        &mut a.lse,
+        &a.q,
+        k,
+        v,
+        Some(key_pad),
+        work,
+        x.cross_dims(s),
+    );
+    let (w, b) = wb(x.tensors, x.p, blk.cross_proj);
+    dev.linear_forward(branch, &a.att, w, b, c);
+}
+
+/// The scratch [`cross_backward`] writes: `datt, dq [B·T,C]`, `dkv [B·S,2C]`, the workspace.
+pub(crate) struct CrossScratch<'a> {
+    pub datt: &'a mut [f32],
+    pub dq: &'a mut [f32],
+    pub dkv: &'a mut [f32],
+    pub work: &'a mut [f32],
+}
+
+/// Backward of [`cross_forward`]: accumulates into `dh` and into `d_enc [B·S,C]`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn cross_backward(
+    x: Ctx<'_>,
+    g: &mut [f32],
+    blk: &DecoderBlock,
+    h: &[f32],
+    enc: &[f32],
+    s: usize,
+    a: &CrossActs,
+    key_pad: &[bool],
+    dbranch: &[f32],
+    dh: &mut [f32],
+    d_enc: &mut [f32],
+    sc: CrossScratch<'_>,
+) {
+    let (dev, c) = (x.dev, x.c);
+    let (w, _) = wb(x.tensors, x.p, blk.cross_proj);
+    let (dw, db) = wb_mut(x.tensors, g, blk.cross_proj);
+    dev.linear_backward(Some(&mut *sc.datt), dw, db, dbranch, &a.att, w, c, false);
+    let (k, v) = (&a.kv[..], &a.kv[c..]);
+    let d = x.cross_dims(s);
+    let dkv = Some(&mut *sc.dkv);
+    dev.cross_attention_backward(
+        sc.dq,
+        dkv,
+        sc.datt,
+        &a.att,
+        &a.lse,
+        &a.q,
+        k,
+        v,
+        Some(key_pad),
+        sc.work,
+        d,
+    );
+    let (w, _) = wb(x.tensors, x.p, blk.q_proj);
+    let (dw, db) = wb_mut(x.tensors, g, blk.q_proj);
+    dev.linear_backward(Some(dh), dw, db, sc.dq, h, w, c, true);
+    let (w, _) = wb(x.tensors, x.p, blk.kv_proj);
+    let (dw, db) = wb_mut(x.tensors, g, blk.kv_proj);
+    dev.linear_backward(Some(d_enc), dw, db, sc.dkv, enc, w, c, true);
+}
+
+/// `branch = act(h·W1ᵀ + b1)·W2ᵀ + b2`.
+pub(crate) fn mlp_forward(
+    x: Ctx<'_>,
+    blk: &EncoderBlock,
+    act: Activation,
+    h: &[f32],
+    m: &mut MlpActs,
+    branch: &mut [f32],
+) {
+    let (dev, c) = (x.dev, x.c);
+    let (w, b) = wb(x.tensors, x.p, blk.c_fc);
+    dev.linear_forward(&mut m.fc, h, w, None, c);
+    dev.gelu_forward_keep_derivative(&mut m.act, &mut m.fc, b, act);
+    let (w, b) = wb(x.tensors, x.p, blk.mlp_proj);
+    dev.linear_forward(branch, &m.act, w, b, m.fc.len() / (h.len() / c));
+}
+
+/// Backward of [`mlp_forward`]; `dfc [N,hidden]` is scratch.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn mlp_backward(
+    x: Ctx<'_>,
+    g: &mut [f32],
+    blk: &EncoderBlock,
+    h: &[f32],
+    m: &MlpActs,
+    dbranch: &[f32],
+    dh: &mut [f32],
+    dfc: &mut [f32],
+) {
+    let (dev, c) = (x.dev, x.c);
+    let hidden = m.fc.len() / (h.len() / c);
+    let (w, _) = wb(x.tensors, x.p, blk.mlp_proj);
+    let (dw, db) = wb_mut(x.tensors, g, blk.mlp_proj);
+    dev.linear_backward(Some(&mut *dfc), dw, db, dbranch, &m.act, w, hidden, false);
+    dev.gelu_backward(dfc, &m.fc);
+    let (w, _) = wb(x.tensors, x.p, blk.c_fc);
+    let (dw, db) = wb_mut(x.tensors, g, blk.c_fc);
+    dev.linear_backward(Some(dh), dw, db, dfc, h, w, c, true);
+}

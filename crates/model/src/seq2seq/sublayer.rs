@@ -1,0 +1,130 @@
+//! One residual sublayer, pre- or post-LN, around a branch `F` (attention, cross-attention or
+//! MLP), forward and backward side by side. Shapes: the stream `x, out [N,C]`.
+//!
+//! Pre-LN:  `h = LN(x)`, `out = x + F(h)`;   backward: `dx = dy + LN'(F'(dy))`.
+//! Post-LN: `r = x + F(x)`, `out = LN(r)`;   backward: `dr = LN'(dy)`, `dx = dr + F'(dr)`.
+//! `F'` accumulates into the gradient of its input (`dinput += ∂F/∂input · dbranch`) and
+//! into its parameters' gradients.
+
+use super::config::Norm;
+use crate::backend::cpu::Cpu;
+use crate::backend::Backend;
+use crate::params::TensorInfo;
+use crate::params::Wb;
+
+/// A sublayer's saved activations.
+#[derive(Debug, Default)]
+pub(crate) struct Sub {
+    /// pre-LN: `LN(x)` (the branch input) `[N,C]`; post-LN: unused
+    pub ln: Vec<f32>,
+    /// LayerNorm row means `[N]`
+    pub mean: Vec<f32>,
+    /// LayerNorm row reciprocal standard deviations `[N]`
+    pub rstd: Vec<f32>,
+    /// post-LN: `x + F(x)` (the LayerNorm input) `[N,C]`; pre-LN: unused
+    pub sum: Vec<f32>,
+    /// the stream after the sublayer `[N,C]`
+    pub out: Vec<f32>,
+}
+
+impl Sub {
+    /// Buffers for `n` rows of `c` channels.
+    pub fn new(norm: Norm, n: usize, c: usize) -> Self {
+        let (ln, sum) = match norm {
+            Norm::Pre => (vec![0.0; n * c], Vec::new()),
+            Norm::Post => (Vec::new(), vec![0.0; n * c]),
+        };
+        Sub {
+            ln,
+            mean: vec![0.0; n],
+            rstd: vec![0.0; n],
+            sum,
+            out: vec![0.0; n * c],
+        }
+    }
+}
+
+/// `(w, b)` of a weight and optional bias in the flat buffer `p`.
+pub(crate) fn wb<'a>(t: &[TensorInfo], p: &'a [f32], x: Wb) -> (&'a [f32], Option<&'a [f32]>) {
+    (&p[t[x.w].range()], x.b.map(|b| &p[t[b].range()]))
+}
+
+/// Mutable `(dw, db)` of a weight and its bias (the bias follows the weight in the layout).
+pub(crate) fn wb_mut<'a>(
+    t: &[TensorInfo],
+    g: &'a mut [f32],
+    x: Wb,
+) -> (&'a mut [f32], Option<&'a mut [f32]>) {
+    let rw = t[x.w].range();
+    match x.b {
+        Some(b) => {
+            let rb = t[b].range();
+            let (head, tail) = g.split_at_mut(rb.start);
+            (&mut head[rw], Some(&mut tail[..rb.len()]))
+        }
+        None => (&mut g[rw], None),
+    }
+}
+
+/// Forward: `branch` is scratch `[N,C]`; `f(h, branch)` writes `F(h)` into `branch`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward(
+    dev: &Cpu,
+    norm: Norm,
+    tensors: &[TensorInfo],
+    p: &[f32],
+    ln: Wb,
+    x: &[f32],
+    s: &mut Sub,
+    branch: &mut [f32],
+    f: impl FnOnce(&[f32], &mut [f32]),
+) {
+    let (w, b) = wb(tensors, p, ln);
+    match norm {
+        Norm::Pre => {
+            dev.layernorm_forward(&mut s.ln, &mut s.mean, &mut s.rstd, x, w, b);
+            f(&s.ln, branch);
+            dev.residual(&mut s.out, x, branch);
+        }
+        Norm::Post => {
+            f(x, branch);
+            dev.residual(&mut s.sum, x, branch);
+            dev.layernorm_forward(&mut s.out, &mut s.mean, &mut s.rstd, &s.sum, w, b);
+        }
+    }
+}
+
+/// Backward from `dy` (the gradient of `out`) to `dx` (overwritten); `dh` is scratch `[N,C]`;
+/// `f_back(dbranch, dinput, grads)` accumulates the branch's input and parameter gradients.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward(
+    dev: &Cpu,
+    norm: Norm,
+    tensors: &[TensorInfo],
+    p: &[f32],
+    g: &mut [f32],
+    ln: Wb,
+    x: &[f32],
+    s: &Sub,
+    dy: &[f32],
+    dx: &mut [f32],
+    dh: &mut [f32],
+    f_back: impl FnOnce(&[f32], &mut [f32], &mut [f32]),
+) {
+    let (w, _) = wb(tensors, p, ln);
+    match norm {
+        Norm::Pre => {
+            dev.copy(dx, dy);
+            dev.zero(dh);
+            f_back(dy, dh, g);
+            let (dw, db) = wb_mut(tensors, g, ln);
+            dev.layernorm_backward(dx, dw, db, dh, x, w, &s.mean, &s.rstd, true);
+        }
+        Norm::Post => {
+            let (dw, db) = wb_mut(tensors, g, ln);
+            dev.layernorm_backward(dh, dw, db, dy, &s.sum, w, &s.mean, &s.rstd, false);
+            dev.copy(dx, dh);
+            f_back(dh, dx, g);
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! The encoder–decoder beyond the PyTorch fixtures: whole-model gradients by finite
+//! differences, padding that changes nothing for the real tokens, the cached decoder against
+//! the training forward (one beam and several with reordering), learning, and bad input.
+
+use lmforge_model::seq2seq::{Norm, Seq2seq, Seq2seqBatch, Seq2seqConfig};
+use lmforge_model::{Activation, PosEncoding};
+
+fn cfg(norm: Norm, pos: PosEncoding, tie: bool) -> Seq2seqConfig {
+    let mut c = Seq2seqConfig::new(11, 13, 2, 2, 8, 6, 7);
+    c.norm = norm;
+    c.pos_encoding = pos;
+    c.tie_embeddings = tie;
+    c.activation = Activation::GeluTanh;
+    c
+}
+
+/// A model whose weights are 4× the init (attention far from uniform).
+fn model(c: Seq2seqConfig, seed: u64) -> Seq2seq {
+    let mut m = Seq2seq::new(c, seed).unwrap();
+    let tensors = m.layout().tensors.clone();
+    for t in tensors.iter().filter(|t| !t.name.contains(".ln_")) {
+        m.params_mut()[t.range()].iter_mut().for_each(|x| *x *= 4.0);
+    }
+    m
+}
+
+struct Pairs {
+    b: usize,
+    s: usize,
+    t: usize,
+    src: Vec<u32>,
+    tgt_in: Vec<u32>,
+    tgt_out: Vec<i32>,
+}
+
+impl Pairs {
+    fn batch(&self) -> Seq2seqBatch<'_> {
+        Seq2seqBatch {
+            batch: self.b,
+            src_len: self.s,
+            tgt_len: self.t,
+            src: &self.src,
+            tgt_in: &self.tgt_in,
+            tgt_out: &self.tgt_out,
+            src_pad_id: 0,
+        }
+    }
+}
+
+/// Pad `pairs` (source, target) to one batch: `<bos>` = 1, `<eos>` = 2, pad = 0.
+fn pad(pairs: &[(Vec<u32>, Vec<u32>)]) -> Pairs {
+    let s = pairs.iter().map(|p| p.0.len()).max().unwrap();
+    let t = pairs.iter().map(|p| p.1.len() + 1).max().unwrap();
+    let mut out = Pairs {
+        b: pairs.len(),
+        s,
+        t,
+        src: vec![],
+        tgt_in: vec![],
+        tgt_out: vec![],
+    };
+    for (src, tgt) in pairs {
+        out.src
+            .extend(src.iter().copied().chain(std::iter::repeat(0)).take(s));
+        let tin = std::iter::once(1).chain(tgt.iter().copied());
+        out.tgt_in.extend(tin.chain(std::iter::repeat(0)).take(t));
+        let tout = tgt.iter().map(|&x| x as i32).chain(std::iter::once(2));
+        out.tgt_out
+            .extend(tout.chain(std::iter::repeat(-1)).take(t));
+    }
+    out
+}
+
+fn sample_pairs() -> Vec<(Vec<u32>, Vec<u32>)> {
+    vec![
+        (vec![3, 4, 5, 6, 7, 8], vec![8, 7, 6, 5, 4, 3]),
+        (vec![9, 10, 3], vec![3, 10]),
+        (vec![5, 5, 4, 3], vec![12, 11, 4]),
+    ]
+}
+
+#[test]
+fn whole_model_gradients_match_finite_differences() {
+    for (norm, pos, tie) in [
+        (Norm::Pre, PosEncoding::Learned, true),
+        (Norm::Post, PosEncoding::Sinusoidal, false),
+    ] {
+        let mut m = model(cfg(norm, pos, tie), 7);
+        let p = pad(&sample_pairs());
+        m.zero_grad();
+        m.forward(&p.batch()).unwrap();
+        m.backward().unwrap();
+        let grads = m.grads().to_vec();
+        let n = m.num_params();
+        let eps = 1e-2f32;
+        let mut checked = 0;
+        for i in (0..n).step_by(n / 97 + 1) {
+            let orig = m.params()[i];
+            m.params_mut()[i] = orig + eps;
+            let fp = m.loss(&p.batch()).unwrap() as f64;
+            m.params_mut()[i] = orig - eps;
+            let fm = m.loss(&p.batch()).unwrap() as f64;
+            m.params_mut()[i] = orig;
+            let fd = (fp - fm) / (2.0 * eps as f64);
+            let an = grads[i] as f64;
+            assert!(
+                (fd - an).abs() <= 5e-3 * (1.0 + fd.abs().max(an.abs())),
+                "{norm:?} param {i}: fd {fd} vs {an}"
+            );
+            checked += 1;
+        }
+        assert!(checked > 90);
+    }
+}
+
+#[test]
+fn padding_changes_nothing_for_real_tokens() {
+    let mut m = model(cfg(Norm::Post, PosEncoding::Learned, true), 3);
+    let pairs = sample_pairs();
+    let batch = pad(&pairs);
+    let all = m.logits(&batch.batch()).unwrap().to_vec();
+    let v = 13;
+    for (i, pair) in pairs.iter().enumerate() {
+        let one = pad(std::slice::from_ref(pair));
+        let alone = m.logits(&one.batch()).unwrap().to_vec();
+        for r in 0..one.t {
+            let (a, b) = (
+                &alone[r * v..(r + 1) * v],
+                &all[(i * batch.t + r) * v..][..v],
+            );
+            for (x, y) in a.iter().zip(b) {
+                assert!((x - y).abs() < 1e-5, "pair {i} row {r}: {x} vs {y}");
+            }
+        }
+    }
+}
+
+#[test]
+fn cached_decoder_matches_the_training_forward() {
+    for (norm, pos) in [
+        (Norm::Pre, PosEncoding::Learned),
+        (Norm::Post, PosEncoding::Sinusoidal),
+    ] {
+        let mut m = model(cfg(norm, pos, false), 5);
+        let src = vec![3u32, 9, 4, 7, 10];
+        // three histories; after 3 steps beam 0 continues beam 2, beam 1 beam 0, beam 2 beam 2
+        let hist: [Vec<u32>; 3] = [vec![1, 4, 5, 6], vec![1, 7, 8, 3], vec![1, 12, 3, 3]];
+        let full = |m: &mut Seq2seq, h: &[u32]| {
+            let p = pad(&[(src.clone(), h[1..].to_vec())]);
+            m.logits(&p.batch()).unwrap().to_vec()
+        };
+        let want: Vec<Vec<f32>> = hist.iter().map(|h| full(&mut m, h)).collect();
+        let parents = [2usize, 0, 2];
+        let tail = [11u32, 5, 9];
+        let after: Vec<Vec<f32>> = (0..3)
+            .map(|i| {
+                let mut h = hist[parents[i]][..3].to_vec();
+                h.push(tail[i]);
+                full(&mut m, &h)
+            })
+            .collect();
+        let v = 13;
+        let mut d = m.decoder();
+        d.encode(&src).unwrap();
+        d.start(3);
+        for pos in 0..4 {
+            let toks: Vec<u32> = if pos < 3 {
+                hist.iter().map(|h| h[pos]).collect()
+            } else {
+                tail.to_vec()
+            };
+            if pos == 3 {
+                d.reorder(&parents).unwrap();
+            }
+            let got = d.step(&toks).unwrap().to_vec();
+            for beam in 0..3 {
+                let w = if pos < 3 { &want[beam] } else { &after[beam] };
+                let (g, w) = (&got[beam * v..(beam + 1) * v], &w[pos * v..(pos + 1) * v]);
+                for (x, y) in g.iter().zip(w) {
+                    assert!(
+                        (x - y).abs() < 1e-5,
+                        "{norm:?} pos {pos} beam {beam}: {x} vs {y}"
+                    );
+                }
+            }
+        }
+        assert_eq!(d.position(), 4);
+    }
+}
+
+#[test]
+fn learns_to_reverse() {
+    let mut c = Seq2seqConfig::new(8, 8, 1, 2, 32, 4, 5);
+    c.share_embeddings = true;
+    let mut m = Seq2seq::new(c, 1).unwrap();
+    let mut opt = lmforge_model::AdamW::for_tensors(
+        m.backend(),
+        &m.layout().tensors.clone(),
+        Default::default(),
+    );
+    let dev = lmforge_model::Cpu::new();
+    let mut rng = lmforge_model::rng::Rng::new(9);
+    let mut first = 0.0;
+    let mut last = 0.0;
+    for step in 0..300 {
+        let pairs: Vec<_> = (0..8)
+            .map(|_| {
+                let n = 1 + (rng.next_u64() % 4) as usize;
+                let s: Vec<u32> = (0..n).map(|_| 3 + (rng.next_u64() % 5) as u32).collect();
+                let t: Vec<u32> = s.iter().rev().copied().collect();
+                (s, t)
+            })
+            .collect();
+        let p = pad(&pairs);
+        m.zero_grad();
+        let loss = m.forward(&p.batch()).unwrap();
+        m.backward().unwrap();
+        m.clip_grad_norm(1.0);
+        let (pp, g) = m.params_and_grads();
+        opt.step_flat(&dev, pp, g, 3e-3).unwrap();
+        if step == 0 {
+            first = loss;
+        }
+        if step >= 280 {
+            last += loss / 20.0;
+        }
+    }
+    assert!(
+        last < first * 0.45,
+        "loss {first} -> mean of the last 20 steps {last}"
+    );
+}
+
+#[test]
+fn bad_input_is_an_error_not_a_panic() {
+    let mut m = model(cfg(Norm::Pre, PosEncoding::Learned, true), 1);
+    let p = pad(&sample_pairs());
+    let mut b = p.batch();
+    b.src_len = 5; // not what the data holds
+    assert!(m.forward(&b).unwrap_err().to_string().contains("ids"));
+    let long = pad(&[(vec![3; 7], vec![4])]);
+    assert!(m
+        .forward(&long.batch())
+        .unwrap_err()
+        .to_string()
+        .contains("src_block_size"));
+    let bad_id = pad(&[(vec![3, 11], vec![4])]);
+    assert!(m
+        .forward(&bad_id.batch())
+        .unwrap_err()
+        .to_string()
+        .contains("vocab"));
+    let all_pad = pad(&[(vec![0, 0], vec![4])]);
+    assert!(m
+        .forward(&all_pad.batch())
+        .unwrap_err()
+        .to_string()
+        .contains("padding"));
+    assert!(m.backward().is_err());
+    let mut d = m.decoder();
+    assert!(d.step(&[1]).is_err());
+    assert!(d.encode(&[]).is_err());
+    assert!(d.encode(&[3; 7]).is_err());
+    d.encode(&[3, 4]).unwrap();
+    d.start(2);
+    assert!(d.step(&[1]).is_err());
+    assert!(d.step(&[1, 13]).is_err());
+    assert!(d.reorder(&[0, 2]).is_err());
+    for _ in 0..7 {
+        d.step(&[1, 1]).unwrap();
+    }
+    assert!(d
+        .step(&[1, 1])
+        .unwrap_err()
+        .to_string()
+        .contains("tgt_block_size"));
+}
