@@ -27,7 +27,7 @@ use lmforge_tokenizer::{
 
 use crate::download::fetch_archive;
 use crate::meta::{Meta, SourceMeta, TokenizerMeta, META_VERSION};
-use crate::split::train_count;
+use crate::split::{train_count, val_file_count};
 use crate::{wikitext, DataError, Dtype, Result, TokenWriter, ValSplit};
 
 /// Which tokenizer to use.
@@ -158,7 +158,7 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport> {
             "--block-size must be at least 1".into(),
         ));
     }
-    if let ValSplit::Fraction(f) = opts.split {
+    if let ValSplit::Fraction(f) | ValSplit::Files(f) = opts.split {
         if !(f > 0.0 && f < 1.0) {
             return Err(DataError::InvalidOption(format!(
                 "--val-fraction must be between 0 and 1 (exclusive), got {f}"
@@ -217,8 +217,13 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport> {
             writers.push(("val", val));
         }
     }
+    if opts.split == ValSplit::None && opts.wikitext.is_none() {
+        let val = TokenWriter::create(&opts.out.join("val.bin"), dtype, &fingerprint)?;
+        writers.push(("val", val));
+    }
     for (name, w) in &writers {
-        if *name != "test" {
+        let no_val = *name == "val" && opts.split == ValSplit::None;
+        if *name != "test" && !no_val {
             check_size(
                 name,
                 w.count(),
@@ -366,6 +371,42 @@ fn resolve_streams(opts: &PrepareOptions) -> Result<(Vec<Stream>, String)> {
                 format!("sources: val from {}", val_specs.join(", ")),
             ))
         }
+        ValSplit::Files(f) => {
+            if train.len() < 2 {
+                return Err(DataError::InvalidOption(format!(
+                    "val_split = files needs at least 2 source files (found {}); use \
+                     val_split = tail to hold out the end of the text instead",
+                    train.len()
+                )));
+            }
+            let mut train = train;
+            let val = train.split_off(train.len() - val_file_count(train.len(), *f));
+            let rule = format!(
+                "files: the last {} of {} source files are val",
+                val.len(),
+                train.len() + val.len()
+            );
+            Ok((
+                vec![
+                    Stream {
+                        name: "train",
+                        files: train,
+                    },
+                    Stream {
+                        name: "val",
+                        files: val,
+                    },
+                ],
+                rule,
+            ))
+        }
+        ValSplit::None => Ok((
+            vec![Stream {
+                name: "train",
+                files: train,
+            }],
+            "none: no validation split".into(),
+        )),
     }
 }
 

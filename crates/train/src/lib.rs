@@ -17,6 +17,7 @@ pub mod config;
 pub mod early_stop;
 pub mod error;
 pub mod metrics;
+pub mod modes;
 pub mod progress;
 pub mod run;
 pub mod schedule;
