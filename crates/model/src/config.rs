@@ -17,6 +17,54 @@ pub enum PosEncoding {
     Sinusoidal,
     /// Rotary embeddings on q and k (Hugging Face Llama "rotate_half" layout); no wpe.
     Rope,
+    /// Both: the fixed sin/cos table added to the token embeddings *and* RoPE on q and k
+    /// (the "GPT and Transformer Models" seed). Serialised as `"sinusoidal+rope"`.
+    #[serde(rename = "sinusoidal+rope")]
+    SinusoidalRope,
+}
+
+impl PosEncoding {
+    /// A sin/cos table is added to the token embeddings (`sinusoidal`, `sinusoidal+rope`).
+    pub fn adds_sinusoidal(self) -> bool {
+        matches!(self, PosEncoding::Sinusoidal | PosEncoding::SinusoidalRope)
+    }
+
+    /// q and k are rotated (`rope`, `sinusoidal+rope`).
+    pub fn rotates(self) -> bool {
+        matches!(self, PosEncoding::Rope | PosEncoding::SinusoidalRope)
+    }
+
+    /// The setting's spelling in config files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            PosEncoding::Learned => "learned",
+            PosEncoding::Sinusoidal => "sinusoidal",
+            PosEncoding::Rope => "rope",
+            PosEncoding::SinusoidalRope => "sinusoidal+rope",
+        }
+    }
+}
+
+/// Where each block's LayerNorms sit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Norm {
+    /// GPT-2 / nanoGPT: `x = x + attn(ln_1(x)); x = x + mlp(ln_2(x))`.
+    #[default]
+    Pre,
+    /// The original Transformer / GPT-1: `x = ln_1(x + attn(x)); x = ln_2(x + mlp(x))`.
+    /// `ln_f` stays before the head (see `docs/architecture.md`, "Model switches").
+    Post,
+}
+
+impl Norm {
+    /// The setting's spelling in config files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Norm::Pre => "pre",
+            Norm::Post => "post",
+        }
+    }
 }
 
 /// MLP non-linearity.
@@ -28,6 +76,19 @@ pub enum Activation {
     Gelu,
     /// Tanh approximation (`nn.GELU(approximate="tanh")`, GPT-2's original).
     GeluTanh,
+    /// `max(x, 0)` (`nn.ReLU()`, the original Transformer's feed-forward).
+    Relu,
+}
+
+impl Activation {
+    /// The setting's spelling in config files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Gelu => "gelu",
+            Activation::GeluTanh => "gelu_tanh",
+            Activation::Relu => "relu",
+        }
+    }
 }
 
 fn d_true() -> bool {
@@ -56,6 +117,16 @@ pub struct ModelConfig {
     /// Biases in Linear layers and LayerNorms.
     #[serde(default = "d_true")]
     pub bias: bool,
+    /// A bias on the fused q/k/v projection (`c_attn.bias`); `None` follows `bias`. The
+    /// attention output projection's bias (`c_proj.bias`) always follows `bias`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qkv_bias: Option<bool>,
+    /// A bias on the untied output layer (`lm_head.bias [V]`); needs `tie_embeddings = false`.
+    #[serde(default)]
+    pub head_bias: bool,
+    /// Pre-LN (GPT-2) or post-LN (original Transformer) blocks.
+    #[serde(default)]
+    pub norm: Norm,
     /// Dropout probability (embedding, attention probabilities, residual branches).
     #[serde(default)]
     pub dropout: f32,
@@ -106,6 +177,9 @@ impl ModelConfig {
             n_embd,
             block_size,
             bias: true,
+            qkv_bias: None,
+            head_bias: false,
+            norm: Norm::Pre,
             dropout: 0.0,
             tie_embeddings: true,
             pos_encoding: PosEncoding::Learned,
@@ -131,6 +205,11 @@ impl ModelConfig {
         self.n_embd / self.n_head.max(1)
     }
 
+    /// Whether `c_attn` has a bias: `qkv_bias` when set, else `bias`.
+    pub fn qkv_has_bias(&self) -> bool {
+        self.qkv_bias.unwrap_or(self.bias)
+    }
+
     /// MLP hidden width.
     pub fn hidden(&self) -> usize {
         self.mlp_ratio * self.n_embd
@@ -141,14 +220,15 @@ impl ModelConfig {
     /// layers is sized without building its layout.
     pub fn param_count(&self) -> Option<usize> {
         let (c, v, b) = (self.n_embd, self.vocab_size, usize::from(self.bias));
+        let qb = usize::from(self.qkv_has_bias());
         let h = self.mlp_ratio.checked_mul(c)?;
         let c2 = c.checked_mul(c)?;
-        // ln_1, ln_2: c (+c); c_attn: 3c·c (+3c); attn c_proj: c·c (+c); c_fc: h·c (+h);
-        // mlp c_proj: c·h (+c).
+        // ln_1, ln_2: c (+c); c_attn: 3c·c (+3c with qkv bias); attn c_proj: c·c (+c);
+        // c_fc: h·c (+h); mlp c_proj: c·h (+c).
         let per_layer = [
             c.checked_mul(2 + 2 * b)?,
             c2.checked_mul(4)?,
-            c.checked_mul(4 * b)?,
+            c.checked_mul(3 * qb + b)?,
             h.checked_mul(c)?.checked_mul(2)?,
             h.checked_mul(b)?,
             c.checked_mul(b)?,
@@ -161,10 +241,18 @@ impl ModelConfig {
             _ => 0,
         };
         let head = if self.tie_embeddings { 0 } else { wte };
+        let head_bias = if self.head_bias { v } else { 0 };
         let ln_f = c.checked_mul(1 + b)?;
-        [wte, wpe, self.n_layer.checked_mul(per_layer)?, ln_f, head]
-            .into_iter()
-            .try_fold(0usize, usize::checked_add)
+        [
+            wte,
+            wpe,
+            self.n_layer.checked_mul(per_layer)?,
+            ln_f,
+            head,
+            head_bias,
+        ]
+        .into_iter()
+        .try_fold(0usize, usize::checked_add)
     }
 
     /// Check every field; the error names the offending one.
@@ -226,12 +314,32 @@ impl ModelConfig {
         if !(0.0..1.0).contains(&self.dropout) {
             return bad("dropout", format!("{} is not in [0, 1)", self.dropout));
         }
-        if self.pos_encoding == PosEncoding::Rope {
+        // TODO(arch): remove once the math lands (this commit is the config contract only)
+        if self.norm == Norm::Post {
+            return bad("norm", "post-LN is not implemented yet".into());
+        }
+        if self.head_bias && !self.tie_embeddings {
+            return bad(
+                "head_bias",
+                "an output-layer bias is not implemented yet".into(),
+            );
+        }
+        if self.head_bias && self.tie_embeddings {
+            return bad(
+                "head_bias",
+                "an output-layer bias needs an untied head: set tie_embeddings = false".into(),
+            );
+        }
+        if self.pos_encoding.rotates() {
             if !self.head_size().is_multiple_of(2) {
                 return bad(
                     "n_head",
                     format!(
-                        "RoPE needs an even head size, got n_embd/n_head = {}",
+                        "RoPE (pos_encoding = {}) needs an even head size, got n_embd/n_head = \
+                         {}/{} = {}: pick n_head so the quotient is even",
+                        self.pos_encoding.name(),
+                        self.n_embd,
+                        self.n_head,
                         self.head_size()
                     ),
                 );
@@ -243,8 +351,14 @@ impl ModelConfig {
                 );
             }
         }
-        if self.pos_encoding == PosEncoding::Sinusoidal && !self.n_embd.is_multiple_of(2) {
-            return bad("n_embd", "sinusoidal positions need an even n_embd".into());
+        if self.pos_encoding.adds_sinusoidal() && !self.n_embd.is_multiple_of(2) {
+            return bad(
+                "n_embd",
+                format!(
+                    "sinusoidal positions need an even n_embd, got {}",
+                    self.n_embd
+                ),
+            );
         }
         Ok(())
     }
@@ -345,5 +459,61 @@ mod tests {
         let min = r#"{"vocab_size":5,"n_layer":1,"n_head":1,"n_embd":4,"block_size":3}"#;
         let d: ModelConfig = serde_json::from_str(min).unwrap();
         assert_eq!(d, ModelConfig::new(5, 1, 1, 4, 3));
+        assert_eq!((d.norm, d.qkv_bias, d.head_bias), (Norm::Pre, None, false));
+        assert!(d.qkv_has_bias());
+    }
+
+    #[test]
+    fn new_switches_serialise_as_documented() {
+        let mut c = ModelConfig::preset("tiny").unwrap();
+        (c.norm, c.activation, c.pos_encoding) =
+            (Norm::Post, Activation::Relu, PosEncoding::SinusoidalRope);
+        (c.qkv_bias, c.head_bias, c.tie_embeddings) = (Some(false), true, false);
+        let s = serde_json::to_string(&c).unwrap();
+        for want in [
+            r#""norm":"post""#,
+            r#""activation":"relu""#,
+            r#""pos_encoding":"sinusoidal+rope""#,
+            r#""qkv_bias":false"#,
+            r#""head_bias":true"#,
+        ] {
+            assert!(s.contains(want), "{want} missing from {s}");
+        }
+        assert_eq!(serde_json::from_str::<ModelConfig>(&s).unwrap(), c);
+        assert!(!c.qkv_has_bias() && c.bias);
+        // unset qkv_bias is not written (old readers see the config they know)
+        let plain = serde_json::to_string(&ModelConfig::preset("tiny").unwrap()).unwrap();
+        assert!(!plain.contains("qkv_bias"), "{plain}");
+        for (p, name) in [
+            (PosEncoding::Learned, "learned"),
+            (PosEncoding::Sinusoidal, "sinusoidal"),
+            (PosEncoding::Rope, "rope"),
+            (PosEncoding::SinusoidalRope, "sinusoidal+rope"),
+        ] {
+            assert_eq!(serde_json::to_string(&p).unwrap(), format!("\"{name}\""));
+            assert_eq!(p.name(), name);
+        }
+    }
+
+    #[test]
+    fn head_bias_needs_an_untied_head_and_both_encodings_need_even_sizes() {
+        let mut c = ModelConfig::preset("tiny").unwrap();
+        c.head_bias = true;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("head_bias") && e.contains("tie_embeddings"),
+            "{e}"
+        );
+        let mut c = ModelConfig::new(10, 1, 2, 6, 4); // head size 3
+        c.pos_encoding = PosEncoding::SinusoidalRope;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("RoPE") && e.contains("sinusoidal+rope"), "{e}");
+        let mut c = ModelConfig::new(10, 1, 1, 5, 4); // odd width
+        c.pos_encoding = PosEncoding::Sinusoidal;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("even n_embd"));
     }
 }

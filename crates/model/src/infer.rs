@@ -75,9 +75,9 @@ impl<'m, B: Backend> InferenceSession<'m, B> {
             start_pos: 0,
             hist_offset: 0,
             exact_context: false,
-            stage_pos: staged(bs * e, c.pos_encoding == PosEncoding::Sinusoidal),
-            stage_cos: staged(bs * half, c.pos_encoding == PosEncoding::Rope),
-            stage_sin: staged(bs * half, c.pos_encoding == PosEncoding::Rope),
+            stage_pos: staged(bs * e, c.pos_encoding.adds_sinusoidal()),
+            stage_cos: staged(bs * half, c.pos_encoding.rotates()),
+            stage_sin: staged(bs * half, c.pos_encoding.rotates()),
             host_stage: vec![0.0; bs * e.max(half)],
             logits_dev: dev.alloc(c.vocab_size),
             logits: vec![0.0; c.vocab_size],
@@ -234,26 +234,24 @@ impl<'m, B: Backend> InferenceSession<'m, B> {
         let (e, hs) = (cfg.n_embd, cfg.head_size());
         let half = hs / 2;
         let host = &mut self.host_stage;
-        match cfg.pos_encoding {
-            PosEncoding::Sinusoidal => {
-                for r in 0..m {
-                    sinusoidal_row(p0 + r, &mut host[r * e..(r + 1) * e]);
-                }
-                dev.upload(B::dst(&mut self.stage_pos, 0..m * e), &host[..m * e]);
+        // `sinusoidal+rope` stages both, one after the other through the same host buffer
+        if cfg.pos_encoding.adds_sinusoidal() {
+            for r in 0..m {
+                sinusoidal_row(p0 + r, &mut host[r * e..(r + 1) * e]);
             }
-            PosEncoding::Rope => {
-                let (cos, sin) = host.split_at_mut(m * half);
-                for r in 0..m {
-                    let (c, s) = (
-                        &mut cos[r * half..(r + 1) * half],
-                        &mut sin[r * half..(r + 1) * half],
-                    );
-                    angles(p0 + r, hs, cfg.rope_theta, c, s);
-                }
-                dev.upload(B::dst(&mut self.stage_cos, 0..m * half), &cos[..m * half]);
-                dev.upload(B::dst(&mut self.stage_sin, 0..m * half), &sin[..m * half]);
+            dev.upload(B::dst(&mut self.stage_pos, 0..m * e), &host[..m * e]);
+        }
+        if cfg.pos_encoding.rotates() {
+            let (cos, sin) = host.split_at_mut(m * half);
+            for r in 0..m {
+                let (c, s) = (
+                    &mut cos[r * half..(r + 1) * half],
+                    &mut sin[r * half..(r + 1) * half],
+                );
+                angles(p0 + r, hs, cfg.rope_theta, c, s);
             }
-            PosEncoding::Learned => {}
+            dev.upload(B::dst(&mut self.stage_cos, 0..m * half), &cos[..m * half]);
+            dev.upload(B::dst(&mut self.stage_sin, 0..m * half), &sin[..m * half]);
         }
     }
 
@@ -278,8 +276,12 @@ impl<'m, B: Backend> InferenceSession<'m, B> {
                 let (w, r) = (lay.r(i).start, rows(e));
                 B::src(&model.params, w + r.start..w + r.end)
             }),
-            PosEncoding::Sinusoidal if staged => Some(B::src(&self.stage_pos, 0..m * e)),
-            PosEncoding::Sinusoidal => model.tables.sin.as_ref().map(|t| B::src(t, rows(e))),
+            PosEncoding::Sinusoidal | PosEncoding::SinusoidalRope if staged => {
+                Some(B::src(&self.stage_pos, 0..m * e))
+            }
+            PosEncoding::Sinusoidal | PosEncoding::SinusoidalRope => {
+                model.tables.sin.as_ref().map(|t| B::src(t, rows(e)))
+            }
             PosEncoding::Rope => None,
         };
         let rope = match (&model.tables.rope, staged) {

@@ -76,7 +76,7 @@ mod pass;
 pub mod rng;
 
 pub use backend::{cpu::Cpu, Backend};
-pub use config::{Activation, ModelConfig, PosEncoding};
+pub use config::{Activation, ModelConfig, Norm, PosEncoding};
 pub use dtype::{DtypeArg, Precision};
 pub use error::{Error, Result};
 pub use infer::InferenceSession;

@@ -60,9 +60,9 @@ struct LossOf<'a> {
 
 /// Fixed position tables in backend memory.
 pub(crate) struct PosTables<B: Backend> {
-    /// sinusoidal positions `[block_size, C]` (sinusoidal models only)
+    /// sinusoidal positions `[block_size, C]` (`sinusoidal` and `sinusoidal+rope`)
     pub sin: Option<B::Buf>,
-    /// RoPE `cos, sin [block_size, hs/2]` (RoPE models only)
+    /// RoPE `cos, sin [block_size, hs/2]` (`rope` and `sinusoidal+rope`)
     pub rope: Option<(B::Buf, B::Buf)>,
 }
 
@@ -216,9 +216,8 @@ impl<B: Backend> Gpt<B> {
         };
         let (bs, c) = (config.block_size, config.n_embd);
         let tables = PosTables {
-            sin: (config.pos_encoding == PosEncoding::Sinusoidal)
-                .then(|| upload(sinusoidal_table(bs, c))),
-            rope: (config.pos_encoding == PosEncoding::Rope).then(|| {
+            sin: (config.pos_encoding.adds_sinusoidal()).then(|| upload(sinusoidal_table(bs, c))),
+            rope: (config.pos_encoding.rotates()).then(|| {
                 let t = RopeTable::new(bs, config.head_size(), config.rope_theta);
                 (upload(t.cos), upload(t.sin))
             }),
@@ -736,7 +735,7 @@ pub(crate) fn positions<'a, B: Backend>(
     let whole = |b: &'a B::Buf| B::src(b, 0..B::len(b));
     let table = match cfg.pos_encoding {
         PosEncoding::Learned => lay.wpe.map(|i| B::src(params, lay.r(i))),
-        PosEncoding::Sinusoidal => tables.sin.as_ref().map(whole),
+        PosEncoding::Sinusoidal | PosEncoding::SinusoidalRope => tables.sin.as_ref().map(whole),
         PosEncoding::Rope => None,
     };
     let rope = tables.rope.as_ref().map(|(c, s)| (whole(c), whole(s)));

@@ -73,6 +73,8 @@ pub struct ParamLayout {
     pub ln_f: Wb,
     /// `lm_head.weight` when untied; the tied head reads `wte`.
     pub lm_head: Option<usize>,
+    /// `lm_head.bias [V]` (untied heads with `head_bias` only)
+    pub lm_head_bias: Option<usize>,
 }
 
 struct Builder {
@@ -94,10 +96,12 @@ impl Builder {
         self.tensors.len() - 1
     }
     fn linear(&mut self, name: &str, out: usize, inp: usize) -> Wb {
+        self.linear_with(name, out, inp, self.bias)
+    }
+    /// A Linear whose bias does not follow the model's `bias` (`c_attn`, `lm_head`).
+    fn linear_with(&mut self, name: &str, out: usize, inp: usize, bias: bool) -> Wb {
         let w = self.add(format!("{name}.weight"), vec![out, inp]);
-        let b = self
-            .bias
-            .then(|| self.add(format!("{name}.bias"), vec![out]));
+        let b = bias.then(|| self.add(format!("{name}.bias"), vec![out]));
         Wb { w, b }
     }
     fn layernorm(&mut self, name: &str, c: usize) -> Wb {
@@ -124,7 +128,12 @@ impl ParamLayout {
                 let p = format!("transformer.h.{i}");
                 BlockParams {
                     ln_1: bld.layernorm(&format!("{p}.ln_1"), c),
-                    c_attn: bld.linear(&format!("{p}.attn.c_attn"), 3 * c, c),
+                    c_attn: bld.linear_with(
+                        &format!("{p}.attn.c_attn"),
+                        3 * c,
+                        c,
+                        cfg.qkv_has_bias(),
+                    ),
                     attn_proj: bld.linear(&format!("{p}.attn.c_proj"), c, c),
                     ln_2: bld.layernorm(&format!("{p}.ln_2"), c),
                     c_fc: bld.linear(&format!("{p}.mlp.c_fc"), h, c),
@@ -133,7 +142,7 @@ impl ParamLayout {
             })
             .collect();
         let ln_f = bld.layernorm("transformer.ln_f", c);
-        let lm_head = (!cfg.tie_embeddings).then(|| bld.add("lm_head.weight".into(), vec![v, c]));
+        let head = (!cfg.tie_embeddings).then(|| bld.linear_with("lm_head", v, c, cfg.head_bias));
         ParamLayout {
             tensors: bld.tensors,
             total: bld.total,
@@ -141,7 +150,8 @@ impl ParamLayout {
             wpe,
             blocks,
             ln_f,
-            lm_head,
+            lm_head: head.map(|h| h.w),
+            lm_head_bias: head.and_then(|h| h.b),
         }
     }
 

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use lmforge_model::{Activation, DtypeArg, ModelConfig, PosEncoding};
+use lmforge_model::{Activation, DtypeArg, ModelConfig, Norm, PosEncoding};
 use serde::{Deserialize, Serialize};
 
 use crate::{Result, TrainError};
@@ -54,11 +54,17 @@ pub struct TrainConfig {
     pub dropout: f32,
     /// biases in Linear and LayerNorm layers
     pub bias: bool,
+    /// A bias on the q/k/v projection (`c_attn`); unset follows `bias`.
+    pub qkv_bias: Option<bool>,
     /// share `wte` with the output head
     pub tie_embeddings: bool,
-    /// learned, sinusoidal or rope.
+    /// A bias on the untied output layer (`lm_head.bias`; needs tie_embeddings = false).
+    pub head_bias: bool,
+    /// Block layout: pre (GPT-2: `x + f(LN(x))`) or post (original Transformer: `LN(x + f(x))`).
+    pub norm: String,
+    /// learned, sinusoidal, rope or sinusoidal+rope (the sin/cos table and RoPE on q/k).
     pub pos_encoding: String,
-    /// gelu (exact) or gelu_tanh.
+    /// gelu (exact), gelu_tanh or relu.
     pub activation: String,
     /// MLP width as a multiple of n_embd
     pub mlp_ratio: usize,
@@ -186,7 +192,10 @@ impl Default for TrainConfig {
             vocab_size: None,
             dropout: 0.0,
             bias: true,
+            qkv_bias: None,
             tie_embeddings: true,
+            head_bias: false,
+            norm: "pre".into(),
             pos_encoding: "learned".into(),
             activation: "gelu".into(),
             mlp_ratio: 4,
@@ -376,6 +385,13 @@ impl TrainConfig {
         }
         self.pos_encoding()?;
         self.activation()?;
+        self.norm()?;
+        if self.head_bias && self.tie_embeddings {
+            return bad(
+                "head_bias",
+                "an output-layer bias needs an untied head: add --tie-embeddings false",
+            );
+        }
         self.dtype_arg()?;
         Ok(())
     }
@@ -392,8 +408,9 @@ impl TrainConfig {
             "learned" => Ok(PosEncoding::Learned),
             "sinusoidal" => Ok(PosEncoding::Sinusoidal),
             "rope" => Ok(PosEncoding::Rope),
+            "sinusoidal+rope" => Ok(PosEncoding::SinusoidalRope),
             other => Err(TrainError::Config(format!(
-                "pos_encoding: '{other}' is not one of learned, sinusoidal, rope"
+                "pos_encoding: '{other}' is not one of learned, sinusoidal, rope, sinusoidal+rope"
             ))),
         }
     }
@@ -402,8 +419,19 @@ impl TrainConfig {
         match self.activation.as_str() {
             "gelu" => Ok(Activation::Gelu),
             "gelu_tanh" => Ok(Activation::GeluTanh),
+            "relu" => Ok(Activation::Relu),
             other => Err(TrainError::Config(format!(
-                "activation: '{other}' is not one of gelu, gelu_tanh"
+                "activation: '{other}' is not one of gelu, gelu_tanh, relu"
+            ))),
+        }
+    }
+
+    fn norm(&self) -> Result<Norm> {
+        match self.norm.as_str() {
+            "pre" => Ok(Norm::Pre),
+            "post" => Ok(Norm::Post),
+            other => Err(TrainError::Config(format!(
+                "norm: '{other}' is not one of pre, post"
             ))),
         }
     }
@@ -425,7 +453,10 @@ impl TrainConfig {
         }
         m.dropout = self.dropout;
         m.bias = self.bias;
+        m.qkv_bias = self.qkv_bias;
         m.tie_embeddings = self.tie_embeddings;
+        m.head_bias = self.head_bias;
+        m.norm = self.norm()?;
         m.pos_encoding = self.pos_encoding()?;
         m.activation = self.activation()?;
         m.mlp_ratio = self.mlp_ratio;

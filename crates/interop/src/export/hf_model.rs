@@ -43,6 +43,7 @@ fn hf_activation(a: Activation) -> &'static str {
     match a {
         Activation::Gelu => "gelu",
         Activation::GeluTanh => "gelu_new",
+        Activation::Relu => "relu",
     }
 }
 

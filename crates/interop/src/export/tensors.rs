@@ -153,7 +153,9 @@ impl<'a> Source<'a> {
         let cfg = self.model.config();
         Ok(match cfg.pos_encoding {
             PosEncoding::Learned => Some(self.get("transformer.wpe.weight")?.to_vec()),
-            PosEncoding::Sinusoidal => Some(sinusoidal_table(cfg.block_size, cfg.n_embd)),
+            PosEncoding::Sinusoidal | PosEncoding::SinusoidalRope => {
+                Some(sinusoidal_table(cfg.block_size, cfg.n_embd))
+            }
             PosEncoding::Rope => None,
         })
     }

@@ -1135,7 +1135,7 @@ fn erf(z: f64) -> f64 {
     }
 }
 
-/// `(gelu(x), gelu'(x))` in f64.
+/// `(act(x), act'(x))` in f64 (ReLU's derivative at 0 is torch's 0).
 fn gelu_ref(x: f64, act: Activation) -> (f64, f64) {
     match act {
         Activation::Gelu => {
@@ -1153,18 +1153,20 @@ fn gelu_ref(x: f64, act: Activation) -> (f64, f64) {
                 0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * du,
             )
         }
+        Activation::Relu if x > 0.0 => (x, 1.0),
+        Activation::Relu => (0.0, 0.0),
     }
 }
 
-/// GELU (exact and tanh) forward, forward keeping the derivative in place, backward; bias
-/// or not; inputs reaching the tails; finite differences.
+/// The MLP activation (GELU exact and tanh, ReLU) forward, forward keeping the derivative
+/// in place, backward; bias or not; inputs reaching the tails; finite differences.
 pub fn gelu<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> {
     let mut ck = Checker::new(dev, tol);
     for (n, h) in [(1, 1), (7, 3), (7, 17), (7, 1201)] {
         let x = randn(n * h, 60, 3.0, 0.0);
         let bias = randn(h, 61, 1.0, 0.0);
         let (xr, br) = (ck.up(&x), ck.up(&bias));
-        for act in [Activation::Gelu, Activation::GeluTanh] {
+        for act in [Activation::Gelu, Activation::GeluTanh, Activation::Relu] {
             for with_bias in [true, false] {
                 let case = format!("n={n} h={h} {act:?} bias={with_bias}");
                 let pre = |k: usize| x[k] as f64 + if with_bias { bias[k % h] as f64 } else { 0.0 };
@@ -1198,7 +1200,7 @@ pub fn gelu<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> {
             }
         }
     }
-    for act in [Activation::Gelu, Activation::GeluTanh] {
+    for act in [Activation::Gelu, Activation::GeluTanh, Activation::Relu] {
         let (n, h) = (4, 9);
         ck.at("gelu_backward", format!("n={n} h={h} {act:?} bias=true"));
         let (x, bias, g) = (

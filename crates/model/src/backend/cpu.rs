@@ -224,7 +224,10 @@ impl Backend for Cpu {
     }
 
     fn gelu_forward(&self, y: &mut [f32], x: &[f32], bias: Option<&[f32]>, act: Activation) {
-        ops::gelu::forward(y, x, bias, act);
+        match act {
+            Activation::Relu => ops::relu::forward(y, x, bias),
+            _ => ops::gelu::forward(y, x, bias, act),
+        }
     }
     fn gelu_forward_keep_derivative(
         &self,
@@ -233,7 +236,10 @@ impl Backend for Cpu {
         bias: Option<&[f32]>,
         act: Activation,
     ) {
-        ops::gelu::forward_keep_derivative(y, x, bias, act);
+        match act {
+            Activation::Relu => ops::relu::forward_keep_derivative(y, x, bias),
+            _ => ops::gelu::forward_keep_derivative(y, x, bias, act),
+        }
     }
     fn gelu_backward(&self, d: &mut [f32], g: &[f32]) {
         ops::gelu::backward_from_derivative(d, g);

@@ -206,9 +206,11 @@ pub trait Backend: Send + Sync + Sized + 'static {
         accumulate_dx: bool,
     );
 
-    // ---- GELU `x, y [N,H]`, `bias [H]` (the fused bias of the Linear before it) ------------
+    // ---- the MLP activation `x, y [N,H]`, `bias [H]` (the fused bias of the Linear before it)
+    // Named after GELU, the default; `act` also selects ReLU (same entry points: value,
+    // value with the derivative kept in place, and the product with that derivative).
 
-    /// `y = gelu(x + bias)`.
+    /// `y = act(x + bias)` (`act`: GELU, its tanh approximation, or ReLU).
     fn gelu_forward(
         &self,
         y: Self::Dst<'_>,
@@ -216,7 +218,7 @@ pub trait Backend: Send + Sync + Sized + 'static {
         bias: Option<Self::Src<'_>>,
         act: Activation,
     );
-    /// `y = gelu(x + bias)` and, in place, `x ← gelu'(x + bias)` (all backward needs).
+    /// `y = act(x + bias)` and, in place, `x ← act'(x + bias)` (all backward needs).
     fn gelu_forward_keep_derivative(
         &self,
         y: Self::Dst<'_>,

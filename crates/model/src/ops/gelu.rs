@@ -121,6 +121,7 @@ fn task_len(bias: &[f32]) -> usize {
 /// shares the erf/tanh between value and derivative, so backward is a plain product
 /// ([`backward_from_derivative`]). `bias [H]` is added per row of `x [N, H]`: it is the fused
 /// bias of the linear layer that produced `x`.
+/// `act` is a GELU flavour (ReLU has its own op, [`super::relu`]).
 pub fn forward_keep_derivative(
     y: &mut [f32],
     x: &mut [f32],
@@ -142,7 +143,7 @@ pub fn backward_from_derivative(d: &mut [f32], g: &[f32]) {
         .for_each(|(d, g)| mul_chunk(d, g));
 }
 
-/// `y = gelu(x + bias)` (`bias [H]` per row of `x [N, H]`, optional).
+/// `y = gelu(x + bias)` (`bias [H]` per row of `x [N, H]`, optional; `act` a GELU flavour).
 pub fn forward(y: &mut [f32], x: &[f32], bias: Option<&[f32]>, act: Activation) {
     let t = act == Activation::GeluTanh;
     let bias = bias.unwrap_or(&[]);

@@ -13,6 +13,7 @@ pub mod layernorm;
 pub mod linear;
 pub mod math;
 pub mod matmul;
+pub mod relu;
 pub mod residual;
 pub mod rope;
 pub mod sendptr;

@@ -95,11 +95,7 @@ fn check_model_settings(cfg: &TrainConfig, src: &ModelConfig) -> Result<()> {
             format!("{} (it may only shrink)", src.block_size),
         );
     }
-    let src_pos = format!("{:?}", src.pos_encoding).to_lowercase();
-    let src_act = match src.activation {
-        lmforge_model::Activation::Gelu => "gelu",
-        lmforge_model::Activation::GeluTanh => "gelu_tanh",
-    };
+    let (src_pos, src_act) = (src.pos_encoding.name(), src.activation.name());
     // Flags with defaults: only a value changed from the default is an explicit choice.
     let flags = [
         (
@@ -118,13 +114,31 @@ fn check_model_settings(cfg: &TrainConfig, src: &ModelConfig) -> Result<()> {
             "pos_encoding",
             cfg.pos_encoding != d.pos_encoding && cfg.pos_encoding != src_pos,
             cfg.pos_encoding.clone(),
-            src_pos.clone(),
+            src_pos.to_string(),
         ),
         (
             "activation",
             cfg.activation != d.activation && cfg.activation != src_act,
             cfg.activation.clone(),
             src_act.to_string(),
+        ),
+        (
+            "qkv_bias",
+            cfg.qkv_bias.is_some_and(|q| q != src.qkv_has_bias()),
+            cfg.qkv_bias.map_or_else(String::new, |q| q.to_string()),
+            src.qkv_has_bias().to_string(),
+        ),
+        (
+            "head_bias",
+            cfg.head_bias != d.head_bias && cfg.head_bias != src.head_bias,
+            cfg.head_bias.to_string(),
+            src.head_bias.to_string(),
+        ),
+        (
+            "norm",
+            cfg.norm != d.norm && cfg.norm != src.norm.name(),
+            cfg.norm.clone(),
+            src.norm.name().to_string(),
         ),
         (
             "mlp_ratio",
