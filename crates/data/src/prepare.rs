@@ -22,7 +22,7 @@ use lmforge_corpus::{
     DEFAULT_CHUNK_BYTES,
 };
 use lmforge_tokenizer::{
-    write_atomic, StreamEncoder, StreamOptions, Tokenizer, TokenizerError, TrainKind,
+    write_atomic, StreamEncoder, StreamOptions, Tokenizer, TokenizerError, TrainKind, WordOptions,
 };
 
 use crate::download::fetch_archive;
@@ -96,6 +96,8 @@ pub struct PrepareOptions {
     pub lossy: bool,
     /// No progress output.
     pub quiet: bool,
+    /// How a trained `word` tokenizer splits (lowercase, whitespace kept or dropped).
+    pub word: WordOptions,
 }
 
 impl PrepareOptions {
@@ -115,6 +117,7 @@ impl PrepareOptions {
             strip_gutenberg: false,
             lossy: false,
             quiet: false,
+            word: WordOptions::default(),
         }
     }
 }
@@ -420,6 +423,7 @@ fn load_tokenizer(opts: &PrepareOptions, train_files: &[PathBuf]) -> Result<Arc<
                 lossy: opts.lossy,
                 strip_gutenberg: opts.strip_gutenberg,
                 quiet: opts.quiet,
+                word: opts.word,
                 ..StreamOptions::default()
             };
             match lmforge_tokenizer::train_from_paths(*kind, *vocab_size, train_files, &stream) {

@@ -25,6 +25,8 @@ pub struct StreamOptions {
     pub chunk_bytes: usize,
     /// Target size of the segments counted in parallel.
     pub segment_bytes: usize,
+    /// How a `word` tokenizer splits (other kinds ignore it).
+    pub word: crate::word::WordOptions,
 }
 
 impl Default for StreamOptions {
@@ -35,6 +37,7 @@ impl Default for StreamOptions {
             quiet: true,
             chunk_bytes: DEFAULT_CHUNK_BYTES,
             segment_bytes: CHUNK_BYTES,
+            word: crate::word::WordOptions::default(),
         }
     }
 }

@@ -171,6 +171,11 @@ pub struct TrainConfig {
     /// val_fraction of the source files, at least one) or none (no validation: early
     /// stopping and best/ are off).
     pub val_split: String,
+    /// Word tokenizer: lowercase the text before splitting (training and encoding).
+    pub word_lowercase: bool,
+    /// Word tokenizer: keep whitespace runs as tokens (decoding is exact); false splits on
+    /// `\w+|[^\w\s]` only, as the LLM-from-scratch seed, and decodes joining with spaces.
+    pub word_keep_whitespace: bool,
 }
 
 impl Default for TrainConfig {
@@ -238,6 +243,8 @@ impl Default for TrainConfig {
             stop_above_best: None,
             ckpt_every_epochs: None,
             val_split: "tail".into(),
+            word_lowercase: false,
+            word_keep_whitespace: true,
         }
     }
 }
@@ -378,6 +385,21 @@ impl TrainConfig {
             return bad("device", "only 'cpu' is available in this build");
         }
         crate::modes::validate(self)?;
+        let model_presets = lmforge_model::config::PRESETS;
+        if crate::workflows::find(&self.preset).is_none()
+            && !model_presets.contains(&self.preset.as_str())
+        {
+            let workflows: Vec<&str> = crate::workflows::WORKFLOWS.iter().map(|w| w.name).collect();
+            return bad(
+                "preset",
+                &format!(
+                    "'{}' is not a preset: workflows {}; models {}",
+                    self.preset,
+                    workflows.join(", "),
+                    model_presets.join(", ")
+                ),
+            );
+        }
         if let Some(e) = self.max_epochs {
             if e.is_nan() || e <= 0.0 {
                 return bad("max_epochs", "must be positive");
@@ -439,7 +461,7 @@ impl TrainConfig {
     /// The model config: the preset, overridden by the fields set here, with the
     /// vocabulary of the tokenizer (`tokenizer_vocab`) unless `vocab_size` is given.
     pub fn model_config(&self, tokenizer_vocab: usize) -> Result<ModelConfig> {
-        let mut m = ModelConfig::preset(&self.preset)?;
+        let mut m = ModelConfig::preset(self.model_preset())?;
         m.n_layer = self.n_layer.unwrap_or(m.n_layer);
         m.n_head = self.n_head.unwrap_or(m.n_head);
         m.n_embd = self.n_embd.unwrap_or(m.n_embd);
@@ -462,6 +484,15 @@ impl TrainConfig {
         m.mlp_ratio = self.mlp_ratio;
         m.validate()?;
         Ok(m)
+    }
+
+    /// The model preset the shape starts from: `preset`, or for a workflow preset
+    /// ([`crate::workflows`]) the base its settings override.
+    pub fn model_preset(&self) -> &str {
+        match crate::workflows::find(&self.preset) {
+            Some(_) => crate::workflows::MODEL_BASE,
+            None => &self.preset,
+        }
     }
 
     /// Names of settings that differ from `other` and may not change on resume.

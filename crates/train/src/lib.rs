@@ -22,6 +22,7 @@ pub mod progress;
 pub mod run;
 pub mod schedule;
 pub mod settings;
+pub mod workflows;
 
 pub use args::RunArgs;
 pub use config::TrainConfig;

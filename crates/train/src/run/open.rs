@@ -288,9 +288,13 @@ fn data_for_new_run(
     };
     p.block_size = match block_size.or(cfg.block_size) {
         Some(t) => t,
-        None => ModelConfig::preset(&cfg.preset)?.block_size,
+        None => ModelConfig::preset(cfg.model_preset())?.block_size,
     };
     p.strip_gutenberg = cfg.strip_gutenberg;
+    p.word = lmforge_tokenizer::WordOptions {
+        lowercase: cfg.word_lowercase,
+        keep_whitespace: cfg.word_keep_whitespace,
+    };
     p.quiet = quiet;
     let report = prepare(&p)?;
     if !quiet {
