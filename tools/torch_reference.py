@@ -2,12 +2,14 @@
 """PyTorch reference GPT (nanoGPT semantics) and the golden fixtures for lmforge's model tests.
 
 The model here is the reference that lmforge's hand-written forward/backward must match:
-nanoGPT's model.py GPT (dropout 0) plus the options lmforge adds -- bias on/off, tied or
-untied lm_head, exact or tanh GELU, and learned / sinusoidal / RoPE positions.  Parameter
+nanoGPT's model.py GPT (dropout 0) plus the options lmforge adds -- bias on/off, a q/k/v bias
+apart from it, tied or untied lm_head (with or without a bias), exact or tanh GELU or ReLU,
+pre-LN or post-LN blocks, and learned / sinusoidal / RoPE / sinusoidal+RoPE positions.  Parameter
 names are nanoGPT's state_dict names (a tied head is stored once, as transformer.wte.weight).
 bench_train.py and bench_generate.py import GPT/GPTConfig from this file.
 
-Running the script writes, for each variant (learned_bias, learned_nobias, rope, sinusoidal),
+Running the script writes, for each variant (learned_bias, learned_nobias, rope, sinusoidal,
+post_relu_sinrope, post_learned, head_bias),
 crates/model/tests/fixtures/<variant>.json (config, batch, optimizer settings) and
 <variant>.safetensors holding:
   <param name>            initial parameters (fp32)
@@ -54,10 +56,19 @@ class GPTConfig:
     bias: bool = True
     dropout: float = 0.0
     tie_embeddings: bool = True
-    pos_encoding: str = "learned"  # learned | sinusoidal | rope
-    activation: str = "gelu"  # gelu (exact erf) | gelu_tanh
+    pos_encoding: str = "learned"  # learned | sinusoidal | rope | sinusoidal+rope
+    activation: str = "gelu"  # gelu (exact erf) | gelu_tanh | relu
     mlp_ratio: int = 4
     rope_theta: float = 10000.0
+    qkv_bias: bool | None = None  # c_attn.bias; None follows `bias`
+    head_bias: bool = False  # lm_head.bias (untied heads only)
+    norm: str = "pre"  # pre: x + f(ln(x)) | post: ln(x + f(x)); ln_f before the head either way
+
+    def adds_sinusoidal(self) -> bool:
+        return self.pos_encoding in ("sinusoidal", "sinusoidal+rope")
+
+    def rotates(self) -> bool:
+        return self.pos_encoding in ("rope", "sinusoidal+rope")
 
     @classmethod
     def from_json(cls, d: dict) -> "GPTConfig":
@@ -107,10 +118,11 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: GPTConfig, attn_impl: str):
         super().__init__()
         assert cfg.n_embd % cfg.n_head == 0
-        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
+        qkv_bias = cfg.bias if cfg.qkv_bias is None else cfg.qkv_bias
+        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=qkv_bias)
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.n_head, self.n_embd = cfg.n_head, cfg.n_embd
-        self.rope = cfg.pos_encoding == "rope"
+        self.rope = cfg.rotates()
         self.attn_impl = attn_impl  # "eager" (nanoGPT's manual path) | "sdpa"
 
     def forward(self, x, rope_cos=None, rope_sin=None):
@@ -141,7 +153,10 @@ class MLP(nn.Module):
         super().__init__()
         hidden = cfg.mlp_ratio * cfg.n_embd
         self.c_fc = nn.Linear(cfg.n_embd, hidden, bias=cfg.bias)
-        self.act = nn.GELU(approximate={"gelu": "none", "gelu_tanh": "tanh"}[cfg.activation])
+        if cfg.activation == "relu":
+            self.act = nn.ReLU()
+        else:
+            self.act = nn.GELU(approximate={"gelu": "none", "gelu_tanh": "tanh"}[cfg.activation])
         self.c_proj = nn.Linear(hidden, cfg.n_embd, bias=cfg.bias)
 
     def forward(self, x):
@@ -155,8 +170,13 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(cfg, attn_impl)
         self.ln_2 = LayerNorm(cfg.n_embd, cfg.bias)
         self.mlp = MLP(cfg)
+        self.post = cfg.norm == "post"
 
     def forward(self, x, rope_cos=None, rope_sin=None):
+        if self.post:  # the original Transformer's: LayerNorm after each residual add
+            x = self.ln_1(x + self.attn(x, rope_cos, rope_sin))
+            x = self.ln_2(x + self.mlp(x))
+            return x
         x = x + self.attn(self.ln_1(x), rope_cos, rope_sin)
         x = x + self.mlp(self.ln_2(x))
         return x
@@ -166,7 +186,9 @@ class GPT(nn.Module):
     def __init__(self, cfg: GPTConfig, attn_impl: str = "eager"):
         super().__init__()
         assert cfg.dropout == 0.0, "the reference model has no dropout"
-        assert cfg.pos_encoding in ("learned", "sinusoidal", "rope"), cfg.pos_encoding
+        assert cfg.pos_encoding in ("learned", "sinusoidal", "rope", "sinusoidal+rope"), cfg.pos_encoding
+        assert cfg.norm in ("pre", "post"), cfg.norm
+        assert not (cfg.head_bias and cfg.tie_embeddings), "a head bias needs an untied head"
         self.config = cfg
         modules = dict(wte=nn.Embedding(cfg.vocab_size, cfg.n_embd))
         if cfg.pos_encoding == "learned":
@@ -175,11 +197,11 @@ class GPT(nn.Module):
         modules["ln_f"] = LayerNorm(cfg.n_embd, cfg.bias)
         self.transformer = nn.ModuleDict(modules)
         # Tied: the head is transformer.wte.weight itself (no lm_head parameter at all).
-        self.lm_head = None if cfg.tie_embeddings else nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        self.lm_head = None if cfg.tie_embeddings else nn.Linear(cfg.n_embd, cfg.vocab_size, bias=cfg.head_bias)
         # Fixed tables are non-persistent buffers: not in state_dict, so strict loads work.
-        if cfg.pos_encoding == "sinusoidal":
+        if cfg.adds_sinusoidal():
             self.register_buffer("pe", sinusoidal_table(cfg.block_size, cfg.n_embd), persistent=False)
-        if cfg.pos_encoding == "rope":
+        if cfg.rotates():
             cos, sin = rope_tables(cfg.block_size, cfg.n_embd // cfg.n_head, cfg.rope_theta)
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
@@ -202,23 +224,26 @@ class GPT(nn.Module):
     def head_weight(self):
         return self.transformer.wte.weight if self.lm_head is None else self.lm_head.weight
 
+    def head_bias(self):
+        return None if self.lm_head is None else self.lm_head.bias
+
     def forward(self, idx, targets=None):
         b, t = idx.size()
         assert t <= self.config.block_size, f"sequence length {t} > block_size {self.config.block_size}"
         x = self.transformer.wte(idx)
         if self.config.pos_encoding == "learned":
             x = x + self.transformer.wpe(torch.arange(t, device=idx.device))
-        elif self.config.pos_encoding == "sinusoidal":
+        elif self.config.adds_sinusoidal():
             x = x + self.pe[:t]
-        cos = self.rope_cos if self.config.pos_encoding == "rope" else None
-        sin = self.rope_sin if self.config.pos_encoding == "rope" else None
+        cos = self.rope_cos if self.config.rotates() else None
+        sin = self.rope_sin if self.config.rotates() else None
         for block in self.transformer.h:
             x = block(x, cos, sin)
         x = self.transformer.ln_f(x)
         if targets is None:
             # inference (as nanoGPT): only the last position goes through the head
-            return F.linear(x[:, [-1], :], self.head_weight()), None
-        logits = F.linear(x, self.head_weight())
+            return F.linear(x[:, [-1], :], self.head_weight(), self.head_bias()), None
+        logits = F.linear(x, self.head_weight(), self.head_bias())
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
         return logits, loss
 
@@ -255,6 +280,15 @@ VARIANTS = {
     "learned_nobias": dict(pos_encoding="learned", bias=False, activation="gelu_tanh", tie_embeddings=True),
     "rope": dict(pos_encoding="rope", bias=False, activation="gelu", tie_embeddings=False),
     "sinusoidal": dict(pos_encoding="sinusoidal", bias=True, activation="gelu", tie_embeddings=True),
+    # issue 14: the "GPT and Transformer Models" seed's block (post-LN, ReLU, no q/k/v bias,
+    # sin/cos table + RoPE, untied head; its nn.Linear head has a bias)
+    "post_relu_sinrope": dict(pos_encoding="sinusoidal+rope", bias=True, activation="relu", tie_embeddings=False,
+                              norm="post", qkv_bias=False, head_bias=True),
+    # post-LN with a q/k/v bias but none elsewhere, tied head
+    "post_learned": dict(pos_encoding="learned", bias=False, activation="gelu_tanh", tie_embeddings=True,
+                         norm="post", qkv_bias=True),
+    # JaneLM's shape: pre-LN, GELU, learned positions, untied output layer with a bias
+    "head_bias": dict(pos_encoding="learned", bias=True, activation="gelu", tie_embeddings=False, head_bias=True),
 }
 BATCH = dict(b=2, t=11)
 ADAMW = dict(lr=1e-2, beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.1)
@@ -264,6 +298,9 @@ SEED = 1337
 PERTURB_STD = 0.05
 CONFIG_KEYS = ["vocab_size", "n_layer", "n_head", "n_embd", "block_size", "bias", "dropout",
                "tie_embeddings", "pos_encoding", "activation", "mlp_ratio", "rope_theta"]
+# issue 14's keys: written only when a variant sets them (older fixtures stay byte-identical,
+# and a config.json without them loads as the defaults)
+SWITCH_KEYS = ["norm", "qkv_bias", "head_bias"]
 
 
 def snapshot(model: GPT, prefix: str, attr: str | None = None) -> dict[str, torch.Tensor]:
@@ -311,7 +348,7 @@ def make_fixture(variant: str):
         summary.append((loss.item(), norm.item()))
 
     meta = {
-        "config": {k: asdict(cfg)[k] for k in CONFIG_KEYS},
+        "config": {k: asdict(cfg)[k] for k in CONFIG_KEYS + [k for k in SWITCH_KEYS if k in VARIANTS[variant]]},
         "batch": dict(BATCH),
         "adamw": dict(ADAMW),
         "grad_clip": GRAD_CLIP,

@@ -3,9 +3,10 @@
 //! materialised (llm.c's fused classifier; Liger's fused linear cross-entropy).
 //!
 //! For each chunk of `m` rows of `x = ln_f(..)`:
-//! 1. `logits = x_chunk·Wᵀ`                          `[m,V]` in the one chunk buffer
+//! 1. `logits = x_chunk·Wᵀ (+ b)`                    `[m,V]` in the one chunk buffer
 //! 2. fused softmax + cross-entropy in place: row losses, and `logits ← dlogits`
 //! 3. with gradients: `dx_chunk = dlogits·W` `[m,C]`, `dW += dlogitsᵀ·x_chunk` `[V,C]`
+//!    (and `db += Σ_rows dlogits` `[V]` when the untied head has a bias, `head_bias`)
 //!
 //! Why the gradients are taken in the forward and *staged* here (not written to the model's
 //! gradients, not recomputed in backward): the head product is most of a step at a real
@@ -52,6 +53,8 @@ pub(crate) struct HeadBufs<B: Backend> {
     pub dx: B::Buf,
     /// staged `d loss / d W` of `lm_head` `[V, C]` (empty until gradients are first asked for)
     pub dw: B::Buf,
+    /// staged `d loss / d b` of `lm_head.bias` `[V]` (empty unless the head has a bias)
+    pub db: B::Buf,
 }
 
 impl<B: Backend> HeadBufs<B> {
@@ -62,11 +65,14 @@ impl<B: Backend> HeadBufs<B> {
             row_loss: dev.alloc(0),
             dx: dev.alloc(0),
             dw: dev.alloc(0),
+            db: dev.alloc(0),
         }
     }
 
     /// Grow the buffers for chunks of `chunk` rows over `n` rows (`grads`: also the staged
-    /// gradients). Only grows, so a training step allocates nothing.
+    /// gradients, `bias`: the head's bias gradient among them). Only grows, so a training
+    /// step allocates nothing.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn plan(
         &mut self,
         dev: &B,
@@ -75,6 +81,7 @@ impl<B: Backend> HeadBufs<B> {
         v: usize,
         chunk: usize,
         grads: bool,
+        bias: bool,
     ) {
         let g = usize::from(grads);
         for (buf, len) in [
@@ -82,6 +89,7 @@ impl<B: Backend> HeadBufs<B> {
             (&mut self.row_loss, chunk),
             (&mut self.dx, g * n * c),
             (&mut self.dw, g * v * c),
+            (&mut self.db, g * usize::from(bias) * v),
         ] {
             if B::len(buf) < len {
                 *buf = dev.alloc(len);
@@ -91,7 +99,7 @@ impl<B: Backend> HeadBufs<B> {
 
     /// Bytes held.
     pub(crate) fn bytes(&self) -> usize {
-        4 * [&self.logits, &self.row_loss, &self.dx, &self.dw]
+        4 * [&self.logits, &self.row_loss, &self.dx, &self.dw, &self.db]
             .iter()
             .map(|b| B::len(b))
             .sum::<usize>()
@@ -104,6 +112,8 @@ pub(crate) struct Inputs<'a, B: Backend> {
     pub x: &'a B::Buf,
     /// `lm_head` weight `[V, C]`
     pub w: B::Src<'a>,
+    /// `lm_head.bias` `[V]` (`head_bias` models only)
+    pub b: Option<B::Src<'a>>,
     /// `[N]`, −1 = ignored
     pub targets: &'a [i32],
     /// valid targets in the whole batch (the mean's divisor)
@@ -115,8 +125,8 @@ pub(crate) struct Inputs<'a, B: Backend> {
 }
 
 /// Loss of the shard's rows, summed (the mean's numerator). With `grads`, also stages
-/// `d (Σ loss / n_valid) / d x` in `bufs.dx` and the head weight's gradient in `bufs.dw`
-/// (overwritten, not accumulated).
+/// `d (Σ loss / n_valid) / d x` in `bufs.dx` and the head weight's (and bias's) gradient in
+/// `bufs.dw` (`bufs.db`), overwritten, not accumulated.
 pub(crate) fn run<B: Backend>(
     dev: &B,
     bufs: &mut HeadBufs<B>,
@@ -126,13 +136,16 @@ pub(crate) fn run<B: Backend>(
     let (n, c, v) = (inp.targets.len(), inp.c, inp.v);
     if grads {
         dev.zero(B::dst(&mut bufs.dw, 0..v * c));
+        if inp.b.is_some() {
+            dev.zero(B::dst(&mut bufs.db, 0..v));
+        }
     }
     let mut total = 0.0;
     let mut r0 = 0;
     while r0 < n {
         let m = inp.chunk.min(n - r0);
         let x = B::src(inp.x, r0 * c..(r0 + m) * c);
-        dev.linear_forward(B::dst(&mut bufs.logits, 0..m * v), x, inp.w, None, c);
+        dev.linear_forward(B::dst(&mut bufs.logits, 0..m * v), x, inp.w, inp.b, c);
         let logits = B::dst(&mut bufs.logits, 0..m * v);
         let row_loss = B::dst(&mut bufs.row_loss, 0..m);
         let tg = &inp.targets[r0..r0 + m];
@@ -143,7 +156,8 @@ pub(crate) fn run<B: Backend>(
                 B::dst(&mut bufs.dx, r0 * c..(r0 + m) * c),
                 B::dst(&mut bufs.dw, 0..v * c),
             );
-            dev.linear_backward(Some(dx), dw, None, dl, x, inp.w, c, false);
+            let db = inp.b.map(|_| B::dst(&mut bufs.db, 0..v));
+            dev.linear_backward(Some(dx), dw, db, dl, x, inp.w, c, false);
         }
         r0 += m;
     }

@@ -314,16 +314,6 @@ impl ModelConfig {
         if !(0.0..1.0).contains(&self.dropout) {
             return bad("dropout", format!("{} is not in [0, 1)", self.dropout));
         }
-        // TODO(arch): remove once the math lands (this commit is the config contract only)
-        if self.norm == Norm::Post {
-            return bad("norm", "post-LN is not implemented yet".into());
-        }
-        if self.head_bias && !self.tie_embeddings {
-            return bad(
-                "head_bias",
-                "an output-layer bias is not implemented yet".into(),
-            );
-        }
         if self.head_bias && self.tie_embeddings {
             return bad(
                 "head_bias",

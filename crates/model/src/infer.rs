@@ -311,7 +311,7 @@ impl<'m, B: Backend> InferenceSession<'m, B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ModelConfig, PosEncoding};
+    use crate::config::{Activation, ModelConfig, Norm, PosEncoding};
 
     fn model(pos: PosEncoding) -> Gpt {
         let mut c = ModelConfig::new(13, 2, 2, 16, 8);
@@ -329,14 +329,34 @@ mod tests {
         }
     }
 
+    /// Issue 14's switches on top of `pos`: post-LN, ReLU, no q/k/v bias, a head bias.
+    fn switched(pos: PosEncoding) -> Gpt {
+        let mut c = ModelConfig::new(13, 2, 2, 16, 8);
+        c.pos_encoding = pos;
+        (c.norm, c.activation, c.qkv_bias) = (Norm::Post, Activation::Relu, Some(false));
+        (c.tie_embeddings, c.head_bias) = (false, true);
+        let mut m = Gpt::new(c, 7).unwrap();
+        // a non-zero head bias, so the decode path must add it
+        for (name, _, p) in m.named_parameters_mut() {
+            if name == "lm_head.bias" {
+                p.iter_mut()
+                    .enumerate()
+                    .for_each(|(i, x)| *x = i as f32 * 0.1);
+            }
+        }
+        m
+    }
+
     #[test]
     fn cached_logits_equal_full_recompute_at_every_position() {
-        for pos in [
-            PosEncoding::Learned,
-            PosEncoding::Rope,
-            PosEncoding::Sinusoidal,
-        ] {
-            let mut m = model(pos);
+        let models = [
+            model(PosEncoding::Learned),
+            model(PosEncoding::Rope),
+            model(PosEncoding::Sinusoidal),
+            switched(PosEncoding::SinusoidalRope),
+            switched(PosEncoding::Learned),
+        ];
+        for mut m in models {
             m.set_training(false);
             let toks = seq(8);
             m.forward(&toks, None, 1, 8).unwrap();
@@ -395,7 +415,18 @@ mod tests {
             close(&got, &m.logits()[(l - 1) * 13..l * 13]);
         }
         // rope: sliding window keeps block_size positions and stays finite
-        let m = model(PosEncoding::Rope);
+        let rope_models = [
+            model(PosEncoding::Rope),
+            switched(PosEncoding::SinusoidalRope),
+        ];
+        for m in &rope_models {
+            sliding_window(m);
+        }
+    }
+
+    /// A sliding window keeps block_size positions, stays finite, and recomputes a history
+    /// that diverges from its cache.
+    fn sliding_window(m: &Gpt) {
         let mut s = m.session();
         let toks = seq(20);
         for n in 1..=20 {

@@ -459,7 +459,8 @@ impl<B: Backend> Gpt<B> {
             Head::Loss | Head::LossAndGrads => {
                 let grads = head == Head::LossAndGrads;
                 for h in &mut self.heads[..shards] {
-                    h.plan(dev, shard_b * t, c, v, self.pass.chunk, grads);
+                    let bias = self.layout.lm_head_bias.is_some();
+                    h.plan(dev, shard_b * t, c, v, self.pass.chunk, grads, bias);
                 }
             }
         }
@@ -596,6 +597,7 @@ impl<B: Backend> Gpt<B> {
             let inputs = classifier::Inputs {
                 x: &job.acts.ln_f,
                 w: net.w(net.lay.head()),
+                b: net.lay.lm_head_bias.map(|i| net.w(i)),
                 targets: &l.targets[r],
                 n_valid: l.n_valid,
                 c,
@@ -649,10 +651,15 @@ impl<B: Backend> Gpt<B> {
                 self.config.vocab_size * self.config.n_embd,
             );
             let (dev, heads) = (&self.dev, &mut self.heads[..self.pass.shards]);
+            let v = self
+                .layout
+                .lm_head_bias
+                .map_or(0, |_| self.config.vocab_size);
             B::enter(|| {
                 for h in heads {
                     dev.scale(B::dst(&mut h.dx, 0..nc), f);
                     dev.scale(B::dst(&mut h.dw, 0..vc), f);
+                    dev.scale(B::dst(&mut h.db, 0..v), f);
                 }
             });
             self.pass.grad_scale = scale;
@@ -694,6 +701,7 @@ impl<B: Backend> Gpt<B> {
             let head = HeadGrads {
                 dx: B::src(&h.dx, 0..m * c),
                 dw: B::src(&h.dw, 0..v * c),
+                db: net.lay.lm_head_bias.map(|_| B::src(&h.db, 0..v)),
             };
             pass::backward(&net, job.acts, job.grads, sh, pos, head);
             0.0 // nothing to sum: each shard's result is its gradient buffer

@@ -11,11 +11,14 @@
 //! `model.rs`); with one shard this is the plain full-batch pass. Dropout masks are indexed
 //! by position in the *whole* batch, so sharding never changes which units are dropped.
 //!
+//! Blocks are pre-LN (GPT-2) or post-LN (the original Transformer), `cfg.norm`; both keep
+//! the final `ln_f` before the head.
+//!
 //! Shape legend: `N` = b·t rows, `C` = n_embd, `H4` = MLP width, `V` = vocabulary, `nh` heads.
 
 use crate::acts::{Acts, KvCache};
 use crate::backend::{Backend, Dims, Mask};
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, Norm};
 use crate::params::{ParamLayout, Wb};
 
 /// What a pass reads and never writes: the configuration, parameters and backend.
@@ -170,7 +173,11 @@ pub(crate) fn forward<B: Backend>(
             b,
         ),
         None => {
-            let x = B::src(&a.res_mlp, s * nc..(s + 1) * nc);
+            // the last block's output: the residual stream (pre-LN) or its ln_2 (post-LN)
+            let x = match cfg.norm {
+                Norm::Pre => B::src(&a.res_mlp, s * nc..(s + 1) * nc),
+                Norm::Post => B::src(&a.ln_2, s * nc..(s + 1) * nc),
+            };
             dev.layernorm_forward(ln_f, mean, rstd, x, w, b)
         }
     }
@@ -183,12 +190,122 @@ pub(crate) fn forward<B: Backend>(
         Mode::Decode { .. } => n - 1..n,
     };
     let x = B::src(&a.ln_f, rows.start * c..rows.end * c);
-    dev.linear_forward(logits, x, net.w(net.lay.head()), None, c);
+    let head_bias = net.lay.lm_head_bias.map(|i| net.w(i));
+    dev.linear_forward(logits, x, net.w(net.lay.head()), head_bias, c);
 }
 
-/// Block `l`: `x = x + attn(ln_1(x)); x = x + mlp(ln_2(x))`, reading the block input from
-/// slot `l-1` of `res_mlp` (or `encoded`). Takes and returns the owed projection bias.
+/// Block `l`, pre- or post-LN (`cfg.norm`). Pre-LN takes and returns the owed projection
+/// bias (see [`forward`]); post-LN completes its residual adds inside the block.
 fn block_forward<'p, B: Backend>(
+    net: &Net<'p, B>,
+    a: &mut Acts<B>,
+    sh: Shard,
+    l: usize,
+    pending: Option<Option<B::Src<'p>>>,
+    pos: Positions<B>,
+    mode: &mut Mode<B>,
+) -> Option<Option<B::Src<'p>>> {
+    match net.cfg.norm {
+        Norm::Pre => pre_block_forward(net, a, sh, l, pending, pos, mode),
+        Norm::Post => {
+            post_block_forward(net, a, sh, l, pos, mode);
+            None
+        }
+    }
+}
+
+/// Which activation rows a branch reads (the region is given beside it).
+#[derive(Clone, Copy)]
+enum Rows {
+    Encoded,
+    Ln1,
+    Ln2,
+}
+
+/// `qkv = rope(c_attn(x))` `[N,3C]`, `atty = softmax(q·kᵀ/√hs, causal)·v` `[N,C]` for
+/// block `l`, with `x` the rows `xr` of `from` (pre-LN: `ln_1`; post-LN: the block input).
+#[allow(clippy::too_many_arguments)]
+fn attention_forward<B: Backend>(
+    net: &Net<B>,
+    a: &mut Acts<B>,
+    sh: Shard,
+    l: usize,
+    (from, xr): (Rows, std::ops::Range<usize>),
+    pos: Positions<B>,
+    mode: &mut Mode<B>,
+) {
+    let (dev, cfg, bp) = (net.dev, net.cfg, &net.lay.blocks[l]);
+    let (b, t, c, nh) = (sh.b, sh.t, cfg.n_embd, cfg.n_head);
+    let (n, s) = (b * t, a.slot(l));
+    let nc = n * c;
+    let qkv_r = s * 3 * nc..(s + 1) * 3 * nc;
+    let x = match from {
+        Rows::Encoded => B::src(&a.encoded, xr),
+        Rows::Ln1 => B::src(&a.ln_1, xr),
+        Rows::Ln2 => B::src(&a.ln_2, xr),
+    };
+    let (w, bb) = net.wb(bp.c_attn);
+    dev.linear_forward(B::dst(&mut a.qkv, qkv_r.clone()), x, w, bb, c);
+    if let Some((cos, sin)) = pos.rope {
+        dev.rope(B::dst(&mut a.qkv, qkv_r.clone()), cos, sin, t, c, nh, false);
+    }
+    let dims = Dims { b, t, c, nh };
+    let (atty, lse) = (
+        B::dst(&mut a.atty, s * nc..(s + 1) * nc),
+        B::dst(&mut a.lse, s * n * nh..(s + 1) * n * nh),
+    );
+    let qkv = B::src(&a.qkv, qkv_r);
+    let work_len = B::len(&a.attn_work);
+    let work = B::dst(&mut a.attn_work, 0..work_len);
+    match mode {
+        Mode::Full { .. } => {
+            let am = sh.attn_mask(site(l, 0), nh);
+            dev.attention_forward(atty, lse, qkv, work, dims, am)
+        }
+        Mode::Decode { cache, past } => {
+            let r = cache.layer(l);
+            let (k, v) = (B::dst(&mut cache.k, r.clone()), B::dst(&mut cache.v, r));
+            dev.attention_decode(atty, lse, qkv, k, v, work, *past, dims)
+        }
+    }
+}
+
+/// `fc_gelu = act(c_fc(x))` `[N,H4]` for block `l`, `x` = slot `l` of `from` (pre-LN:
+/// `ln_2`; post-LN: `ln_1`); c_fc's bias is added inside the activation pass, and a
+/// training forward keeps the activation's derivative in place of `fc`.
+fn mlp_hidden_forward<B: Backend>(
+    net: &Net<B>,
+    a: &mut Acts<B>,
+    sh: Shard,
+    l: usize,
+    from: Rows,
+    mode: &Mode<B>,
+) {
+    let (dev, cfg, bp) = (net.dev, net.cfg, &net.lay.blocks[l]);
+    let (n, c, s) = (sh.b * sh.t, cfg.n_embd, a.slot(l));
+    let (cur, fc_r) = (
+        s * n * c..(s + 1) * n * c,
+        s * n * cfg.hidden()..(s + 1) * n * cfg.hidden(),
+    );
+    let (w, bb) = net.wb(bp.c_fc);
+    let x = match from {
+        Rows::Ln1 => B::src(&a.ln_1, cur),
+        Rows::Ln2 | Rows::Encoded => B::src(&a.ln_2, cur),
+    };
+    dev.linear_forward(B::dst(&mut a.fc, fc_r.clone()), x, w, None, c);
+    let fc_gelu = B::dst(&mut a.fc_gelu, fc_r.clone());
+    match mode {
+        Mode::Full { for_backward: true } => {
+            let fc = B::dst(&mut a.fc, fc_r);
+            dev.gelu_forward_keep_derivative(fc_gelu, fc, bb, cfg.activation)
+        }
+        _ => dev.gelu_forward(fc_gelu, B::src(&a.fc, fc_r), bb, cfg.activation),
+    }
+}
+
+/// Pre-LN block `l`: `x = x + attn(ln_1(x)); x = x + mlp(ln_2(x))`, reading the block input
+/// from slot `l-1` of `res_mlp` (or `encoded`). Takes and returns the owed projection bias.
+fn pre_block_forward<'p, B: Backend>(
     net: &Net<'p, B>,
     a: &mut Acts<B>,
     sh: Shard,
@@ -198,8 +315,7 @@ fn block_forward<'p, B: Backend>(
     mode: &mut Mode<B>,
 ) -> Option<Option<B::Src<'p>>> {
     let (dev, cfg, bp) = (net.dev, net.cfg, &net.lay.blocks[l]);
-    let (b, t) = (sh.b, sh.t);
-    let (n, c, h, nh) = (b * t, cfg.n_embd, cfg.hidden(), cfg.n_head);
+    let (n, c, h) = (sh.b * sh.t, cfg.n_embd, cfg.hidden());
     let (nc, nh4) = (n * c, n * h);
     let (s, sp) = (a.slot(l), a.slot(l.saturating_sub(1)));
     let cur = s * nc..(s + 1) * nc;
@@ -232,39 +348,8 @@ fn block_forward<'p, B: Backend>(
         }
     }
 
-    // qkv = rope(c_attn(ln_1))  [N,3C]
-    let qkv_r = s * 3 * nc..(s + 1) * 3 * nc;
-    let (w, bb) = net.wb(bp.c_attn);
-    dev.linear_forward(
-        B::dst(&mut a.qkv, qkv_r.clone()),
-        B::src(&a.ln_1, cur.clone()),
-        w,
-        bb,
-        c,
-    );
-    if let Some((cos, sin)) = pos.rope {
-        dev.rope(B::dst(&mut a.qkv, qkv_r.clone()), cos, sin, t, c, nh, false);
-    }
-    // atty = softmax(q·kᵀ/√hs, causal)·v  [N,C]
-    let dims = Dims { b, t, c, nh };
-    let (atty, lse) = (
-        B::dst(&mut a.atty, cur.clone()),
-        B::dst(&mut a.lse, s * n * nh..(s + 1) * n * nh),
-    );
-    let qkv = B::src(&a.qkv, qkv_r);
-    let work_len = B::len(&a.attn_work);
-    let work = B::dst(&mut a.attn_work, 0..work_len);
-    match mode {
-        Mode::Full { .. } => {
-            let am = sh.attn_mask(site(l, 0), nh);
-            dev.attention_forward(atty, lse, qkv, work, dims, am)
-        }
-        Mode::Decode { cache, past } => {
-            let r = cache.layer(l);
-            let (k, v) = (B::dst(&mut cache.k, r.clone()), B::dst(&mut cache.v, r));
-            dev.attention_decode(atty, lse, qkv, k, v, work, *past, dims)
-        }
-    }
+    // atty = attn(ln_1)  [N,C]
+    attention_forward(net, a, sh, l, (Rows::Ln1, cur.clone()), pos, mode);
 
     // res_attn = x + drop(c_proj(atty))  [N,C]
     let x = match l {
@@ -304,23 +389,12 @@ fn block_forward<'p, B: Backend>(
         }
     }
 
-    // fc_gelu = gelu(c_fc(ln_2))  [N,H4]; c_fc's bias is added inside the GELU pass
-    let fc_r = s * nh4..(s + 1) * nh4;
-    let (w, bb) = net.wb(bp.c_fc);
-    let ln_2 = B::src(&a.ln_2, cur.clone());
-    dev.linear_forward(B::dst(&mut a.fc, fc_r.clone()), ln_2, w, None, c);
-    let fc_gelu = B::dst(&mut a.fc_gelu, fc_r.clone());
-    match mode {
-        Mode::Full { for_backward: true } => {
-            let fc = B::dst(&mut a.fc, fc_r.clone());
-            dev.gelu_forward_keep_derivative(fc_gelu, fc, bb, cfg.activation)
-        }
-        _ => dev.gelu_forward(fc_gelu, B::src(&a.fc, fc_r.clone()), bb, cfg.activation),
-    }
+    // fc_gelu = act(c_fc(ln_2))  [N,H4]
+    mlp_hidden_forward(net, a, sh, l, Rows::Ln2, mode);
 
     // res_mlp = res_attn + drop(c_proj(fc_gelu))  [N,C]
     let (w, bb) = net.wb(bp.mlp_proj);
-    let fc_gelu = B::src(&a.fc_gelu, fc_r);
+    let fc_gelu = B::src(&a.fc_gelu, s * nh4..(s + 1) * nh4);
     match sh.mask(site(l, 2), c) {
         None => {
             dev.linear_forward(B::dst(&mut a.res_mlp, cur), fc_gelu, w, None, h);
@@ -334,6 +408,97 @@ fn block_forward<'p, B: Backend>(
         }
     }
     pending
+}
+
+/// Post-LN block `l` (the original Transformer's): `y = ln_1(x + attn(x))`,
+/// `out = ln_2(y + mlp(y))`. The block input `x` is slot `l-1` of `ln_2` (or `encoded`),
+/// the sums go to `res_attn` and `res_mlp` (what the LayerNorms' backward reads), `y` to
+/// `ln_1` and the output to `ln_2`. Every residual add is finished here (fused into the
+/// LayerNorm that follows it when the branch has no dropout).
+fn post_block_forward<B: Backend>(
+    net: &Net<B>,
+    a: &mut Acts<B>,
+    sh: Shard,
+    l: usize,
+    pos: Positions<B>,
+    mode: &mut Mode<B>,
+) {
+    let (dev, cfg, bp) = (net.dev, net.cfg, &net.lay.blocks[l]);
+    let (n, c, h) = (sh.b * sh.t, cfg.n_embd, cfg.hidden());
+    let (nc, nh4) = (n * c, n * h);
+    let (s, sp) = (a.slot(l), a.slot(l.saturating_sub(1)));
+    let (cur, stats) = (s * nc..(s + 1) * nc, s * n..(s + 1) * n);
+    let input = match l {
+        0 => (Rows::Encoded, 0..nc),
+        _ => (Rows::Ln2, sp * nc..(sp + 1) * nc),
+    };
+
+    // atty = attn(x)  [N,C]
+    attention_forward(net, a, sh, l, input.clone(), pos, mode);
+
+    // res_attn = x + drop(c_proj(atty)); ln_1 = LN(res_attn)  [N,C]
+    let x = match input.0 {
+        Rows::Encoded => B::src(&a.encoded, input.1),
+        _ => B::src(&a.ln_2, input.1),
+    };
+    let (w, bb) = net.wb(bp.attn_proj);
+    let (lw, lb) = net.wb(bp.ln_1);
+    let atty = B::src(&a.atty, cur.clone());
+    let (ln_1, mean, rstd) = (
+        B::dst(&mut a.ln_1, cur.clone()),
+        B::dst(&mut a.ln_1_mean, stats.clone()),
+        B::dst(&mut a.ln_1_rstd, stats.clone()),
+    );
+    match sh.mask(site(l, 1), c) {
+        None => {
+            dev.linear_forward(B::dst(&mut a.res_attn, cur.clone()), atty, w, None, c);
+            let res_attn = B::dst(&mut a.res_attn, cur.clone());
+            dev.layernorm_forward_residual(ln_1, mean, rstd, res_attn, x, bb, lw, lb);
+        }
+        Some(m) => {
+            dev.linear_forward(B::dst(&mut a.tmp, 0..nc), atty, w, bb, c);
+            dev.dropout(B::dst(&mut a.tmp, 0..nc), m);
+            dev.residual(
+                B::dst(&mut a.res_attn, cur.clone()),
+                x,
+                B::src(&a.tmp, 0..nc),
+            );
+            let res_attn = B::src(&a.res_attn, cur.clone());
+            dev.layernorm_forward(ln_1, mean, rstd, res_attn, lw, lb);
+        }
+    }
+
+    // fc_gelu = act(c_fc(ln_1))  [N,H4]
+    mlp_hidden_forward(net, a, sh, l, Rows::Ln1, mode);
+
+    // res_mlp = ln_1 + drop(c_proj(fc_gelu)); ln_2 = LN(res_mlp)  [N,C]
+    let (w, bb) = net.wb(bp.mlp_proj);
+    let (lw, lb) = net.wb(bp.ln_2);
+    let fc_gelu = B::src(&a.fc_gelu, s * nh4..(s + 1) * nh4);
+    let y = B::src(&a.ln_1, cur.clone());
+    let (ln_2, mean, rstd) = (
+        B::dst(&mut a.ln_2, cur.clone()),
+        B::dst(&mut a.ln_2_mean, stats.clone()),
+        B::dst(&mut a.ln_2_rstd, stats),
+    );
+    match sh.mask(site(l, 2), c) {
+        None => {
+            dev.linear_forward(B::dst(&mut a.res_mlp, cur.clone()), fc_gelu, w, None, h);
+            let res_mlp = B::dst(&mut a.res_mlp, cur);
+            dev.layernorm_forward_residual(ln_2, mean, rstd, res_mlp, y, bb, lw, lb);
+        }
+        Some(m) => {
+            dev.linear_forward(B::dst(&mut a.tmp, 0..nc), fc_gelu, w, bb, h);
+            dev.dropout(B::dst(&mut a.tmp, 0..nc), m);
+            dev.residual(
+                B::dst(&mut a.res_mlp, cur.clone()),
+                y,
+                B::src(&a.tmp, 0..nc),
+            );
+            let res_mlp = B::src(&a.res_mlp, cur);
+            dev.layernorm_forward(ln_2, mean, rstd, res_mlp, lw, lb);
+        }
+    }
 }
 
 /// The gradient reaching a branch's output projection: `dres` itself, or, when the branch
@@ -361,6 +526,13 @@ pub(crate) struct HeadGrads<'a, B: Backend> {
     pub dx: B::Src<'a>,
     /// `d loss / d lm_head.weight` `[V, C]`
     pub dw: B::Src<'a>,
+    /// `d loss / d lm_head.bias` `[V]` (`head_bias` models only)
+    pub db: Option<B::Src<'a>>,
+}
+
+/// The last block's rows in the stacked `[L, N, C]` buffers of a training pass.
+fn last_rows(cfg: &ModelConfig, nc: usize) -> std::ops::Range<usize> {
+    (cfg.n_layer - 1) * nc..cfg.n_layer * nc
 }
 
 /// Backward of one shard after its [`forward`] (a training one): accumulates
@@ -379,9 +551,15 @@ pub(crate) fn backward<B: Backend>(
 
     // lm_head: dW += staged dW (tied: into wte's gradient)
     dev.accumulate(B::dst(g, lay.r(lay.head())), head.dw);
+    if let (Some(i), Some(db)) = (lay.lm_head_bias, head.db) {
+        dev.accumulate(B::dst(g, lay.r(i)), db);
+    }
     // ln_f: dres = ln_f'(dx)
-    let last = cfg.n_layer - 1;
-    let x = B::src(&a.res_mlp, last * nc..(last + 1) * nc);
+    let last = last_rows(cfg, nc);
+    let x = match cfg.norm {
+        Norm::Pre => B::src(&a.res_mlp, last),
+        Norm::Post => B::src(&a.ln_2, last),
+    };
     let (gw, gb) = grad_wb::<B>(lay, g, lay.ln_f);
     let (mean, rstd) = (B::src(&a.ln_f_mean, 0..n), B::src(&a.ln_f_rstd, 0..n));
     let dres = B::dst(&mut a.dres, 0..nc);
@@ -428,72 +606,64 @@ fn block_backward<B: Backend>(
     l: usize,
     pos: Positions<B>,
 ) {
+    match net.cfg.norm {
+        Norm::Pre => pre_block_backward(net, a, g, sh, l, pos),
+        Norm::Post => post_block_backward(net, a, g, sh, l, pos),
+    }
+}
+
+/// The MLP branch's backward, `d/d x` of `c_proj(act(c_fc(x)))` given its output gradient in
+/// `dres` (through the branch's dropout): pre-LN (`x` = `ln_2`) writes it to `dln`; post-LN
+/// (`x` = `ln_1`) adds it to `dres`, which holds the residual path's gradient.
+fn mlp_backward<B: Backend>(net: &Net<B>, a: &mut Acts<B>, g: &mut B::Buf, sh: Shard, l: usize) {
     let (dev, cfg, lay, bp) = (net.dev, net.cfg, net.lay, &net.lay.blocks[l]);
-    let (b, t) = (sh.b, sh.t);
-    let (n, c, h, nh) = (b * t, cfg.n_embd, cfg.hidden(), cfg.n_head);
+    let (n, c, h) = (sh.b * sh.t, cfg.n_embd, cfg.hidden());
     let (nc, nh4) = (n * c, n * h);
     let cur = l * nc..(l + 1) * nc;
-    let stats = l * n..(l + 1) * n;
-    let x = match l {
-        0 => B::src(&a.encoded, 0..nc),
-        _ => B::src(&a.res_mlp, (l - 1) * nc..l * nc),
-    };
-
-    // MLP branch: res_mlp = res_attn + drop(c_proj(gelu(c_fc(ln_2(res_attn)))))
     let dproj = through_dropout(dev, &a.dres, &mut a.tmp, nc, sh.mask(site(l, 2), c));
     let (gw, gb) = grad_wb::<B>(lay, g, bp.mlp_proj);
     let fc_r = l * nh4..(l + 1) * nh4;
     let fc_gelu = B::src(&a.fc_gelu, fc_r.clone());
     let dfc = B::dst(&mut a.dfc, 0..nh4);
-    dev.linear_backward(
-        Some(dfc),
-        gw,
-        gb,
-        dproj,
-        fc_gelu,
-        net.w(bp.mlp_proj.w),
-        h,
-        false,
-    );
+    let w = net.w(bp.mlp_proj.w);
+    dev.linear_backward(Some(dfc), gw, gb, dproj, fc_gelu, w, h, false);
     dev.gelu_backward(B::dst(&mut a.dfc, 0..nh4), B::src(&a.fc, fc_r));
     let (gw, gb) = grad_wb::<B>(lay, g, bp.c_fc);
-    let (dln, dfc) = (B::dst(&mut a.dln, 0..nc), B::src(&a.dfc, 0..nh4));
-    let ln_2 = B::src(&a.ln_2, cur.clone());
-    dev.linear_backward(Some(dln), gw, gb, dfc, ln_2, net.w(bp.c_fc.w), c, false);
-    let (gw, gb) = grad_wb::<B>(lay, g, bp.ln_2);
-    let (mean, rstd) = (
-        B::src(&a.ln_2_mean, stats.clone()),
-        B::src(&a.ln_2_rstd, stats.clone()),
-    );
-    let res_attn = B::src(&a.res_attn, cur.clone());
-    let (dres, dln) = (B::dst(&mut a.dres, 0..nc), B::src(&a.dln, 0..nc));
-    dev.layernorm_backward(
-        dres,
-        gw,
-        gb,
-        dln,
-        res_attn,
-        net.w(bp.ln_2.w),
-        mean,
-        rstd,
-        true,
-    );
+    let (dfc, w) = (B::src(&a.dfc, 0..nh4), net.w(bp.c_fc.w));
+    match cfg.norm {
+        Norm::Pre => {
+            let (dln, ln_2) = (B::dst(&mut a.dln, 0..nc), B::src(&a.ln_2, cur));
+            dev.linear_backward(Some(dln), gw, gb, dfc, ln_2, w, c, false)
+        }
+        Norm::Post => {
+            let (dres, ln_1) = (B::dst(&mut a.dres, 0..nc), B::src(&a.ln_1, cur));
+            dev.linear_backward(Some(dres), gw, gb, dfc, ln_1, w, c, true)
+        }
+    }
+}
 
-    // attention branch: res_attn = x + drop(c_proj(attn(ln_1(x))))
+/// The attention branch's backward, `d/d x` of `c_proj(attn(c_attn(x)))` given its output
+/// gradient in `dres` (through the branch's dropout): pre-LN (`x` = `ln_1`) writes it to
+/// `dln`; post-LN (`x` = the block input) adds it to `dres`.
+fn attention_backward<B: Backend>(
+    net: &Net<B>,
+    a: &mut Acts<B>,
+    g: &mut B::Buf,
+    sh: Shard,
+    l: usize,
+    pos: Positions<B>,
+) {
+    let (dev, cfg, lay, bp) = (net.dev, net.cfg, net.lay, &net.lay.blocks[l]);
+    let (b, t) = (sh.b, sh.t);
+    let (n, c, nh) = (b * t, cfg.n_embd, cfg.n_head);
+    let nc = n * c;
+    let cur = l * nc..(l + 1) * nc;
     let dproj = through_dropout(dev, &a.dres, &mut a.tmp, nc, sh.mask(site(l, 1), c));
     let (gw, gb) = grad_wb::<B>(lay, g, bp.attn_proj);
     let atty = B::src(&a.atty, cur.clone());
     let datty = B::dst(&mut a.datty, 0..nc);
-    dev.linear_backward(
-        Some(datty),
-        gw,
-        gb,
-        dproj,
-        atty,
-        net.w(bp.attn_proj.w),
-        c,
-        false,
-    );
+    let w = net.w(bp.attn_proj.w);
+    dev.linear_backward(Some(datty), gw, gb, dproj, atty, w, c, false);
     let qkv = B::src(&a.qkv, l * 3 * nc..(l + 1) * 3 * nc);
     let lse = B::src(&a.lse, l * n * nh..(l + 1) * n * nh);
     let dqkv = B::dst(&mut a.dqkv, 0..3 * nc);
@@ -506,9 +676,58 @@ fn block_backward<B: Backend>(
         dev.rope(B::dst(&mut a.dqkv, 0..3 * nc), cos, sin, t, c, nh, true);
     }
     let (gw, gb) = grad_wb::<B>(lay, g, bp.c_attn);
-    let (dln, dqkv) = (B::dst(&mut a.dln, 0..nc), B::src(&a.dqkv, 0..3 * nc));
-    let ln_1 = B::src(&a.ln_1, cur);
-    dev.linear_backward(Some(dln), gw, gb, dqkv, ln_1, net.w(bp.c_attn.w), c, false);
+    let (dqkv, w) = (B::src(&a.dqkv, 0..3 * nc), net.w(bp.c_attn.w));
+    match (cfg.norm, l) {
+        (Norm::Pre, _) => {
+            let (dln, ln_1) = (B::dst(&mut a.dln, 0..nc), B::src(&a.ln_1, cur));
+            dev.linear_backward(Some(dln), gw, gb, dqkv, ln_1, w, c, false)
+        }
+        (Norm::Post, 0) => {
+            let (dres, x) = (B::dst(&mut a.dres, 0..nc), B::src(&a.encoded, 0..nc));
+            dev.linear_backward(Some(dres), gw, gb, dqkv, x, w, c, true)
+        }
+        (Norm::Post, _) => {
+            let x = B::src(&a.ln_2, (l - 1) * nc..l * nc);
+            let dres = B::dst(&mut a.dres, 0..nc);
+            dev.linear_backward(Some(dres), gw, gb, dqkv, x, w, c, true)
+        }
+    }
+}
+
+/// Pre-LN block backward: each branch's gradient reaches its LayerNorm in `dln`, whose
+/// backward adds it to the residual path's gradient in `dres`.
+fn pre_block_backward<B: Backend>(
+    net: &Net<B>,
+    a: &mut Acts<B>,
+    g: &mut B::Buf,
+    sh: Shard,
+    l: usize,
+    pos: Positions<B>,
+) {
+    let (dev, cfg, lay, bp) = (net.dev, net.cfg, net.lay, &net.lay.blocks[l]);
+    let (n, c) = (sh.b * sh.t, cfg.n_embd);
+    let nc = n * c;
+    let cur = l * nc..(l + 1) * nc;
+    let stats = l * n..(l + 1) * n;
+
+    // MLP branch: res_mlp = res_attn + drop(c_proj(act(c_fc(ln_2(res_attn)))))
+    mlp_backward(net, a, g, sh, l);
+    let (gw, gb) = grad_wb::<B>(lay, g, bp.ln_2);
+    let (mean, rstd) = (
+        B::src(&a.ln_2_mean, stats.clone()),
+        B::src(&a.ln_2_rstd, stats.clone()),
+    );
+    let res_attn = B::src(&a.res_attn, cur);
+    let (dres, dln) = (B::dst(&mut a.dres, 0..nc), B::src(&a.dln, 0..nc));
+    let w = net.w(bp.ln_2.w);
+    dev.layernorm_backward(dres, gw, gb, dln, res_attn, w, mean, rstd, true);
+
+    // attention branch: res_attn = x + drop(c_proj(attn(ln_1(x))))
+    attention_backward(net, a, g, sh, l, pos);
+    let x = match l {
+        0 => B::src(&a.encoded, 0..nc),
+        _ => B::src(&a.res_mlp, (l - 1) * nc..l * nc),
+    };
     let (gw, gb) = grad_wb::<B>(lay, g, bp.ln_1);
     let (mean, rstd) = (
         B::src(&a.ln_1_mean, stats.clone()),
@@ -516,4 +735,50 @@ fn block_backward<B: Backend>(
     );
     let (dres, dln) = (B::dst(&mut a.dres, 0..nc), B::src(&a.dln, 0..nc));
     dev.layernorm_backward(dres, gw, gb, dln, x, net.w(bp.ln_1.w), mean, rstd, true);
+}
+
+/// Post-LN block backward: each LayerNorm's backward turns `dres` (d out) into d (its input
+/// sum) in `dln`, copied back to `dres` as the residual path's gradient, to which the
+/// branch's backward then adds its own.
+fn post_block_backward<B: Backend>(
+    net: &Net<B>,
+    a: &mut Acts<B>,
+    g: &mut B::Buf,
+    sh: Shard,
+    l: usize,
+    pos: Positions<B>,
+) {
+    let (dev, cfg, lay, bp) = (net.dev, net.cfg, net.lay, &net.lay.blocks[l]);
+    let (n, c) = (sh.b * sh.t, cfg.n_embd);
+    let nc = n * c;
+    let cur = l * nc..(l + 1) * nc;
+    let stats = l * n..(l + 1) * n;
+
+    // out = ln_2(res_mlp): d res_mlp = ln_2'(d out)
+    let (gw, gb) = grad_wb::<B>(lay, g, bp.ln_2);
+    let (mean, rstd) = (
+        B::src(&a.ln_2_mean, stats.clone()),
+        B::src(&a.ln_2_rstd, stats.clone()),
+    );
+    let res_mlp = B::src(&a.res_mlp, cur.clone());
+    let (dln, dres) = (B::dst(&mut a.dln, 0..nc), B::src(&a.dres, 0..nc));
+    let w = net.w(bp.ln_2.w);
+    dev.layernorm_backward(dln, gw, gb, dres, res_mlp, w, mean, rstd, false);
+    dev.copy(B::dst(&mut a.dres, 0..nc), B::src(&a.dln, 0..nc));
+    // res_mlp = y + drop(c_proj(act(c_fc(y)))): d y = d res_mlp + mlp'(d res_mlp)
+    mlp_backward(net, a, g, sh, l);
+
+    // y = ln_1(res_attn): d res_attn = ln_1'(d y)
+    let (gw, gb) = grad_wb::<B>(lay, g, bp.ln_1);
+    let (mean, rstd) = (
+        B::src(&a.ln_1_mean, stats.clone()),
+        B::src(&a.ln_1_rstd, stats),
+    );
+    let res_attn = B::src(&a.res_attn, cur);
+    let (dln, dres) = (B::dst(&mut a.dln, 0..nc), B::src(&a.dres, 0..nc));
+    let w = net.w(bp.ln_1.w);
+    dev.layernorm_backward(dln, gw, gb, dres, res_attn, w, mean, rstd, false);
+    dev.copy(B::dst(&mut a.dres, 0..nc), B::src(&a.dln, 0..nc));
+    // res_attn = x + drop(c_proj(attn(x))): d x = d res_attn + attn'(d res_attn)
+    attention_backward(net, a, g, sh, l, pos);
 }

@@ -172,3 +172,18 @@ fn rope_matches_pytorch() {
 fn sinusoidal_matches_pytorch() {
     check_variant("sinusoidal");
 }
+
+#[test]
+fn post_ln_relu_sinusoidal_rope_without_qkv_bias_matches_pytorch() {
+    check_variant("post_relu_sinrope");
+}
+
+#[test]
+fn post_ln_with_only_a_qkv_bias_matches_pytorch() {
+    check_variant("post_learned");
+}
+
+#[test]
+fn untied_head_with_a_bias_matches_pytorch() {
+    check_variant("head_bias");
+}
