@@ -71,6 +71,8 @@ pub struct WikiTextOptions {
     pub url: Option<String>,
     /// Expected sha256 of the archive.
     pub sha256: Option<String>,
+    /// Strip every line and drop empty ones, as the LLM-from-scratch seed does.
+    pub clean: bool,
 }
 
 /// Everything `prepare` needs. Start from [`PrepareOptions::new`].
@@ -424,6 +426,7 @@ fn load_tokenizer(opts: &PrepareOptions, train_files: &[PathBuf]) -> Result<Arc<
                 strip_gutenberg: opts.strip_gutenberg,
                 quiet: opts.quiet,
                 word: opts.word,
+                clean_lines: clean_lines(opts),
                 ..StreamOptions::default()
             };
             match lmforge_tokenizer::train_from_paths(*kind, *vocab_size, train_files, &stream) {
@@ -433,6 +436,11 @@ fn load_tokenizer(opts: &PrepareOptions, train_files: &[PathBuf]) -> Result<Arc<
             }
         }
     }
+}
+
+/// WikiText cleaning was asked for.
+fn clean_lines(opts: &PrepareOptions) -> bool {
+    opts.wikitext.as_ref().is_some_and(|w| w.clean)
 }
 
 fn empty(files: &[PathBuf]) -> DataError {
@@ -504,7 +512,8 @@ fn encode_stream(
             opts.strip_gutenberg,
             true,
             DEFAULT_CHUNK_BYTES,
-        )?;
+        )?
+        .clean_lines(clean_lines(opts));
         let mut read = 0;
         while let Some(chunk) = reader.next() {
             let chunk = chunk?;

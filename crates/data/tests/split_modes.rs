@@ -81,3 +81,38 @@ fn no_split_keeps_everything_in_train_and_an_empty_val() {
     assert_eq!(docs.len(), 3);
     assert_eq!(docs[2].0 + docs[2].1, dir.train.len());
 }
+
+#[test]
+fn wikitext_cleaning_strips_lines_and_drops_empty_ones() {
+    use lmforge_data::prepare::WikiTextOptions;
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wikitext-2");
+    let d = tempfile::tempdir().unwrap();
+    let prepared = |clean: bool| {
+        let out = d.path().join(format!("clean-{clean}"));
+        let mut o = opts(&out, &[]);
+        o.tokenizer = lmforge_data::TokenizerChoice::Load("tiktoken:gpt2".into());
+        o.wikitext = Some(WikiTextOptions {
+            dir: fixture.clone(),
+            download: false,
+            url: None,
+            sha256: None,
+            clean,
+        });
+        prepare(&o).unwrap();
+        tokens(&out.join("train.bin"))
+    };
+    let raw = std::fs::read_to_string(fixture.join("wiki.train.tokens")).unwrap();
+    let lines: Vec<&str> = raw
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert!(
+        lines.len() < raw.lines().count(),
+        "the fixture has empty lines"
+    );
+    let tok = lmforge_tokenizer::Tokenizer::load("tiktoken:gpt2").unwrap();
+    assert_eq!(prepared(true), tok.encode(&lines.join("\n")).unwrap());
+    assert_eq!(prepared(false), tok.encode(&raw).unwrap());
+}
