@@ -136,9 +136,16 @@ fn janelm_generates_ten_thousand_tokens_from_a_space_into_a_file() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = std::fs::read_to_string(&file).unwrap();
-    assert!(text.starts_with(' ') && text.chars().count() >= 10_000, "{}", text.len());
+    assert!(
+        text.starts_with(' ') && text.chars().count() >= 10_000,
+        "{}",
+        text.len()
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let stats = stderr.lines().find(|l| l.starts_with('{')).expect("the stats line");
+    let stats = stderr
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .expect("the stats line");
     let stats: serde_json::Value = serde_json::from_str(stats).unwrap();
     assert_eq!(stats["tokens"], 10_000, "{stats}");
     assert_eq!(stats["stop_reason"], "max_tokens", "{stats}");

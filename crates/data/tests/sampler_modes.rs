@@ -49,7 +49,7 @@ fn stride1_visits_every_offset_once_per_epoch_and_resumes_exactly() {
     // the next epoch has another order
     let mut e1 = BatchSampler::new(f, 1, t, Sampling::Stride1 { seed: 7 }).unwrap();
     let (mut x1, mut y1) = (vec![0u32; t], vec![0i32; t]);
-    let mut orders = vec![Vec::new(), Vec::new()];
+    let mut orders = [Vec::new(), Vec::new()];
     for order in orders.iter_mut() {
         for _ in 0..windows {
             e1.next_batch(&mut x1, &mut y1).unwrap();

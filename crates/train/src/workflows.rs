@@ -186,7 +186,6 @@ pub fn help() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::TrainConfig;
 
     #[test]
     fn every_preset_parses_and_names_only_real_settings() {
