@@ -3,7 +3,7 @@
 
 For every tokenizer kind (char, word, bpe, unigram, tiktoken gpt2 / p50k / cl100k / o200k)
 and the model variants (learned / sinusoidal / RoPE positions, tied / untied, bias / no
-bias, exact / tanh GELU), this script
+bias, exact / tanh GELU, ReLU, no q/k/v bias), this script
 
 1. trains a tiny model with `lmforge train` (a few steps on the bundled corpus),
 2. exports it with `lmforge export --format hf`, loads the folder with
@@ -53,6 +53,10 @@ CASES = [
     ("tiktoken-p50k", "tiktoken:p50k_base", []),
     ("tiktoken-cl100k-rope", "tiktoken:cl100k_base", ["--pos-encoding", "rope"]),
     ("tiktoken-o200k", "tiktoken:o200k_base", ["--mlp-ratio", "2"]),
+    # issue 14: ReLU and a missing q/k/v bias export exactly (not byte-level: GGUF refuses ReLU)
+    ("char-relu-noqkvbias", "char", ["--activation", "relu", "--qkv-bias", "false"]),
+    ("unigram-rope-relu-noqkvbias", "unigram", ["--pos-encoding", "rope", "--activation", "relu",
+                                                "--qkv-bias", "false"]),
 ]
 BYTE_LEVEL = ("bpe", "tiktoken:")
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use lmforge_checkpoint::{save_checkpoint, CheckpointParts};
 use lmforge_interop::export::{export, ExportFormat, ExportOptions, WeightDtype};
 use lmforge_interop::import::{self, ImportOptions, Source};
-use lmforge_model::{Activation, Gpt, ModelConfig, PosEncoding};
+use lmforge_model::{Activation, Gpt, ModelConfig, Norm, PosEncoding};
 use lmforge_tokenizer::{train, TrainKind};
 
 fn round_trip(dir: &Path, cfg: ModelConfig, tag: &str) {
@@ -93,7 +93,58 @@ fn export_then_import_is_bit_identical() {
     let mut c = base.clone();
     c.pos_encoding = PosEncoding::Sinusoidal;
     round_trip(d.path(), c, "sinusoidal");
-    let mut c = base;
+    let mut c = base.clone();
     c.bias = false;
     round_trip(d.path(), c, "nobias");
+    // ReLU and no q/k/v bias (exported as a zero c_attn bias): the same function
+    let mut c = base.clone();
+    (c.activation, c.qkv_bias) = (Activation::Relu, Some(false));
+    round_trip(d.path(), c, "relu-no-qkv-bias");
+    // a q/k/v bias only (the other biases exported as zeros)
+    let mut c = base;
+    (c.bias, c.qkv_bias) = (false, Some(true));
+    round_trip(d.path(), c, "qkv-bias-only");
+}
+
+#[test]
+fn switches_gpt2_cannot_express_are_refused_in_one_line() {
+    let d = tempfile::tempdir().unwrap();
+    let tok = train(TrainKind::Char, None, &["abcdefghij klmnop\nqrstuvwxyz"]).unwrap();
+    let base = ModelConfig::new(40, 1, 2, 16, 8);
+    let mut post = base.clone();
+    post.norm = Norm::Post;
+    let mut head = base.clone();
+    (head.tie_embeddings, head.head_bias) = (false, true);
+    let mut both = base.clone();
+    both.pos_encoding = PosEncoding::SinusoidalRope;
+    let mut relu = base;
+    relu.activation = Activation::Relu;
+    let cases = [
+        (post, ExportFormat::Hf, "norm = post"),
+        (head, ExportFormat::Gguf, "head_bias = true"),
+        (both, ExportFormat::Hf, "sinusoidal+rope"),
+        (relu, ExportFormat::Gguf, "activation = relu"),
+    ];
+    for (i, (cfg, format, want)) in cases.into_iter().enumerate() {
+        let model = Gpt::new(cfg, 1).unwrap();
+        let parts = CheckpointParts {
+            model: &model,
+            tokenizer: &tok,
+            resume: None,
+        };
+        let ck = save_checkpoint(d.path(), &format!("ck{i}"), &parts).unwrap();
+        let out = d.path().join(format!("out{i}"));
+        let opts = ExportOptions {
+            format,
+            dtype: WeightDtype::F32,
+            force: false,
+        };
+        let e = export(&ck, &out, &opts).unwrap_err().to_string();
+        assert!(
+            e.starts_with("cannot export to ") && e.contains(want),
+            "{e}"
+        );
+        assert!(!e.contains('\n'), "{e}");
+        assert!(!out.exists(), "{e}: nothing may be written");
+    }
 }

@@ -1,7 +1,9 @@
 //! `cargo run --release -p lmforge-model --example bench_train -- PRESET [--batch B]
 //!  [--threads N] [--steps S] [--warmup W] [--kernel gemm|matrixmultiply] [--json]
-//!  [--n-layer L] [--n-embd C] [--n-head H] [--block-size T] [--vocab-size V]`
-//! (the shape flags override the preset's fields, as `lmforge bench train`'s do)
+//!  [--n-layer L] [--n-embd C] [--n-head H] [--block-size T] [--vocab-size V]
+//!  [--norm pre|post] [--activation gelu|gelu_tanh|relu] [--pos-encoding P]`
+//! (the shape flags override the preset's fields, as `lmforge bench train`'s do; the last
+//! three take `config.json`'s spellings)
 use lmforge_model::bench::bench_train;
 use lmforge_model::ops::matmul::{set_kernel, Kernel};
 use lmforge_model::ModelConfig;
@@ -37,6 +39,23 @@ fn main() {
             *field = v;
         }
     }
+    // the architecture switches, parsed as config.json spells them
+    let switch = |name: &str, json_key: &str, cfg: &mut ModelConfig| {
+        if let Some(v) = flag(name) {
+            let mut j = serde_json::to_value(&*cfg).unwrap_or_default();
+            j[json_key] = serde_json::Value::String(v.clone());
+            match serde_json::from_value(j) {
+                Ok(c) => *cfg = c,
+                Err(e) => {
+                    eprintln!("{name} {v}: {e}");
+                    std::process::exit(2);
+                }
+            }
+        }
+    };
+    switch("--norm", "norm", &mut cfg);
+    switch("--activation", "activation", &mut cfg);
+    switch("--pos-encoding", "pos_encoding", &mut cfg);
     let default_batch = lmforge_model::config::preset_batch_size(&preset);
     let batch = flag("--batch")
         .and_then(|s| s.parse().ok())

@@ -1,8 +1,10 @@
 //! The GPT model: parameters, the activation plan, forward and backward.
 //!
-//! nanoGPT's architecture: token embedding (+ learned/sinusoidal positions, or RoPE inside
-//! attention), `n_layer` pre-LayerNorm blocks `x = x + attn(ln_1(x)); x = x + mlp(ln_2(x))`,
-//! final `ln_f`, `lm_head` (tied to `wte` by default), mean cross-entropy over targets ≠ -1.
+//! nanoGPT's architecture: token embedding (+ learned/sinusoidal positions, and/or RoPE inside
+//! attention), `n_layer` pre-LayerNorm blocks `x = x + attn(ln_1(x)); x = x + mlp(ln_2(x))`
+//! (or post-LN `x = ln_1(x + attn(x)); x = ln_2(x + mlp(x))`, `norm = post`), final `ln_f`,
+//! `lm_head` (tied to `wte` by default; untied it may have a bias), mean cross-entropy over
+//! targets ≠ -1.
 
 use crate::acts::{Acts, Plan};
 use crate::backend::cpu::Cpu;

@@ -3,7 +3,9 @@
 //! precision on the same f32 weights (what resuming a checkpoint in another dtype does).
 
 use lmforge_model::ops::matmul::{bf16_amx_available, bf16_native_available, Bf16Kernel};
-use lmforge_model::{AdamW, AdamWConfig, Gpt, ModelConfig, Precision};
+use lmforge_model::{
+    Activation, AdamW, AdamWConfig, Gpt, ModelConfig, Norm, PosEncoding, Precision,
+};
 
 fn kernels() -> Vec<Bf16Kernel> {
     let mut k = vec![Bf16Kernel::Emulated];
@@ -19,6 +21,15 @@ fn kernels() -> Vec<Bf16Kernel> {
 fn config(tie: bool) -> ModelConfig {
     let mut c = ModelConfig::new(37, 2, 4, 64, 16);
     c.tie_embeddings = tie;
+    c
+}
+
+/// Issue 14's switches: post-LN, ReLU, sinusoidal+RoPE, no q/k/v bias, untied head with a bias.
+fn switched() -> ModelConfig {
+    let mut c = config(false);
+    (c.norm, c.activation, c.pos_encoding) =
+        (Norm::Post, Activation::Relu, PosEncoding::SinusoidalRope);
+    (c.qkv_bias, c.head_bias) = (Some(false), true);
     c
 }
 
@@ -42,8 +53,8 @@ fn loss_and_grads(cfg: &ModelConfig, prec: Precision) -> (f32, Vec<f32>) {
 
 #[test]
 fn bf16_loss_and_gradients_are_within_bf16_tolerance_of_fp32() {
-    for tie in [true, false] {
-        let cfg = config(tie);
+    for cfg in [config(true), config(false), switched()] {
+        let tie = cfg.tie_embeddings;
         let (l32, g32) = loss_and_grads(&cfg, Precision::Fp32);
         let norm32 = g32.iter().map(|g| (*g as f64).powi(2)).sum::<f64>().sqrt();
         for k in kernels() {

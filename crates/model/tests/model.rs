@@ -179,19 +179,25 @@ fn learns_a_fixed_batch_and_accumulation_equals_big_batch() {
     }
     assert!(last < 0.3 * first, "{first} -> {last}");
 
-    // two half-batches with loss/2 each == one batch (no ignored targets so means agree)
+    // two half-batches with loss/2 each == one batch (no ignored targets so means agree),
+    // also for an untied head with a bias (its staged gradient is scaled too)
     let tg: Vec<i32> = tg.iter().map(|&x| x.max(0)).collect();
-    let mut a = Gpt::new(cfg.clone(), 2).unwrap();
-    a.forward(&idx, Some(&tg), 2, 6).unwrap();
-    a.backward().unwrap();
-    let mut b = Gpt::new(cfg, 2).unwrap();
-    for h in 0..2 {
-        b.forward(&idx[h * 6..h * 6 + 6], Some(&tg[h * 6..h * 6 + 6]), 1, 6)
-            .unwrap();
-        b.backward_scaled(0.5).unwrap();
-    }
-    for (x, y) in a.grads().iter().zip(b.grads()) {
-        assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+    let with_head_bias = switches(Norm::Pre, Activation::Gelu, PosEncoding::Learned, 0.0);
+    for cfg in [cfg, with_head_bias] {
+        let mut a = Gpt::new(cfg.clone(), 2).unwrap();
+        scramble(&mut a, 5);
+        let mut b = Gpt::new(cfg, 2).unwrap();
+        b.params_mut().copy_from_slice(a.params());
+        a.forward(&idx, Some(&tg), 2, 6).unwrap();
+        a.backward().unwrap();
+        for h in 0..2 {
+            b.forward(&idx[h * 6..h * 6 + 6], Some(&tg[h * 6..h * 6 + 6]), 1, 6)
+                .unwrap();
+            b.backward_scaled(0.5).unwrap();
+        }
+        for (x, y) in a.grads().iter().zip(b.grads()) {
+            assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+        }
     }
 }
 
@@ -207,8 +213,18 @@ fn batch_shards_match_one_pass() {
         .build()
         .unwrap();
     pool.install(|| {
-        for dropout in [0.0, 0.3] {
-            let cfg = tiny(PosEncoding::Learned, true, true, Activation::Gelu, dropout);
+        let configs = [
+            tiny(PosEncoding::Learned, true, true, Activation::Gelu, 0.0),
+            tiny(PosEncoding::Learned, true, true, Activation::Gelu, 0.3),
+            switches(
+                Norm::Post,
+                Activation::Relu,
+                PosEncoding::SinusoidalRope,
+                0.3,
+            ),
+        ];
+        for cfg in configs {
+            let dropout = cfg.dropout;
             let (b, t) = (5, 6);
             let (idx, tg) = batch(b, t, 11);
             let run = |shards: usize| {
@@ -266,7 +282,8 @@ fn chunked_pass(
 
 /// The fused classifier in chunks of rows that do and don't divide b·t (and one larger than
 /// it) gives the unchunked loss and gradients (one chunk of all 18 rows: the full `[N, V]`
-/// logits) within 1e-5, for a tied and an untied head, one and two batch shards.
+/// logits) within 1e-5, for a tied and an untied head (with and without a bias), one and two
+/// batch shards.
 #[test]
 fn chunked_classifier_equals_unchunked() {
     let pool = rayon::ThreadPoolBuilder::new()
@@ -274,8 +291,14 @@ fn chunked_classifier_equals_unchunked() {
         .build()
         .unwrap();
     pool.install(|| {
-        for tie in [true, false] {
-            let mut cfg = tiny(PosEncoding::Learned, true, tie, Activation::Gelu, 0.0);
+        let configs = [
+            tiny(PosEncoding::Learned, true, true, Activation::Gelu, 0.0),
+            tiny(PosEncoding::Learned, true, false, Activation::Gelu, 0.0),
+            // an untied head with a bias: its staged gradient is chunked, sharded and rescaled
+            switches(Norm::Pre, Activation::Gelu, PosEncoding::Learned, 0.0),
+        ];
+        for mut cfg in configs {
+            let tie = cfg.tie_embeddings;
             cfg.vocab_size = 37;
             let (b, t) = (3usize, 6);
             for shards in [1, 2] {

@@ -5,7 +5,7 @@
 //! workspace on every call, which is theirs, not ours (see the README).
 
 use lmforge_model::ops::matmul::{set_kernel, Kernel};
-use lmforge_model::{AdamW, AdamWConfig, Gpt, ModelConfig};
+use lmforge_model::{Activation, AdamW, AdamWConfig, Gpt, ModelConfig, Norm, PosEncoding};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -28,8 +28,16 @@ static A: Counting = Counting;
 
 /// Allocations during steady-state training steps of the tiny model (dropout on) on a pool of
 /// `threads`, with `shards` batch shards (0 = automatic) and batch `b`; the first step, which
-/// plans the buffers, is not counted. `then_smaller` adds a pass at half the batch.
-fn allocations(threads: usize, shards: usize, b: usize, then_smaller: bool) -> usize {
+/// plans the buffers, is not counted. `then_smaller` adds a pass at half the batch;
+/// `switched` turns on issue 14's switches (post-LN, ReLU, sinusoidal+RoPE, no q/k/v bias,
+/// untied head with a bias).
+fn allocations(
+    threads: usize,
+    shards: usize,
+    b: usize,
+    then_smaller: bool,
+    switched: bool,
+) -> usize {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -37,6 +45,11 @@ fn allocations(threads: usize, shards: usize, b: usize, then_smaller: bool) -> u
     pool.install(|| {
         let mut cfg = ModelConfig::preset("tiny").unwrap();
         cfg.dropout = 0.1;
+        if switched {
+            (cfg.norm, cfg.activation) = (Norm::Post, Activation::Relu);
+            (cfg.pos_encoding, cfg.qkv_bias) = (PosEncoding::SinusoidalRope, Some(false));
+            (cfg.tie_embeddings, cfg.head_bias) = (false, true);
+        }
         let mut m = Gpt::new(cfg, 1).unwrap();
         m.set_batch_shards(shards);
         let mut opt = AdamW::new(&m, AdamWConfig::default());
@@ -67,12 +80,16 @@ fn allocations(threads: usize, shards: usize, b: usize, then_smaller: bool) -> u
 #[test]
 fn training_step_does_not_allocate_after_the_first() {
     set_kernel(Kernel::Reference);
-    let n = allocations(1, 0, 2, true);
+    let n = allocations(1, 0, 2, true, false);
     assert_eq!(n, 0, "{n} allocations in steady-state training steps");
     // batch shards side by side on two threads: none either
-    let n = allocations(2, 2, 4, false);
+    let n = allocations(2, 2, 4, false, false);
     assert_eq!(
         n, 0,
         "{n} allocations in steady-state sharded training steps"
     );
+    for shards in [1, 2] {
+        let n = allocations(2, shards, 4, true, true);
+        assert_eq!(n, 0, "{n} allocations with the issue-14 switches");
+    }
 }

@@ -16,6 +16,7 @@ pub mod gguf;
 pub mod gguf_model;
 pub mod hf_model;
 pub mod hf_tokenizer;
+mod switches;
 pub mod tensors;
 pub mod tiktoken_vocab;
 mod write;
@@ -91,6 +92,7 @@ pub struct ExportReport {
 pub fn export(checkpoint: &Path, out: &Path, opts: &ExportOptions) -> Result<ExportReport> {
     write::check_out(out, opts.force)?;
     let ckpt = Checkpoint::load(checkpoint)?;
+    switches::check_expressible(ckpt.model.config(), opts.format.name())?;
     let src = Source {
         model: &ckpt.model,
         vocab: ckpt.tokenizer.vocab_size(),

@@ -120,12 +120,12 @@ impl<'a> Source<'a> {
         })
     }
 
-    /// The parameter `name`, or `len` zeros when the model has no biases (`bias = false`
-    /// computes the same function as a zero bias).
+    /// The bias `name`, or `len` zeros when the model has none (`bias = false`, or
+    /// `qkv_bias = false` for `c_attn`: no bias computes the same function as a zero one).
     pub fn or_zeros(&self, name: &str, len: usize) -> Result<Vec<f32>> {
-        match self.model.config().bias {
-            true => Ok(self.get(name)?.to_vec()),
-            false => Ok(vec![0.0; len]),
+        match self.model.layout().find(name) {
+            Some(_) => Ok(self.get(name)?.to_vec()),
+            None => Ok(vec![0.0; len]),
         }
     }
 

@@ -103,9 +103,10 @@ pub fn read_config(dir: &Path) -> Result<ModelConfig> {
     {
         "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Activation::GeluTanh,
         "gelu" => Activation::Gelu,
+        "relu" => Activation::Relu,
         other => {
             return Err(bad(format!(
-                "activation_function '{other}' is not supported (gelu, gelu_new)"
+                "activation_function '{other}' is not supported (gelu, gelu_new, relu)"
             )))
         }
     };
@@ -231,7 +232,7 @@ mod tests {
             ("scale_attn_weights", false.into(), "scale_attn_weights"),
             ("layer_norm_epsilon", 1e-6.into(), "layer_norm_epsilon"),
             ("n_inner", 30.into(), "n_inner"),
-            ("activation_function", "relu".into(), "activation_function"),
+            ("activation_function", "silu".into(), "activation_function"),
             ("model_type", "llama".into(), "model_type"),
         ];
         for (key, value, needle) in cases {
