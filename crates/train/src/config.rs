@@ -159,7 +159,8 @@ pub struct TrainConfig {
     /// plateau: evaluations without improvement tolerated before reducing (torch: 10).
     pub plateau_patience: usize,
     /// Evaluation batches: fixed (the same random windows every time), random (fresh
-    /// random windows each evaluation) or full (the whole split in consecutive windows).
+    /// random windows each evaluation) or full (the whole val split in consecutive windows,
+    /// every token scored once; the train loss stays on eval_iters fixed batches).
     pub eval_mode: String,
     /// Also evaluate at the end of every epoch (a pass over the training windows).
     pub eval_every_epoch: bool,
