@@ -71,6 +71,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         sampling: SamplingConfig::default(),
         stop: vec![],
         exact_context: false,
+        ignore_eos: false,
     };
     let out = generate(&ckpt.model, &ckpt.tokenizer, "MACBETH:", &gen, &mut |_| {})?;
     println!("--- sample ---\nMACBETH:{}", out.text);

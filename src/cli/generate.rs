@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use lmforge_generate::{generate, Checkpoint, GenerateOptions, SamplingConfig};
+use lmforge_generate::{Checkpoint, GenerateOptions, SamplingConfig};
 
 /// `lmforge generate --checkpoint DIR [--prompt TEXT] ...`
 #[derive(Args, Debug)]
@@ -21,8 +21,9 @@ pub struct GenerateArgs {
     /// Read the prompt from a file.
     #[arg(long, value_name = "FILE")]
     pub prompt_file: Option<PathBuf>,
-    /// Tokens to generate per sample.
-    #[arg(long, default_value_t = 500)]
+    /// Tokens to generate per sample (also --num-tokens; 10,000 and more stream fine, with
+    /// --output FILE to keep them).
+    #[arg(long, alias = "num-tokens", default_value_t = 500)]
     pub max_new_tokens: usize,
     /// Sampling temperature; 0 = greedy.
     #[arg(long, default_value_t = SamplingConfig::default().temperature, allow_negative_numbers = true)]
@@ -39,6 +40,10 @@ pub struct GenerateArgs {
     /// Number of samples, separated by a line of dashes.
     #[arg(long, default_value_t = 1)]
     pub num_samples: usize,
+    /// Never end at the end-of-text token: write exactly --max-new-tokens tokens (JaneLM's
+    /// 10,000) unless a --stop string comes first.
+    #[arg(long)]
+    pub ignore_eos: bool,
     /// Also write the samples to this file.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -138,17 +143,25 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
             },
             stop: a.stop.clone(),
             exact_context: a.exact_context,
+            ignore_eos: a.ignore_eos,
         };
         write!(stdout, "{prompt}")?;
         let mut write_err = None;
-        let out = generate(&ckpt.model, &ckpt.tokenizer, &prompt, &opts, &mut |text| {
-            if let Err(e) = stdout
-                .write_all(text.as_bytes())
-                .and_then(|_| stdout.flush())
-            {
-                write_err.get_or_insert(e);
-            }
-        })?;
+        let model = &ckpt.model;
+        let out = lmforge_generate::generate(
+            model,
+            &ckpt.tokenizer,
+            &prompt,
+            &opts,
+            &mut |text| {
+                if let Err(e) = stdout
+                    .write_all(text.as_bytes())
+                    .and_then(|_| stdout.flush())
+                {
+                    write_err.get_or_insert(e);
+                }
+            },
+        )?;
         if let Some(e) = write_err {
             return Err(e).context("writing to stdout");
         }

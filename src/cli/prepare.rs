@@ -80,6 +80,17 @@ pub struct PrepareArgs {
     /// Pair data: longest decoder sequence, `<bos>`/`<eos>` included (default: --block-size).
     #[arg(long, value_name = "N")]
     pub tgt_block_size: Option<usize>,
+    /// With --wikitext: strip every line and drop empty ones (the LLM-from-scratch seed's
+    /// cleaning).
+    #[arg(long, requires = "wikitext")]
+    pub wikitext_clean: bool,
+    /// --tokenizer word: lowercase the text first.
+    #[arg(long)]
+    pub word_lowercase: bool,
+    /// --tokenizer word: drop whitespace and split on \w+|[^\w\s] (decoding joins with
+    /// spaces), as the LLM-from-scratch seed.
+    #[arg(long)]
+    pub no_word_whitespace: bool,
     /// Corpus files, folders or glob patterns (default: the bundled Shakespeare corpus).
     #[arg(value_name = "SOURCES")]
     pub sources: Vec<String>,
@@ -110,7 +121,12 @@ pub fn run(a: PrepareArgs) -> anyhow::Result<()> {
         download: a.download,
         url: a.url,
         sha256: a.sha256,
+        clean: a.wikitext_clean,
     });
+    opts.word = lmforge_tokenizer::WordOptions {
+        lowercase: a.word_lowercase,
+        keep_whitespace: !a.no_word_whitespace,
+    };
     opts.block_size = a.block_size;
     opts.strip_gutenberg = a.strip_gutenberg;
     opts.lossy = a.lossy;

@@ -48,10 +48,13 @@ pub struct TrainArgs {
 fn settings_help() -> String {
     let defaults = TrainConfig::default().to_toml().unwrap_or_default();
     format!(
-        "Settings (keys of the config file; give them as --key value). Unset by default: {} \
+        "Workflow presets (--preset NAME sets every setting of the workflow; --key value \
+         still overrides; see docs/recipes/):\n{}\n\n\
+         Settings (keys of the config file; give them as --key value). Unset by default: {} \
          (n_layer, n_head, n_embd, block_size, vocab_size come from the preset / tokenizer; \
          lr_decay_iters = max_iters). An empty name is made from the data and tokenizer \
          (shakespeare-char for the defaults).\nDefaults (nanoGPT's CPU 'baby' Shakespeare config):\n\n{defaults}",
+        lmforge_train::workflows::help(),
         settings::optional_keys().join(", ")
     )
 }
@@ -163,6 +166,7 @@ fn sample_options(cfg: &TrainConfig) -> GenerateOptions {
         },
         stop: vec![],
         exact_context: false,
+        ignore_eos: false,
     }
 }
 
@@ -214,7 +218,14 @@ fn print_summary(cfg: &TrainConfig, report: &TrainReport) {
             .map(|v| format!("{v:.4}"))
             .unwrap_or_else(|| "n/a".into())
     );
-    eprintln!("checkpoints: {run}/checkpoints/best (lowest val loss) and {run}/checkpoints/last");
+    let best = if cfg.has_validation() { "best" } else { "last" };
+    if cfg.has_validation() {
+        eprintln!(
+            "checkpoints: {run}/checkpoints/best (lowest val loss) and {run}/checkpoints/last"
+        );
+    } else {
+        eprintln!("checkpoints: {run}/checkpoints/last (no validation split, so no best/)");
+    }
     eprintln!("metrics: {run}/metrics.jsonl   plot: {run}/loss.png   config: {run}/config.toml");
     let runs = report
         .run_dir
@@ -226,5 +237,5 @@ fn print_summary(cfg: &TrainConfig, report: &TrainReport) {
     } else {
         "\"<your text>\""
     };
-    eprintln!("generate: lmforge generate --checkpoint {run}/checkpoints/best --prompt {prompt}");
+    eprintln!("generate: lmforge generate --checkpoint {run}/checkpoints/{best} --prompt {prompt}");
 }

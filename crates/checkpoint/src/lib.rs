@@ -24,7 +24,7 @@ pub mod write;
 pub use error::{CheckpointError, Result};
 pub use find::{find_checkpoint, list_checkpoints, prune_periodic, resolve_checkpoint_dir};
 pub use load::Checkpoint;
-pub use state::{load_state, EarlyStopState, TrainState, STATE_FILE, STATE_FORMAT};
+pub use state::{load_state, EarlyStopState, PlateauState, TrainState, STATE_FILE, STATE_FORMAT};
 pub use write::{save_checkpoint, CheckpointParts, Resumable};
 
 /// Name of the checkpoint with the lowest validation loss (inference-only).

@@ -44,6 +44,21 @@ pub struct TrainState {
     pub data_dir: String,
     /// Fingerprint of the tokenizer the data was prepared with.
     pub tokenizer_fingerprint: String,
+    /// `lr_schedule = plateau`: the scheduler's state (absent in other runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plateau: Option<PlateauState>,
+}
+
+/// `ReduceLROnPlateau` state as saved (the policy lives in `lmforge-train`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlateauState {
+    /// The current (possibly reduced) learning rate.
+    pub lr: f32,
+    /// Lowest val loss so far (torch's `best`; unset before the first evaluation).
+    pub best: Option<f32>,
+    /// Evaluations since the last improvement (torch's `num_bad_epochs`).
+    pub bad_evals: usize,
 }
 
 /// Early-stopping counters as saved (the policy lives in `lmforge-train`).

@@ -43,6 +43,7 @@ fn state() -> TrainState {
         lr: 1e-3,
         data_dir: "/nowhere".into(),
         tokenizer_fingerprint: "abc".into(),
+        plateau: None,
     }
 }
 

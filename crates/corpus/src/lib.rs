@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod bundled;
+pub mod clean;
 pub mod error;
 pub mod gutenberg;
 pub mod progress;
@@ -23,6 +24,7 @@ pub mod sources;
 pub mod stream;
 
 pub use bundled::bundled_corpus_dir;
+pub use clean::LineCleaner;
 pub use error::{CorpusError, Result};
 pub use progress::Progress;
 pub use read::{read_text, Document};

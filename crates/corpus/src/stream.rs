@@ -189,6 +189,8 @@ impl Iterator for TextChunks {
 pub struct DocChunks {
     chunks: TextChunks,
     body: Option<GutenbergBody>,
+    /// WikiText cleaning ([`DocChunks::clean_lines`]); `None` once its last line is out.
+    cleaner: Option<crate::LineCleaner>,
 }
 
 impl DocChunks {
@@ -214,7 +216,15 @@ impl DocChunks {
         Ok(DocChunks {
             chunks: if hash { chunks.hashing() } else { chunks },
             body,
+            cleaner: None,
         })
+    }
+
+    /// When `clean`, strips every line and drops empty ones ([`crate::LineCleaner`]), as the
+    /// LLM-from-scratch seed cleans WikiText.
+    pub fn clean_lines(mut self, clean: bool) -> DocChunks {
+        self.cleaner = clean.then(crate::LineCleaner::default);
+        self
     }
 
     /// Raw bytes read so far (see [`TextChunks::bytes_read`]).
@@ -232,9 +242,16 @@ impl Iterator for DocChunks {
     type Item = Result<String>;
 
     fn next(&mut self) -> Option<Result<String>> {
-        let chunk = self.chunks.next()?;
-        Some(match (chunk, self.body.as_mut()) {
+        let Some(chunk) = self.chunks.next() else {
+            // the cleaner's last line, once
+            return self.cleaner.take().map(|mut c| Ok(c.finish()));
+        };
+        let text = match (chunk, self.body.as_mut()) {
             (Ok(text), Some(body)) => Ok(body.filter(&text)),
+            (other, _) => other,
+        };
+        Some(match (text, self.cleaner.as_mut()) {
+            (Ok(text), Some(c)) => Ok(c.feed(&text)),
             (other, _) => other,
         })
     }

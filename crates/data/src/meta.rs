@@ -79,6 +79,29 @@ impl Meta {
         })
     }
 
+    /// The training documents' `(start, tokens)` in `train.bin`: the train-stream sources in
+    /// order, a separator between them when the tokenizer has one, cut at `train_len` (a
+    /// tail split moves the end of the stream to `val.bin`).
+    pub fn train_documents(&self, train_len: u64) -> Vec<(u64, u64)> {
+        let mut docs = Vec::new();
+        let mut at = 0u64;
+        let written = self
+            .sources
+            .iter()
+            .filter(|s| s.stream == "train" && s.tokens > 0);
+        for (i, src) in written.enumerate() {
+            if i > 0 && self.tokenizer.separator.is_some() {
+                at += 1;
+            }
+            let end = (at + src.tokens).min(train_len);
+            if at < end {
+                docs.push((at, end - at));
+            }
+            at += src.tokens;
+        }
+        docs
+    }
+
     /// Pretty JSON bytes, newline-terminated.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let mut v = serde_json::to_vec_pretty(self)

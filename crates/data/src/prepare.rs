@@ -22,12 +22,12 @@ use lmforge_corpus::{
     DEFAULT_CHUNK_BYTES,
 };
 use lmforge_tokenizer::{
-    write_atomic, StreamEncoder, StreamOptions, Tokenizer, TokenizerError, TrainKind,
+    write_atomic, StreamEncoder, StreamOptions, Tokenizer, TokenizerError, TrainKind, WordOptions,
 };
 
 use crate::download::fetch_archive;
 use crate::meta::{Meta, SourceMeta, TokenizerMeta, META_VERSION};
-use crate::split::train_count;
+use crate::split::{train_count, val_file_count};
 use crate::{wikitext, DataError, Dtype, Result, TokenWriter, ValSplit};
 
 /// Which tokenizer to use.
@@ -71,6 +71,8 @@ pub struct WikiTextOptions {
     pub url: Option<String>,
     /// Expected sha256 of the archive.
     pub sha256: Option<String>,
+    /// Strip every line and drop empty ones, as the LLM-from-scratch seed does.
+    pub clean: bool,
 }
 
 /// Everything `prepare` needs. Start from [`PrepareOptions::new`].
@@ -96,6 +98,8 @@ pub struct PrepareOptions {
     pub lossy: bool,
     /// No progress output.
     pub quiet: bool,
+    /// How a trained `word` tokenizer splits (lowercase, whitespace kept or dropped).
+    pub word: WordOptions,
 }
 
 impl PrepareOptions {
@@ -115,6 +119,7 @@ impl PrepareOptions {
             strip_gutenberg: false,
             lossy: false,
             quiet: false,
+            word: WordOptions::default(),
         }
     }
 }
@@ -158,7 +163,7 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport> {
             "--block-size must be at least 1".into(),
         ));
     }
-    if let ValSplit::Fraction(f) = opts.split {
+    if let ValSplit::Fraction(f) | ValSplit::Files(f) = opts.split {
         if !(f > 0.0 && f < 1.0) {
             return Err(DataError::InvalidOption(format!(
                 "--val-fraction must be between 0 and 1 (exclusive), got {f}"
@@ -217,8 +222,13 @@ pub fn prepare(opts: &PrepareOptions) -> Result<PrepareReport> {
             writers.push(("val", val));
         }
     }
+    if opts.split == ValSplit::None && opts.wikitext.is_none() {
+        let val = TokenWriter::create(&opts.out.join("val.bin"), dtype, &fingerprint)?;
+        writers.push(("val", val));
+    }
     for (name, w) in &writers {
-        if *name != "test" {
+        let no_val = *name == "val" && opts.split == ValSplit::None;
+        if *name != "test" && !no_val {
             check_size(
                 name,
                 w.count(),
@@ -366,6 +376,42 @@ fn resolve_streams(opts: &PrepareOptions) -> Result<(Vec<Stream>, String)> {
                 format!("sources: val from {}", val_specs.join(", ")),
             ))
         }
+        ValSplit::Files(f) => {
+            if train.len() < 2 {
+                return Err(DataError::InvalidOption(format!(
+                    "val_split = files needs at least 2 source files (found {}); use \
+                     val_split = tail to hold out the end of the text instead",
+                    train.len()
+                )));
+            }
+            let mut train = train;
+            let val = train.split_off(train.len() - val_file_count(train.len(), *f));
+            let rule = format!(
+                "files: the last {} of {} source files are val",
+                val.len(),
+                train.len() + val.len()
+            );
+            Ok((
+                vec![
+                    Stream {
+                        name: "train",
+                        files: train,
+                    },
+                    Stream {
+                        name: "val",
+                        files: val,
+                    },
+                ],
+                rule,
+            ))
+        }
+        ValSplit::None => Ok((
+            vec![Stream {
+                name: "train",
+                files: train,
+            }],
+            "none: no validation split".into(),
+        )),
     }
 }
 
@@ -379,6 +425,8 @@ fn load_tokenizer(opts: &PrepareOptions, train_files: &[PathBuf]) -> Result<Arc<
                 lossy: opts.lossy,
                 strip_gutenberg: opts.strip_gutenberg,
                 quiet: opts.quiet,
+                word: opts.word,
+                clean_lines: clean_lines(opts),
                 ..StreamOptions::default()
             };
             match lmforge_tokenizer::train_from_paths(*kind, *vocab_size, train_files, &stream) {
@@ -388,6 +436,11 @@ fn load_tokenizer(opts: &PrepareOptions, train_files: &[PathBuf]) -> Result<Arc<
             }
         }
     }
+}
+
+/// WikiText cleaning was asked for.
+fn clean_lines(opts: &PrepareOptions) -> bool {
+    opts.wikitext.as_ref().is_some_and(|w| w.clean)
 }
 
 fn empty(files: &[PathBuf]) -> DataError {
@@ -459,7 +512,8 @@ fn encode_stream(
             opts.strip_gutenberg,
             true,
             DEFAULT_CHUNK_BYTES,
-        )?;
+        )?
+        .clean_lines(clean_lines(opts));
         let mut read = 0;
         while let Some(chunk) = reader.next() {
             let chunk = chunk?;

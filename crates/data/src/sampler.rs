@@ -65,6 +65,45 @@ pub enum Sampling {
     },
     /// Non-overlapping windows in file order (`start = k·block`), wrapping into a new epoch.
     Sequential,
+    /// A window at every token offset (`start = 0..len - block`), each once per epoch, in
+    /// an order shuffled per epoch (the transformer seed's Dataset with `shuffle=True`).
+    Stride1 {
+        /// Seeds the per-epoch order.
+        seed: u64,
+    },
+    /// Each row takes the next document of a per-epoch shuffled order and a uniformly random
+    /// window inside it (the LM seed: one random window per shard file per item). Needs the
+    /// documents' boundaries ([`BatchSampler::with_documents`]).
+    #[serde(rename = "per-document")]
+    PerDocument {
+        /// Seeds the document order and the windows.
+        seed: u64,
+    },
+}
+
+/// A pseudo-random permutation of `0..n` for one epoch: `i ↦ (a·i + c) mod n` with `a`
+/// coprime to `n`, drawn from `(seed, epoch)`. A bijection that needs no memory, so an epoch
+/// over millions of windows costs nothing to set up and a resumed run recomputes it.
+fn epoch_permutation(seed: u64, epoch: u64, n: u64) -> impl Fn(u64) -> u64 {
+    let mut rng = Rng::new(seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let c = rng.below(n.max(1));
+    let mut a = 1;
+    if n > 2 {
+        loop {
+            a = 1 + rng.below(n - 1);
+            if gcd(a, n) == 1 {
+                break;
+            }
+        }
+    }
+    move |i| ((a as u128 * i as u128 + c as u128) % n.max(1) as u128) as u64
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
 }
 
 /// Everything needed to continue sampling exactly where a run stopped. Store it in the
@@ -95,6 +134,8 @@ pub struct SamplerState {
 pub struct BatchSampler {
     file: Arc<TokenFile>,
     state: SamplerState,
+    /// Per-document mode: each document's `(start, tokens)` in the file.
+    documents: Vec<(u64, u64)>,
 }
 
 impl BatchSampler {
@@ -113,7 +154,9 @@ impl BatchSampler {
         }
         check_len(&file, block)?;
         let seed = match sampling {
-            Sampling::Random { seed } => seed,
+            Sampling::Random { seed }
+            | Sampling::Stride1 { seed }
+            | Sampling::PerDocument { seed } => seed,
             Sampling::Sequential => 0,
         };
         let state = SamplerState {
@@ -126,7 +169,27 @@ impl BatchSampler {
             next_window: 0,
             batches: 0,
         };
-        Ok(BatchSampler { file, state })
+        Ok(BatchSampler {
+            file,
+            state,
+            documents: Vec::new(),
+        })
+    }
+
+    /// Gives per-document sampling its documents: `(start, tokens)` ranges of the file
+    /// (e.g. [`crate::meta::Meta::train_documents`]). Empty documents are dropped; a range
+    /// past the end of the file is refused.
+    pub fn with_documents(mut self, documents: Vec<(u64, u64)>) -> Result<BatchSampler> {
+        let len = self.file.len();
+        if let Some(&(s, n)) = documents.iter().find(|&&(s, n)| s + n > len) {
+            return Err(DataError::InvalidOption(format!(
+                "document {s}..{} is past the end of {} ({len} tokens)",
+                s + n,
+                self.file.path().display()
+            )));
+        }
+        self.documents = documents.into_iter().filter(|&(_, n)| n > 0).collect();
+        Ok(self)
     }
 
     /// Continues from a saved [`SamplerState`]; errors if it was made for another shape or
@@ -142,6 +205,7 @@ impl BatchSampler {
         Ok(BatchSampler {
             file: fresh.file,
             state,
+            documents: Vec::new(),
         })
     }
 
@@ -153,7 +217,9 @@ impl BatchSampler {
     /// Completed epochs (sequential mode; in random mode, tokens seen / file length).
     pub fn epoch(&self) -> u64 {
         match self.state.sampling {
-            Sampling::Sequential => self.state.epoch,
+            Sampling::Sequential | Sampling::Stride1 { .. } | Sampling::PerDocument { .. } => {
+                self.state.epoch
+            }
             Sampling::Random { .. } => {
                 self.state.batches * (self.state.batch * self.state.block) as u64
                     / self.state.tokens.max(1)
@@ -161,9 +227,43 @@ impl BatchSampler {
         }
     }
 
-    /// Windows per sequential epoch: `(len - 1) / block`.
+    /// Windows per epoch: `(len - 1) / block` (sequential and random), `len - block`
+    /// (stride 1), the number of documents (per-document).
     pub fn windows_per_epoch(&self) -> u64 {
-        (self.file.len() - 1) / self.state.block as u64
+        match self.state.sampling {
+            Sampling::Stride1 { .. } => self.file.len() - self.state.block as u64,
+            Sampling::PerDocument { .. } => self.documents.len() as u64,
+            _ => (self.file.len() - 1) / self.state.block as u64,
+        }
+    }
+
+    /// Moves to the next window of the epoch; returns the index of the current one.
+    fn advance(&mut self, windows: u64) -> u64 {
+        let i = self.state.next_window;
+        self.state.next_window += 1;
+        if self.state.next_window >= windows {
+            self.state.next_window = 0;
+            self.state.epoch += 1;
+        }
+        i
+    }
+
+    /// Start of the next window in stride-1 or per-document mode.
+    fn next_shuffled_start(&mut self, seed: u64, windows: u64) -> u64 {
+        let block = self.state.block as u64;
+        let epoch = self.state.epoch;
+        let i = epoch_permutation(seed, epoch, windows)(self.advance(windows));
+        let Sampling::PerDocument { .. } = self.state.sampling else {
+            return i;
+        };
+        let (start, tokens) = self.documents[i as usize];
+        // a window inside the document; a short one spills into what follows it
+        let inside = if tokens > block {
+            self.state.rng.below(tokens - block)
+        } else {
+            0
+        };
+        (start + inside).min(self.file.len() - block - 1)
     }
 
     /// Fills `x` and `y` (each `batch × block`, row-major) with the next batch.
@@ -171,18 +271,18 @@ impl BatchSampler {
         let (batch, block) = (self.state.batch, self.state.block);
         check_buffers(x, y, batch, block)?;
         let windows = self.windows_per_epoch();
+        if windows == 0 {
+            return Err(DataError::InvalidOption(
+                "per-document sampling needs the documents' boundaries (none were given)".into(),
+            ));
+        }
         let random_range = self.file.len() - block as u64;
         for (xr, yr) in x.chunks_exact_mut(block).zip(y.chunks_exact_mut(block)) {
             let start = match self.state.sampling {
                 Sampling::Random { .. } => self.state.rng.below(random_range),
-                Sampling::Sequential => {
-                    let s = self.state.next_window * block as u64;
-                    self.state.next_window += 1;
-                    if self.state.next_window == windows {
-                        self.state.next_window = 0;
-                        self.state.epoch += 1;
-                    }
-                    s
+                Sampling::Sequential => self.advance(windows) * block as u64,
+                Sampling::Stride1 { seed } | Sampling::PerDocument { seed } => {
+                    self.next_shuffled_start(seed, windows)
                 }
             };
             self.file.read_xy(start, xr, yr);
@@ -228,6 +328,8 @@ pub struct EvalBatches {
     batch: usize,
     block: usize,
     starts: Vec<u64>,
+    /// Per row: leading targets not scored (set to -1). Empty: every target is scored.
+    skip: Vec<usize>,
 }
 
 impl EvalBatches {
@@ -253,7 +355,50 @@ impl EvalBatches {
             batch,
             block,
             starts,
+            skip: Vec::new(),
         })
+    }
+
+    /// The whole file in consecutive windows (`start = k·block`), every target scored once:
+    /// the tail that does not fill a window is scored by one last window ending at the
+    /// file's end (its already-scored targets masked), and the last batch is padded with
+    /// fully masked rows. Mean loss over it is the loss of the whole split.
+    pub fn full(file: Arc<TokenFile>, batch: usize, block: usize) -> Result<EvalBatches> {
+        if batch == 0 || block == 0 {
+            return Err(DataError::InvalidOption(
+                "eval batches, batch and block must be at least 1".into(),
+            ));
+        }
+        check_len(&file, block)?;
+        let targets = file.len() - 1;
+        let whole = targets / block as u64;
+        let mut starts: Vec<u64> = (0..whole).map(|k| k * block as u64).collect();
+        let mut skip = vec![0; starts.len()];
+        let rest = (targets - whole * block as u64) as usize;
+        if rest > 0 {
+            starts.push(targets - block as u64);
+            skip.push(block - rest);
+        }
+        while !starts.len().is_multiple_of(batch) {
+            starts.push(0);
+            skip.push(block);
+        }
+        Ok(EvalBatches {
+            file,
+            batch,
+            block,
+            starts,
+            skip,
+        })
+    }
+
+    /// Targets scored in batch `i` (`batch × block` unless some are masked).
+    pub fn scored(&self, i: usize) -> usize {
+        let rows = i * self.batch..(i + 1) * self.batch;
+        match self.skip.get(rows.clone()) {
+            Some(skip) => skip.iter().map(|s| self.block - s).sum(),
+            None => self.batch * self.block,
+        }
     }
 
     /// Number of batches.
@@ -278,12 +423,15 @@ impl EvalBatches {
                     self.len()
                 ))
             })?;
-        for ((xr, yr), &s) in x
+        for (row, ((xr, yr), &s)) in x
             .chunks_exact_mut(self.block)
             .zip(y.chunks_exact_mut(self.block))
             .zip(starts)
+            .enumerate()
         {
             self.file.read_xy(s, xr, yr);
+            let masked = self.skip.get(i * self.batch + row).copied().unwrap_or(0);
+            yr[..masked].fill(-1);
         }
         Ok(())
     }

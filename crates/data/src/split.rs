@@ -21,6 +21,11 @@ pub enum ValSplit {
     Fraction(f64),
     /// Val is made from these sources (files, folders, globs).
     Sources(Vec<String>),
+    /// The last fraction `f` of the source files (at least one, and at least one left for
+    /// train) is val: the LLM-from-scratch seed's 90/10 split by file.
+    Files(f64),
+    /// No validation: `val.bin` is empty (the LM seed trains without one).
+    None,
 }
 
 impl Default for ValSplit {
@@ -34,6 +39,12 @@ pub fn train_count(total: u64, f: f64) -> u64 {
     ((total as f64 * (1.0 - f)) as u64).min(total)
 }
 
+/// Source files that go to val when `n` files are split by file with fraction `f`: at
+/// least one, and at least one left for train (`n ≥ 2`).
+pub fn val_file_count(n: usize, f: f64) -> usize {
+    ((n as f64 * f).round() as usize).clamp(1, n.saturating_sub(1).max(1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,5 +55,13 @@ mod tests {
         assert_eq!(train_count(1_115_394, 0.1), 1_003_854);
         assert_eq!(train_count(10, 0.1), 9);
         assert_eq!(train_count(0, 0.1), 0);
+    }
+
+    #[test]
+    fn by_file_keeps_at_least_one_file_on_each_side() {
+        assert_eq!(val_file_count(10, 0.1), 1);
+        assert_eq!(val_file_count(30, 0.1), 3);
+        assert_eq!(val_file_count(2, 0.1), 1);
+        assert_eq!(val_file_count(3, 0.9), 2);
     }
 }

@@ -78,6 +78,7 @@ fn downloads_verifies_unzips_and_prepares() {
         download: true,
         url: Some(url),
         sha256: Some(sha),
+        clean: false,
     });
     let r = prepare(&o).unwrap();
     assert_eq!(server.join().unwrap(), 1);
@@ -108,6 +109,7 @@ fn wrong_checksum_leaves_nothing_behind() {
         download: true,
         url: Some(url),
         sha256: Some("00".repeat(32)),
+        clean: false,
     });
     let e = prepare(&o).unwrap_err();
     assert!(matches!(e, DataError::Checksum { .. }), "{e}");
@@ -135,6 +137,7 @@ fn offline_error_says_which_file_to_place_where() {
         download: true,
         url: Some(format!("http://127.0.0.1:{port}/wikitext-2-v1.zip")),
         sha256: None,
+        clean: false,
     });
     let e = prepare(&o).unwrap_err().to_string();
     assert!(!e.contains('\n'));

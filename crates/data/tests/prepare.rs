@@ -206,6 +206,7 @@ fn wikitext_fixture_uses_its_own_splits() {
         download: false,
         url: None,
         sha256: None,
+        clean: false,
     });
     let r = prepare(&o).unwrap();
     let dir = DataDir::open(&out).unwrap();

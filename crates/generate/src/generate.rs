@@ -24,6 +24,9 @@ pub struct GenerateOptions {
     /// Learned positions past block_size: re-read the full last block for every token
     /// (nanoGPT's behaviour) instead of shifting the context by half a block.
     pub exact_context: bool,
+    /// Never sample the end-of-text token, so exactly `max_new_tokens` are written unless a
+    /// stop string ends it (JaneLM writes 10,000 tokens whatever the model would rather do).
+    pub ignore_eos: bool,
 }
 
 /// Why generation ended.
@@ -69,6 +72,16 @@ pub fn encode_prompt(
     block_size: usize,
 ) -> Result<(Vec<u32>, Vec<String>)> {
     let mut warnings = Vec::new();
+    // Whitespace the tokenizer cannot express (a word tokenizer that drops it, a char
+    // vocabulary without it) starts from the start token, as an empty prompt does: JaneLM's
+    // prompt " " then works with every tokenizer kind.
+    if !prompt.is_empty() && prompt.trim().is_empty() && !expresses(tokenizer, prompt)? {
+        warnings.push(format!(
+            "the prompt {prompt:?} is no token of this tokenizer: starting from its start token"
+        ));
+        let (ids, _) = encode_prompt(tokenizer, "", block_size)?;
+        return Ok((ids, warnings));
+    }
     if let Tokenizer::Char(t) = tokenizer {
         let unknown = t.unknown_chars(prompt);
         if !unknown.is_empty() {
@@ -126,6 +139,15 @@ fn top_log_probs(logits: &[f32], id: u32, n: usize, top: &mut Vec<(u32, f32)>) -
     logits
         .get(id as usize)
         .map_or(f32::NEG_INFINITY, |&l| l - log_z)
+/// True when `text` encodes to at least one token and, for a char tokenizer, every
+/// character is in its vocabulary.
+fn expresses(tokenizer: &Tokenizer, text: &str) -> Result<bool> {
+    if let Tokenizer::Char(t) = tokenizer {
+        if !t.unknown_chars(text).is_empty() {
+            return Ok(false);
+        }
+    }
+    Ok(!tokenizer.encode(text)?.is_empty())
 }
 
 /// Generates one sample after `prompt`, calling `on_text` with each complete piece of text.
@@ -178,10 +200,11 @@ pub fn generate_steps(
     let eos = tokenizer.eos_id();
     // Padding and begin-of-sequence ids never occur inside training text: never sample them.
     let specials = tokenizer.special_tokens();
-    let banned: Vec<usize> = [specials.pad, specials.bos]
+    let banned_eos = eos.filter(|_| opts.ignore_eos);
+    let banned: Vec<usize> = [specials.pad, specials.bos, banned_eos]
         .into_iter()
         .flatten()
-        .filter(|&id| Some(id) != eos)
+        .filter(|&id| Some(id) != eos || opts.ignore_eos)
         .map(|id| id as usize)
         .collect();
     let mut masked = Vec::new();
@@ -266,4 +289,44 @@ pub fn generate_steps(
         ms_to_first_token: first_token_ms,
         warnings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lmforge_tokenizer::{train, TrainKind, WordOptions};
+
+    #[test]
+    fn a_single_space_prompt_works_for_every_tokenizer_kind() {
+        let text = ["the cat sat on the mat. the dog sat on the log.\n"];
+        let nospace = ["abcabc"];
+        let word_seed = match train(TrainKind::Word, Some(20), &text).unwrap() {
+            Tokenizer::Word(w) => Tokenizer::Word(w.with_options(WordOptions {
+                lowercase: true,
+                keep_whitespace: false,
+            })),
+            _ => unreachable!("a word tokenizer"),
+        };
+        let kinds = [
+            (train(TrainKind::Char, None, &text).unwrap(), false),
+            (train(TrainKind::Char, None, &nospace).unwrap(), true),
+            (train(TrainKind::Word, Some(20), &text).unwrap(), false),
+            (word_seed, true),
+            (train(TrainKind::Bpe, Some(300), &text).unwrap(), false),
+            (Tokenizer::load("tiktoken:gpt2").unwrap(), false),
+        ];
+        for (tok, falls_back) in kinds {
+            let (ids, warnings) = encode_prompt(&tok, " ", 8).unwrap();
+            assert!(!ids.is_empty(), "{}", tok.kind());
+            assert_eq!(
+                !warnings.is_empty(),
+                falls_back,
+                "{}: {warnings:?}",
+                tok.kind()
+            );
+            if !falls_back {
+                assert_eq!(tok.decode(&ids).unwrap(), " ", "{}", tok.kind());
+            }
+        }
+    }
 }

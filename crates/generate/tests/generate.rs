@@ -26,6 +26,7 @@ fn opts(seed: u64, n: usize) -> GenerateOptions {
         },
         stop: vec![],
         exact_context: false,
+        ignore_eos: false,
     }
 }
 
@@ -98,6 +99,7 @@ fn greedy_equals_top_k_one() {
         },
         stop: vec![],
         exact_context: false,
+        ignore_eos: false,
     };
     let topk1 = GenerateOptions {
         max_new_tokens: 40,
@@ -109,6 +111,7 @@ fn greedy_equals_top_k_one() {
         },
         stop: vec![],
         exact_context: false,
+        ignore_eos: false,
     };
     let a = generate(&model, &tok, "To", &greedy, &mut |_| {}).unwrap();
     let b = generate(&model, &tok, "To", &topk1, &mut |_| {}).unwrap();

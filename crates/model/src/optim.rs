@@ -69,6 +69,14 @@ impl<B: Backend> AdamW<B> {
         }
     }
 
+    /// Decays every tensor (biases and LayerNorm too), as `torch.optim.AdamW(
+    /// model.parameters())` does, instead of only those with ≥ 2 dims.
+    pub fn decay_every_tensor(&mut self) {
+        for segment in &mut self.segments {
+            segment.1 = true;
+        }
+    }
+
     /// One `optimizer.step()` with learning rate `lr` using the model's current gradients.
     pub fn step(&mut self, model: &mut Gpt<B>, lr: f32) -> Result<()> {
         let dev = &model.dev;
@@ -202,5 +210,20 @@ mod tests {
         assert_eq!(m2.param("transformer.ln_f.weight").unwrap()[0], 1.0);
         assert!(m2.param("transformer.wte.weight").unwrap()[0].abs() < p0[0].abs());
         assert_eq!(opt2.step, 1);
+    }
+
+    #[test]
+    fn decay_every_tensor_also_decays_layernorm_weights() {
+        let c = AdamWConfig {
+            weight_decay: 0.5,
+            ..AdamWConfig::default()
+        };
+        let mut m = Gpt::new(ModelConfig::preset("tiny").unwrap(), 1).unwrap();
+        let mut opt = AdamW::new(&m, c);
+        opt.decay_every_tensor();
+        opt.step(&mut m, 0.1).unwrap();
+        // zero gradients: only the decay moves a weight, 1 → 1 - lr·wd
+        let ln = m.param("transformer.ln_f.weight").unwrap()[0];
+        assert!((ln - 0.95).abs() < 1e-6, "{ln}");
     }
 }

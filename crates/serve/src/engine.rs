@@ -216,6 +216,7 @@ impl Engine {
                     },
                     stop: req.stop.clone(),
                     exact_context: false,
+                    ignore_eos: false,
                 };
                 let mut pending = Vec::new();
                 let mut gone = false;

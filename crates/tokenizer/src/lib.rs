@@ -40,3 +40,4 @@ pub use stream::StreamEncoder;
 pub use tokenizer::{write_atomic, Tokenizer};
 pub use train::{train, train_from_paths, train_from_sources, TrainKind};
 pub use train_stream::StreamOptions;
+pub use word::WordOptions;

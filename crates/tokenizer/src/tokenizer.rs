@@ -12,7 +12,7 @@ use crate::parallel::{split_for_parallel, CHUNK_BYTES};
 use crate::sentencepiece::SpTokenizer;
 use crate::special::{SpecialTokens, TRAINED_SPECIALS};
 use crate::tiktoken::{TiktokenTokenizer, ENCODINGS};
-use crate::word::WordTokenizer;
+use crate::word::{WordOptions, WordTokenizer};
 use crate::{Result, TokenizerError};
 
 /// Any tokenizer lmforge supports. Cheap to share behind `&` across threads.
@@ -50,6 +50,10 @@ enum LmforgeBody {
     Word {
         specials: Vec<String>,
         words: Vec<String>,
+        #[serde(default, skip_serializing_if = "is_false")]
+        lowercase: bool,
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        keep_whitespace: bool,
     },
     Tiktoken {
         encoding: String,
@@ -135,9 +139,20 @@ impl Tokenizer {
                     check_specials(path, &specials)?;
                     Ok(Tokenizer::Char(CharTokenizer::from_chars(chars)))
                 }
-                LmforgeBody::Word { specials, words } => {
+                LmforgeBody::Word {
+                    specials,
+                    words,
+                    lowercase,
+                    keep_whitespace,
+                } => {
                     check_specials(path, &specials)?;
-                    Ok(Tokenizer::Word(WordTokenizer::from_words(words)))
+                    let options = WordOptions {
+                        lowercase,
+                        keep_whitespace,
+                    };
+                    Ok(Tokenizer::Word(
+                        WordTokenizer::from_words(words).with_options(options),
+                    ))
                 }
                 LmforgeBody::Tiktoken { encoding } => {
                     Ok(Tokenizer::Tiktoken(TiktokenTokenizer::new(&encoding)?))
@@ -162,6 +177,8 @@ impl Tokenizer {
             Tokenizer::Word(t) => LmforgeBody::Word {
                 specials: TRAINED_SPECIALS.iter().map(|s| s.to_string()).collect(),
                 words: t.vocab().words,
+                lowercase: t.options().lowercase,
+                keep_whitespace: t.options().keep_whitespace,
             },
             Tokenizer::Tiktoken(t) => LmforgeBody::Tiktoken {
                 encoding: t.name().to_string(),
@@ -300,11 +317,7 @@ impl Tokenizer {
                 .filter_map(|&i| t.token(i))
                 .collect::<String>()
                 .into_bytes(),
-            Tokenizer::Word(t) => ids
-                .iter()
-                .filter_map(|&i| t.token(i))
-                .collect::<String>()
-                .into_bytes(),
+            Tokenizer::Word(t) => t.decode(ids).into_bytes(),
             Tokenizer::Hf(t) => t.decode(ids)?.into_bytes(),
             Tokenizer::Tiktoken(t) => t.decode_bytes(ids)?,
             Tokenizer::SentencePiece(t) => t.decode_bytes(ids)?,
@@ -364,4 +377,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         path: path.display().to_string(),
         source,
     })
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
+}
+
+fn is_true(v: &bool) -> bool {
+    *v
+}
+
+fn yes() -> bool {
+    true
 }

@@ -19,7 +19,7 @@ use crate::hf::HfTokenizer;
 use crate::metaspace_words::count_metaspace;
 use crate::segment::CutRule;
 use crate::train_stream::{Segments, StreamOptions};
-use crate::word::{count_pieces, WordTokenizer};
+use crate::word::{count_pieces, count_seed_pieces, WordOptions, WordTokenizer};
 use crate::{Result, Tokenizer, TokenizerError};
 
 /// A kind of tokenizer that can be trained from a corpus.
@@ -105,7 +105,7 @@ pub fn train<S: AsRef<str> + Send + Sync>(
         .into());
     }
     let vocab_size = checked_vocab(kind, vocab_size)?;
-    let mut counts = Counts::new(kind);
+    let mut counts = Counts::new(kind, WordOptions::default());
     counts.add_batch(texts);
     counts.into_tokenizer(vocab_size)
 }
@@ -159,7 +159,7 @@ pub fn train_from_paths(
         }
         .into()
     };
-    let mut counts = Counts::new(kind);
+    let mut counts = Counts::new(kind, opts.word);
     while let Some(batch) = segments.next_batch() {
         counts.add_batch(&batch);
     }
@@ -195,16 +195,16 @@ fn required(kind: TrainKind, vocab_size: Option<usize>) -> Result<usize> {
 /// What the counting kinds gather while the corpus streams past.
 enum Counts {
     Char(Box<CharCounts>),
-    Word(HashMap<String, u64>),
+    Word(HashMap<String, u64>, WordOptions),
     Bpe(HashMap<String, u64>),
     Unigram(HashMap<String, u64>),
 }
 
 impl Counts {
-    fn new(kind: TrainKind) -> Counts {
+    fn new(kind: TrainKind, word: WordOptions) -> Counts {
         match kind {
             TrainKind::Char => Counts::Char(Box::default()),
-            TrainKind::Word => Counts::Word(HashMap::new()),
+            TrainKind::Word => Counts::Word(HashMap::new(), word),
             TrainKind::Bpe => Counts::Bpe(HashMap::new()),
             TrainKind::Unigram => Counts::Unigram(HashMap::new()),
         }
@@ -226,7 +226,19 @@ impl Counts {
                     total.merge(part);
                 }
             }
-            Counts::Word(total) => add_pieces(total, batch, count_pieces),
+            Counts::Word(total, o) => {
+                let count = match o.keep_whitespace {
+                    true => count_pieces,
+                    false => count_seed_pieces,
+                };
+                if o.lowercase {
+                    let lowered: Vec<String> =
+                        batch.iter().map(|t| t.as_ref().to_lowercase()).collect();
+                    add_pieces(total, &lowered, count)
+                } else {
+                    add_pieces(total, batch, count)
+                }
+            }
             Counts::Bpe(total) => add_pieces(total, batch, count_gpt2),
             Counts::Unigram(total) => add_pieces(total, batch, count_metaspace),
         }
@@ -235,10 +247,10 @@ impl Counts {
     fn into_tokenizer(self, vocab_size: Option<usize>) -> Result<Tokenizer> {
         Ok(match self {
             Counts::Char(c) => Tokenizer::Char(CharTokenizer::from_counts(*c, vocab_size)),
-            Counts::Word(c) => Tokenizer::Word(WordTokenizer::from_counts(
-                c,
-                required(TrainKind::Word, vocab_size)?,
-            )),
+            Counts::Word(c, o) => Tokenizer::Word(
+                WordTokenizer::from_counts(c, required(TrainKind::Word, vocab_size)?)
+                    .with_options(o),
+            ),
             Counts::Bpe(c) => Tokenizer::Hf(Box::new(HfTokenizer::bpe_from_counts(
                 c,
                 required(TrainKind::Bpe, vocab_size)?,

@@ -25,6 +25,10 @@ pub struct StreamOptions {
     pub chunk_bytes: usize,
     /// Target size of the segments counted in parallel.
     pub segment_bytes: usize,
+    /// How a `word` tokenizer splits (other kinds ignore it).
+    pub word: crate::word::WordOptions,
+    /// Strip every line and drop empty ones first (WikiText cleaning).
+    pub clean_lines: bool,
 }
 
 impl Default for StreamOptions {
@@ -35,6 +39,8 @@ impl Default for StreamOptions {
             quiet: true,
             chunk_bytes: DEFAULT_CHUNK_BYTES,
             segment_bytes: CHUNK_BYTES,
+            word: crate::word::WordOptions::default(),
+            clean_lines: false,
         }
     }
 }
@@ -113,7 +119,8 @@ impl Segments {
                 self.next_path += 1;
                 let o = &self.opts;
                 let opened =
-                    DocChunks::open(path, o.lossy, o.strip_gutenberg, false, o.chunk_bytes)?;
+                    DocChunks::open(path, o.lossy, o.strip_gutenberg, false, o.chunk_bytes)?
+                        .clean_lines(o.clean_lines);
                 self.reader.insert(opened)
             }
         };

@@ -2,6 +2,10 @@
 //! single punctuation characters and whitespace runs; the `vocab_size - 4` most frequent
 //! pieces form the vocabulary, everything else is `<unk>`. Whitespace is kept as tokens,
 //! so decoding in-vocabulary text gives the original back exactly.
+//!
+//! [`WordOptions`] give the LLM-from-scratch seed's variant: `lowercase` folds the text
+//! first; `keep_whitespace = false` splits with the seed's own pattern `\w+|[^\w\s]`
+//! (whitespace dropped) and decodes by joining the tokens with single spaces.
 
 use std::collections::HashMap;
 
@@ -14,6 +18,49 @@ use crate::special::{TRAINED_SPECIALS, UNK_ID};
 pub struct WordTokenizer {
     words: Vec<String>,
     index: HashMap<String, u32>,
+    options: WordOptions,
+}
+
+/// How text is split into words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WordOptions {
+    /// Lowercase the text before splitting (training and encoding).
+    pub lowercase: bool,
+    /// Keep whitespace runs as tokens (exact decoding); false: the seed's `\w+|[^\w\s]`,
+    /// decoded by joining with spaces.
+    pub keep_whitespace: bool,
+}
+
+impl Default for WordOptions {
+    /// lmforge's word tokenizer: case kept, whitespace kept.
+    fn default() -> Self {
+        WordOptions {
+            lowercase: false,
+            keep_whitespace: true,
+        }
+    }
+}
+
+/// The seed's split, `re.findall(r"\w+|[^\w\s]", text)`.
+fn seed_pattern() -> &'static regex::Regex {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| regex::Regex::new(r"\w+|[^\w\s]").expect("a valid constant pattern"))
+}
+
+/// The pieces of `text` under `options` (whitespace dropped unless kept; not lowercased).
+pub fn pieces<'a>(text: &'a str, options: WordOptions) -> Box<dyn Iterator<Item = &'a str> + 'a> {
+    if options.keep_whitespace {
+        Box::new(split_words(text))
+    } else {
+        Box::new(seed_pattern().find_iter(text).map(|m| m.as_str()))
+    }
+}
+
+/// Adds the seed-pattern pieces of `text` to `counts` (no whitespace pieces).
+pub fn count_seed_pieces<'a>(text: &'a str, counts: &mut HashMap<&'a str, u64>) {
+    for piece in seed_pattern().find_iter(text) {
+        *counts.entry(piece.as_str()).or_default() += 1;
+    }
 }
 
 /// On-disk form (inside the lmforge tokenizer JSON).
@@ -111,7 +158,33 @@ impl WordTokenizer {
             .enumerate()
             .map(|(i, w)| (w.clone(), offset + i as u32))
             .collect();
-        WordTokenizer { words, index }
+        WordTokenizer {
+            words,
+            index,
+            options: WordOptions::default(),
+        }
+    }
+
+    /// The same vocabulary, splitting with `options`.
+    pub fn with_options(mut self, options: WordOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// How this tokenizer splits text.
+    pub fn options(&self) -> WordOptions {
+        self.options
+    }
+
+    /// Text of `ids` (specials and unknown ids skipped): concatenated, or joined with
+    /// spaces when whitespace is not kept.
+    pub fn decode(&self, ids: &[u32]) -> String {
+        let tokens = ids.iter().filter_map(|&i| self.token(i));
+        if self.options.keep_whitespace {
+            tokens.collect()
+        } else {
+            tokens.collect::<Vec<_>>().join(" ")
+        }
     }
 
     /// The vocabulary in its on-disk form.
@@ -128,8 +201,15 @@ impl WordTokenizer {
 
     /// Encodes pieces; an unknown whitespace run falls back to its single characters.
     pub fn encode(&self, text: &str) -> Vec<u32> {
+        let lowered;
+        let text = if self.options.lowercase {
+            lowered = text.to_lowercase();
+            &lowered
+        } else {
+            text
+        };
         let mut out = Vec::with_capacity(text.len() / 3);
-        for piece in split_words(text) {
+        for piece in pieces(text, self.options) {
             if let Some(&id) = self.index.get(piece) {
                 out.push(id);
             } else if piece.starts_with(char::is_whitespace) {
@@ -182,5 +262,30 @@ mod tests {
         let ids = t.encode("a b c");
         assert_eq!(ids[4], UNK_ID);
         assert_ne!(ids[0], UNK_ID);
+    }
+
+    #[test]
+    fn seed_options_lowercase_drop_whitespace_and_join_with_spaces() {
+        let seed = WordOptions {
+            lowercase: true,
+            keep_whitespace: false,
+        };
+        let text = "Hello,  World!\nIt's  42.";
+        let got: Vec<&str> = pieces(text, seed).collect();
+        assert_eq!(got, ["Hello", ",", "World", "!", "It", "'", "s", "42", "."]);
+        let mut counts = HashMap::new();
+        count_seed_pieces("hello, world! hello", &mut counts);
+        let counts = counts
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        let t = WordTokenizer::from_counts(counts, 4 + 4).with_options(seed);
+        let ids = t.encode("HELLO ,\n\tWorld  hello");
+        assert!(!ids.contains(&UNK_ID), "{ids:?}");
+        assert_eq!(ids.len(), 4);
+        assert_eq!(t.decode(&ids), "hello , world hello");
+        // a combining mark stays inside its word, as Python's \w does
+        let arabic: Vec<&str> = pieces("كَتَبَ ولد", seed).collect();
+        assert_eq!(arabic, ["كَتَبَ", "ولد"]);
     }
 }

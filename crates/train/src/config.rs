@@ -141,6 +141,42 @@ pub struct TrainConfig {
     /// `.pth` state_dict. The model's shape and the tokenizer come from it (model settings
     /// must agree; block_size may shrink); the data is prepared with its tokenizer.
     pub init_from: Option<PathBuf>,
+
+    // Settings of the seeds' workflows (issue 14): optimiser, schedule, evaluation,
+    // stopping, checkpoints and data modes. Their defaults keep the behaviour above.
+    #[serde(serialize_with = "as_written")]
+    /// AdamW ε added to √v̂ (torch's default 1e-8; the transformer seed uses 1e-9).
+    pub adam_eps: f32,
+    /// Which tensors AdamW decays: matrices (nanoGPT: tensors with ≥ 2 dims) or all
+    /// (torch's default: every parameter, biases and LayerNorm included).
+    pub weight_decay_scope: String,
+    /// cosine (warmup, then cosine decay; decay_lr = false keeps it flat), constant, or
+    /// plateau (torch's ReduceLROnPlateau on the val loss of each evaluation).
+    pub lr_schedule: String,
+    #[serde(serialize_with = "as_written")]
+    /// plateau: the rate is multiplied by this when val loss stops improving (torch: 0.1).
+    pub plateau_factor: f32,
+    /// plateau: evaluations without improvement tolerated before reducing (torch: 10).
+    pub plateau_patience: usize,
+    /// Evaluation batches: fixed (the same random windows every time), random (fresh
+    /// random windows each evaluation) or full (the whole val split in consecutive windows,
+    /// every token scored once; the train loss stays on eval_iters fixed batches).
+    pub eval_mode: String,
+    /// Also evaluate at the end of every epoch (a pass over the training windows).
+    pub eval_every_epoch: bool,
+    /// Stop when val loss exceeds the best so far by more than this (unset = never).
+    pub stop_above_best: Option<f32>,
+    /// Keep a checkpoint every this many epochs (`checkpoints/epoch-N`).
+    pub ckpt_every_epochs: Option<usize>,
+    /// Validation split: tail (the last val_fraction of the token stream), files (the last
+    /// val_fraction of the source files, at least one) or none (no validation: early
+    /// stopping and best/ are off).
+    pub val_split: String,
+    /// Word tokenizer: lowercase the text before splitting (training and encoding).
+    pub word_lowercase: bool,
+    /// Word tokenizer: keep whitespace runs as tokens (decoding is exact); false splits on
+    /// `\w+|[^\w\s]` only, as the LLM-from-scratch seed, and decodes joining with spaces.
+    pub word_keep_whitespace: bool,
     /// `gpt` (default) or `encoder-decoder` (trains on a pair-data folder, `data_dir`, with
     /// the `[seq2seq]` settings; n_layer/n_head/n_embd/dropout/bias/tie_embeddings/
     /// pos_encoding/activation/mlp_ratio apply to both stacks).
@@ -237,6 +273,18 @@ impl Default for TrainConfig {
             init_from: None,
             arch: "gpt".into(),
             seq2seq: Seq2seqSettings::default(),
+            adam_eps: 1e-8,
+            weight_decay_scope: "matrices".into(),
+            lr_schedule: "cosine".into(),
+            plateau_factor: 0.1,
+            plateau_patience: 10,
+            eval_mode: "fixed".into(),
+            eval_every_epoch: false,
+            stop_above_best: None,
+            ckpt_every_epochs: None,
+            val_split: "tail".into(),
+            word_lowercase: false,
+            word_keep_whitespace: true,
         }
     }
 }
@@ -285,6 +333,9 @@ pub const RESUMABLE_CHANGES: &[&str] = &[
     "sample_tokens",
     "sample_prompt",
     "out_dir",
+    "eval_every_epoch",
+    "stop_above_best",
+    "ckpt_every_epochs",
 ];
 
 impl TrainConfig {
@@ -359,7 +410,7 @@ impl TrainConfig {
         if self.learning_rate.is_nan() || self.learning_rate <= 0.0 || self.min_lr < 0.0 {
             return bad("learning_rate", "must be positive (and min_lr ≥ 0)");
         }
-        if self.decay_lr && self.min_lr > self.learning_rate {
+        if self.decay_lr && self.lr_schedule == "cosine" && self.min_lr > self.learning_rate {
             // cosine decay would raise the rate from learning_rate up to min_lr
             return bad(
                 "min_lr",
@@ -376,8 +427,21 @@ impl TrainConfig {
         if self.device != "cpu" {
             return bad("device", "only 'cpu' is available in this build");
         }
-        if !matches!(self.sampling.as_str(), "random" | "sequential") {
-            return bad("sampling", "must be 'random' or 'sequential'");
+        crate::modes::validate(self)?;
+        let model_presets = lmforge_model::config::PRESETS;
+        if crate::workflows::find(&self.preset).is_none()
+            && !model_presets.contains(&self.preset.as_str())
+        {
+            let workflows: Vec<&str> = crate::workflows::WORKFLOWS.iter().map(|w| w.name).collect();
+            return bad(
+                "preset",
+                &format!(
+                    "'{}' is not a preset: workflows {}; models {}",
+                    self.preset,
+                    workflows.join(", "),
+                    model_presets.join(", ")
+                ),
+            );
         }
         if let Some(e) = self.max_epochs {
             if e.is_nan() || e <= 0.0 {
@@ -445,7 +509,7 @@ impl TrainConfig {
     /// The model config: the preset, overridden by the fields set here, with the
     /// vocabulary of the tokenizer (`tokenizer_vocab`) unless `vocab_size` is given.
     pub fn model_config(&self, tokenizer_vocab: usize) -> Result<ModelConfig> {
-        let mut m = ModelConfig::preset(&self.preset)?;
+        let mut m = ModelConfig::preset(self.model_preset())?;
         m.n_layer = self.n_layer.unwrap_or(m.n_layer);
         m.n_head = self.n_head.unwrap_or(m.n_head);
         m.n_embd = self.n_embd.unwrap_or(m.n_embd);
@@ -468,6 +532,15 @@ impl TrainConfig {
         m.mlp_ratio = self.mlp_ratio;
         m.validate()?;
         Ok(m)
+    }
+
+    /// The model preset the shape starts from: `preset`, or for a workflow preset
+    /// ([`crate::workflows`]) the base its settings override.
+    pub fn model_preset(&self) -> &str {
+        match crate::workflows::find(&self.preset) {
+            Some(_) => crate::workflows::MODEL_BASE,
+            None => &self.preset,
+        }
     }
 
     /// Names of settings that differ from `other` and may not change on resume.

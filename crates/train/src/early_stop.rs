@@ -1,5 +1,6 @@
 //! Early stopping: stop when the validation loss has not improved by at least `min_delta`
-//! for `patience` evaluations in a row.
+//! for `patience` evaluations in a row, or (JaneLM's rule) as soon as it exceeds the best so
+//! far by more than `stop_above_best`.
 
 use lmforge_checkpoint::EarlyStopState;
 use serde::{Deserialize, Serialize};
@@ -15,6 +16,9 @@ pub struct EarlyStopping {
     pub best: Option<f32>,
     /// Evaluations since the last improvement.
     pub bad_evals: usize,
+    /// Stop when val loss exceeds the best by more than this (a setting, not saved state).
+    #[serde(default)]
+    pub stop_above_best: Option<f32>,
 }
 
 impl EarlyStopping {
@@ -25,6 +29,7 @@ impl EarlyStopping {
             min_delta,
             best: None,
             bad_evals: 0,
+            stop_above_best: None,
         }
     }
 
@@ -40,7 +45,9 @@ impl EarlyStopping {
         } else {
             self.bad_evals += 1;
         }
-        let stop = self.patience.is_some_and(|p| self.bad_evals >= p);
+        let above = |tol: f32| self.best.is_some_and(|b| val_loss > b + tol);
+        let stop = self.patience.is_some_and(|p| self.bad_evals >= p)
+            || self.stop_above_best.is_some_and(above);
         (improved, stop)
     }
 }
@@ -52,6 +59,7 @@ impl From<EarlyStopState> for EarlyStopping {
             min_delta: s.min_delta,
             best: s.best,
             bad_evals: s.bad_evals,
+            stop_above_best: None,
         }
     }
 }
@@ -85,5 +93,15 @@ mod tests {
     fn never_stops_without_patience() {
         let mut es = EarlyStopping::new(None, 0.0);
         assert!((0..100).all(|i| !es.update(i as f32).1));
+    }
+
+    #[test]
+    fn stops_when_val_exceeds_the_best_by_more_than_the_tolerance() {
+        let mut es = EarlyStopping::new(None, 0.0);
+        es.stop_above_best = Some(0.075);
+        let curve = [2.0, 1.5, 1.57, 1.574, 1.576, 1.4];
+        let stops: Vec<bool> = curve.iter().map(|&v| es.update(v).1).collect();
+        // 1.57 and 1.574 are within 0.075 of the best 1.5; 1.576 is above it by more.
+        assert_eq!(stops, [false, false, false, false, true, false]);
     }
 }

@@ -17,7 +17,8 @@ pub struct EvalRecord {
     pub step: usize,
     /// Mean loss over the fixed train eval batches.
     pub train_loss: f32,
-    /// Mean loss over the fixed val eval batches.
+    /// Mean loss over the val eval batches (NaN, written `null`, without a val split).
+    #[serde(deserialize_with = "nan_if_null")]
     pub val_loss: f32,
     /// learning rate of the step
     pub lr: f32,
@@ -39,6 +40,10 @@ pub struct SampleRecord {
     pub step: usize,
     /// the prompt followed by the generated text
     pub text: String,
+/// Reads a loss written as `null` (serde_json's NaN) back as NaN.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f32, D::Error> {
+    use serde::Deserialize;
+    Ok(Option::<f32>::deserialize(d)?.unwrap_or(f32::NAN))
 }
 
 /// Appends a record to `metrics.jsonl`.
@@ -161,6 +166,7 @@ fn draw(
         records
             .iter()
             .map(move |r| (r.step as u64, f(r) as f64))
+            .filter(|(_, v)| v.is_finite())
             .collect::<Vec<_>>()
     };
     let train = series(|r| r.train_loss);
@@ -229,6 +235,17 @@ mod tests {
         let kept = retain_records(&m, |r| r.step < 20).unwrap();
         assert_eq!(kept.len(), 2);
         assert_eq!(read_records(&m).unwrap(), kept);
+        // without a val split the val loss is NaN: written null, read back as NaN
+        let no_val = EvalRecord {
+            val_loss: f32::NAN,
+            ..recs[0].clone()
+        };
+        let m2 = dir.path().join("no-val.jsonl");
+        append_record(&m2, &no_val).unwrap();
+        assert!(std::fs::read_to_string(&m2)
+            .unwrap()
+            .contains("\"val_loss\":null"));
+        assert!(read_records(&m2).unwrap()[0].val_loss.is_nan());
         let png = dir.path().join("loss.png");
         for log in [false, true] {
             plot_losses(&recs, &png, log, "test").unwrap();

@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use crate::config::TrainConfig;
+use crate::workflows;
 use crate::{Result, TrainError};
 
 impl TrainConfig {
@@ -21,6 +22,16 @@ impl TrainConfig {
         };
         for (key, value) in parse_overrides(overrides)? {
             table.insert(key, value);
+        }
+        // a workflow preset sits between the defaults and the file / command line
+        let workflow = table
+            .get("preset")
+            .and_then(|p| p.as_str())
+            .and_then(workflows::find);
+        if let Some(w) = workflow {
+            let mut layered = workflows::table(w);
+            layered.extend(table);
+            table = layered;
         }
         let origin = file
             .map(|p| format!("{}: ", p.display()))
@@ -289,7 +300,9 @@ mod tests {
             text.contains("min_lr = 6e-5\n") || text.contains("min_lr = 0.00006\n"),
             "{text}"
         );
-        assert!(!text.contains("0000000"), "{text}");
+        // no f64 widening of an f32 (0.0010000000474974513); adam_eps = 1e-8 is exact
+        assert!(text.contains("adam_eps = 0.00000001\n"), "{text}");
+        assert!(!text.contains("00000004"), "{text}");
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! Evaluation: mean loss on the fixed train and val batches (dropout off), logged to
-//! `metrics.jsonl`, drawn into `loss.png`, and fed to early stopping.
+//! Evaluation: mean loss on the train and val batches (dropout off; fixed, fresh random or
+//! the whole val split by `eval_mode`), logged to `metrics.jsonl`, drawn into `loss.png`,
+//! and fed to early stopping and the plateau schedule. Without a val split only the train
+//! loss is measured.
 
 use std::path::Path;
 
@@ -11,6 +13,9 @@ use super::step::non_finite;
 use super::Run;
 use crate::metrics::{append_record, append_sample, plot_losses, EvalRecord, SampleRecord};
 use crate::tb::{SAMPLE_TAG, SCALAR_TAGS};
+use crate::metrics::{append_record, plot_losses, EvalRecord};
+use crate::modes::EvalMode;
+use crate::schedule::plateau_step;
 use crate::Result;
 
 /// The outcome of one evaluation.
@@ -30,7 +35,10 @@ impl Run {
     /// Evaluates at the current step: losses, a metrics line, the plot, early stopping.
     pub fn evaluate(&mut self) -> Result<Evaluation> {
         let train_loss = self.loss_on(Batches::Train)?;
-        let val_loss = self.loss_on(Batches::Val)?;
+        let val_loss = match self.val_eval.is_some() {
+            true => self.loss_on(Batches::Val)?,
+            false => f32::NAN,
+        };
         let record = EvalRecord {
             step: self.step,
             train_loss,
@@ -51,19 +59,34 @@ impl Run {
             self.cfg.log_scale,
             &format!("{} — loss", self.cfg.run_name()),
         )?;
-        let (improved, stop) = self.early.update(val_loss);
         self.evaluated_at = Some(self.step);
+        if self.val_eval.is_none() {
+            self.progress
+                .println(&format!("step {}: train loss {train_loss:.4}", self.step));
+            return Ok(Evaluation {
+                train_loss,
+                val_loss,
+                improved: false,
+                stop: false,
+            });
+        }
+        let (improved, stop) = self.early.update(val_loss);
         self.last_val = Some(val_loss);
+        let (cfg, plateau) = (&self.cfg, self.plateau.as_mut());
+        let reduced = plateau
+            .is_some_and(|p| plateau_step(p, val_loss, cfg.plateau_factor, cfg.plateau_patience));
         self.progress.println(&format!(
             "step {}: train loss {train_loss:.4}, val loss {val_loss:.4}{}",
             self.step,
             if improved { " (best)" } else { "" }
         ));
+        if reduced {
+            self.lr = self.scheduled_lr();
+            self.progress
+                .println(&format!("plateau: learning rate reduced to {:e}", self.lr));
+        }
         if stop {
-            self.progress.println(&format!(
-                "early stopping: val loss has not improved by {} for {} evaluations",
-                self.cfg.min_delta, self.early.bad_evals
-            ));
+            self.progress.println(&self.stop_reason(val_loss));
         }
         Ok(Evaluation {
             train_loss,
@@ -111,10 +134,39 @@ impl Run {
         self.tb.text(self.step, SAMPLE_TAG, &rec.text)
     }
 
+    fn stop_reason(&self, val_loss: f32) -> String {
+        match (self.cfg.stop_above_best, self.early.best) {
+            (Some(tol), Some(best)) if val_loss > best + tol => format!(
+                "early stopping: val loss {val_loss:.4} is more than {tol} above the best {best:.4}"
+            ),
+            _ => format!(
+                "early stopping: val loss has not improved by {} for {} evaluations",
+                self.cfg.min_delta, self.early.bad_evals
+            ),
+        }
+    }
+
     fn loss_on(&mut self, which: Batches) -> Result<f32> {
-        let batches = match which {
-            Batches::Train => &self.train_eval,
-            Batches::Val => &self.val_eval,
+        let fresh;
+        let batches = match (which, self.cfg.eval_mode()?) {
+            (_, EvalMode::Random) => {
+                // fresh windows each evaluation, from (seed, step): a resumed run redraws
+                // the same ones
+                let (file, salt) = match which {
+                    Batches::Train => (&self.train_file, 0x7EA1),
+                    Batches::Val => (&self.val_file, 0x7A1),
+                };
+                let step = self.step as u64 + 1;
+                let seed = self.cfg.seed ^ salt ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let (b, t) = self.shape;
+                fresh = EvalBatches::new(file.clone(), self.cfg.eval_iters, b, t, seed)?;
+                &fresh
+            }
+            (Batches::Train, _) => &self.train_eval,
+            (Batches::Val, _) => match &self.val_eval {
+                Some(v) => v,
+                None => return Ok(f32::NAN),
+            },
         };
         let last = self.folder.checkpoints().join(lmforge_checkpoint::LAST);
         estimate_loss(
@@ -144,14 +196,16 @@ fn estimate_loss(
     last_checkpoint: &Path,
 ) -> Result<f32> {
     model.set_training(false);
-    let mut sum = 0.0f64;
+    // each batch's mean weighted by its scored targets (all of them except in full mode)
+    let (mut sum, mut scored) = (0.0f64, 0usize);
     for i in 0..batches.len() {
         batches.fill(i, x, y)?;
         let loss = model
             .loss(x, y, b, t)
             .map_err(|e| non_finite(e, step, last_checkpoint))?;
-        sum += loss as f64;
+        sum += loss as f64 * batches.scored(i) as f64;
+        scored += batches.scored(i);
     }
     model.set_training(true);
-    Ok((sum / batches.len().max(1) as f64) as f32)
+    Ok((sum / scored.max(1) as f64) as f32)
 }

@@ -28,8 +28,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use lmforge_checkpoint::PlateauState;
 use lmforge_checkpoint::LAST;
-use lmforge_data::{BatchSampler, EvalBatches};
+use lmforge_data::{BatchSampler, EvalBatches, TokenFile};
 use lmforge_model::{AdamW, Gpt};
 use lmforge_tokenizer::Tokenizer;
 
@@ -213,7 +214,15 @@ pub struct Run {
     opt: AdamW,
     sampler: BatchSampler,
     train_eval: EvalBatches,
-    val_eval: EvalBatches,
+    /// The val batches (fixed or full mode); none without a val split.
+    val_eval: Option<EvalBatches>,
+    /// The splits, for fresh batches each evaluation (`eval_mode = random`).
+    train_file: Arc<TokenFile>,
+    val_file: Arc<TokenFile>,
+    /// Optimizer steps per epoch (epoch evaluations and checkpoints).
+    steps_per_epoch: usize,
+    /// `lr_schedule = plateau`: ReduceLROnPlateau's state.
+    plateau: Option<PlateauState>,
     /// Batch rows and block length.
     shape: (usize, usize),
     /// Input and target token buffers, `batch × block` each.
@@ -292,8 +301,33 @@ impl Run {
 
     /// True when an evaluation is due at this step and has not run yet.
     pub fn eval_due(&self) -> bool {
-        let due = self.step.is_multiple_of(self.cfg.eval_interval) || self.step == self.max_iters;
+        let due = self.step.is_multiple_of(self.cfg.eval_interval)
+            || self.step == self.max_iters
+            || (self.cfg.eval_every_epoch && self.epoch_ended().is_some());
         due && self.evaluated_at != Some(self.step)
+    }
+
+    /// The epoch (1-based) that ended with the last step, if one did.
+    pub fn epoch_ended(&self) -> Option<usize> {
+        let spe = self.steps_per_epoch;
+        (self.step > 0 && self.step.is_multiple_of(spe)).then_some(self.step / spe)
+    }
+
+    /// The learning rate of the next step, by `lr_schedule`.
+    fn scheduled_lr(&self) -> f32 {
+        let cfg = &self.cfg;
+        match (&self.plateau, cfg.lr_schedule.as_str()) {
+            (Some(p), _) => p.lr,
+            (None, "constant") => cfg.learning_rate,
+            _ => crate::schedule::lr_at(
+                self.step,
+                cfg.learning_rate,
+                cfg.min_lr,
+                cfg.warmup_iters,
+                self.decay_iters,
+                cfg.decay_lr,
+            ),
+        }
     }
 
     /// Ctrl-C was pressed, or `stop_after` steps of this invocation are done.

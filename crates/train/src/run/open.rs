@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
 
-use lmforge_checkpoint::{find_checkpoint, load_state, TrainState, LAST};
+use lmforge_checkpoint::{find_checkpoint, load_state, PlateauState, TrainState, LAST};
 use lmforge_data::{
     prepare, BatchSampler, DataDir, EvalBatches, PrepareOptions, Sampling, TokenizerChoice,
     ValSplit,
@@ -20,8 +20,8 @@ use crate::config::TrainConfig;
 use crate::early_stop::EarlyStopping;
 use crate::metrics::{retain_records, retain_samples};
 use crate::progress::Progress;
-use crate::schedule::lr_at;
 use crate::tb::{TbWriter, CONFIG_TAG};
+use crate::modes::{DecayScope, EvalMode, LrSchedule, ValSplitMode};
 use crate::{Result, TrainError};
 
 /// A run being resumed: its `last/` checkpoint and state.
@@ -107,7 +107,7 @@ impl Run {
             )));
         }
         let (b, t) = (cfg.batch_size, mcfg.block_size);
-        if (data.val.len() as usize) < t + 1 {
+        if cfg.has_validation() && (data.val.len() as usize) < t + 1 {
             return Err(TrainError::Config(format!(
                 "block_size: {t} is larger than the validation split allows ({} tokens; need at least {})",
                 data.val.len(),
@@ -126,19 +126,30 @@ impl Run {
             dtype: precision.dtype().into(),
             ..cfg.clone()
         };
-        let sampler = match &resumed {
+        let mut sampler = match &resumed {
             Some(r) => BatchSampler::resume(data.train.clone(), r.state.sampler.clone())?,
             None => BatchSampler::new(data.train.clone(), b, t, sampling(cfg))?,
         };
+        if cfg.sampling == "per-document" {
+            let docs = data.meta.train_documents(data.train.len());
+            sampler = sampler.with_documents(docs)?;
+        }
         let train_eval =
             EvalBatches::new(data.train.clone(), cfg.eval_iters, b, t, cfg.seed ^ 0x7EA1)?;
-        let val_eval = EvalBatches::new(data.val.clone(), cfg.eval_iters, b, t, cfg.seed ^ 0x7A1)?;
+        let val_eval = match (cfg.has_validation(), cfg.eval_mode()?) {
+            (false, _) => None,
+            (true, EvalMode::Full) => Some(EvalBatches::full(data.val.clone(), b, t)?),
+            (true, _) => Some(EvalBatches::new(
+                data.val.clone(),
+                cfg.eval_iters,
+                b,
+                t,
+                cfg.seed ^ 0x7A1,
+            )?),
+        };
 
         let tokens_per_step = (b * t * cfg.grad_accum) as u64;
-        let max_iters = match cfg.max_epochs {
-            Some(e) => ((e * data.train.len() as f64) / tokens_per_step as f64).ceil() as usize,
-            None => cfg.max_iters,
-        };
+        let (steps_per_epoch, max_iters) = epochs(cfg, &sampler, data.train.len(), tokens_per_step);
         let decay_iters = cfg.lr_decay_iters.unwrap_or(max_iters);
 
         let config_path = folder.file(CONFIG_FILE);
@@ -153,6 +164,14 @@ impl Run {
         };
         early.patience = cfg.patience;
         early.min_delta = cfg.min_delta;
+        early.stop_above_best = cfg.stop_above_best;
+        let plateau = (cfg.schedule()? == LrSchedule::Plateau).then(|| {
+            st.and_then(|s| s.plateau).unwrap_or(PlateauState {
+                lr: cfg.learning_rate,
+                best: None,
+                bad_evals: 0,
+            })
+        });
         // A resumed run drops metrics logged after its checkpoint (they will be redone).
         // So do its samples and TensorBoard events (the same steps kept).
         let kept = |s: usize| s < step || (Some(s) == evaluated_at && resumed.is_some());
@@ -164,15 +183,8 @@ impl Run {
             kept(s) && !(s == step && e.has_tag(CONFIG_TAG))
         })?;
         tb.text(step, CONFIG_TAG, &toml_as_markdown(&cfg.to_toml()?))?;
-        let run = Run {
-            lr: lr_at(
-                step,
-                cfg.learning_rate,
-                cfg.min_lr,
-                cfg.warmup_iters,
-                decay_iters,
-                cfg.decay_lr,
-            ),
+        let mut run = Run {
+            lr: 0.0,
             progress: Progress::new(max_iters, step, cfg.log_interval, opts.quiet),
             clock: Clock::new(st.map_or(0.0, |s| s.elapsed_s)),
             tokens_seen: st.map_or(0, |s| s.tokens_seen),
@@ -189,6 +201,10 @@ impl Run {
             sampler,
             train_eval,
             val_eval,
+            train_file: data.train.clone(),
+            val_file: data.val.clone(),
+            steps_per_epoch,
+            plateau,
             max_iters,
             decay_iters,
             tokens_per_step,
@@ -201,7 +217,11 @@ impl Run {
             records,
             tb,
         };
+        run.lr = run.scheduled_lr();
         run.say_what_it_is(&data);
+        if !run.cfg.has_validation() {
+            run.say("val_split = none: no validation split; early stopping and best/ are off");
+        }
         Ok(run)
     }
 
@@ -275,12 +295,20 @@ fn data_for_new_run(
         Some(t) => TokenizerChoice::Given(t),
         None => TokenizerChoice::parse(&cfg.tokenizer, cfg.tokenizer_vocab_size),
     };
-    p.split = ValSplit::Fraction(cfg.val_fraction);
+    p.split = match cfg.val_split_mode()? {
+        ValSplitMode::Tail => ValSplit::Fraction(cfg.val_fraction),
+        ValSplitMode::Files => ValSplit::Files(cfg.val_fraction),
+        ValSplitMode::None => ValSplit::None,
+    };
     p.block_size = match block_size.or(cfg.block_size) {
         Some(t) => t,
-        None => ModelConfig::preset(&cfg.preset)?.block_size,
+        None => ModelConfig::preset(cfg.model_preset())?.block_size,
     };
     p.strip_gutenberg = cfg.strip_gutenberg;
+    p.word = lmforge_tokenizer::WordOptions {
+        lowercase: cfg.word_lowercase,
+        keep_whitespace: cfg.word_keep_whitespace,
+    };
     p.quiet = quiet;
     let report = prepare(&p)?;
     if !quiet {
@@ -303,10 +331,10 @@ fn model_and_optimizer(
     let adamw = AdamWConfig {
         beta1: cfg.beta1,
         beta2: cfg.beta2,
-        eps: 1e-8,
+        eps: cfg.adam_eps,
         weight_decay: cfg.weight_decay,
     };
-    let opt = match resumed {
+    let mut opt = match resumed {
         Some(r) => {
             io::load_params(&mut model, &r.last.join(io::MODEL_FILE))?;
             model.set_dropout_passes(r.state.dropout_passes);
@@ -314,13 +342,44 @@ fn model_and_optimizer(
         }
         None => AdamW::new(&model, adamw),
     };
+    if cfg.decay_scope()? == DecayScope::All {
+        opt.decay_every_tensor();
+    }
     model.set_training(true);
     Ok((model, opt))
 }
 
 fn sampling(cfg: &TrainConfig) -> Sampling {
+    let seed = cfg.seed;
     match cfg.sampling.as_str() {
         "sequential" => Sampling::Sequential,
-        _ => Sampling::Random { seed: cfg.seed },
+        "stride1" => Sampling::Stride1 { seed },
+        "per-document" => Sampling::PerDocument { seed },
+        _ => Sampling::Random { seed },
     }
+}
+
+/// Optimizer steps per epoch (at least 1) and the run's length in steps. An epoch is a pass
+/// over the training tokens (random, sequential), over every window (stride1) or over the
+/// documents (per-document).
+fn epochs(
+    cfg: &TrainConfig,
+    sampler: &BatchSampler,
+    train_tokens: u64,
+    tokens_per_step: u64,
+) -> (usize, usize) {
+    // stride1, per-document: whole batches per epoch, the last one topped up from the next
+    // epoch's windows (a DataLoader's last partial batch, filled)
+    let per_epoch = match cfg.sampling.as_str() {
+        "stride1" | "per-document" => {
+            let rows = (cfg.batch_size * cfg.grad_accum) as u64;
+            sampler.windows_per_epoch().div_ceil(rows) as f64
+        }
+        _ => train_tokens as f64 / tokens_per_step as f64,
+    };
+    let max_iters = match cfg.max_epochs {
+        Some(e) => (e * per_epoch).ceil() as usize,
+        None => cfg.max_iters,
+    };
+    (per_epoch.ceil().max(1.0) as usize, max_iters)
 }

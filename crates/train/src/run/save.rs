@@ -1,6 +1,7 @@
 //! Checkpoints of a run: `best/` (inference-only: weights, config, tokenizer) when val loss
 //! improves, `last/` after every evaluation and on interruption, `step-N/` every
-//! `ckpt_interval` steps (the newest `keep_last` kept). `last/` and `step-N/` are resumable.
+//! `ckpt_interval` steps (the newest `keep_last` kept), `epoch-N/` every `ckpt_every_epochs`
+//! epochs. All but `best/` are resumable.
 
 use lmforge_checkpoint::{
     prune_periodic, save_checkpoint, CheckpointParts, Resumable, TrainState, BEST, LAST,
@@ -20,8 +21,14 @@ impl Run {
         }
     }
 
-    /// `step-N/` when `ckpt_interval` divides the step, pruning the older ones.
+    /// `epoch-N/` when an epoch ends and `ckpt_every_epochs` divides N (all kept); `step-N/`
+    /// when `ckpt_interval` divides the step, pruning the older ones.
     pub fn save_periodic_if_due(&self) -> Result<()> {
+        if let (Some(every), Some(epoch)) = (self.cfg.ckpt_every_epochs, self.epoch_ended()) {
+            if epoch.is_multiple_of(every) {
+                self.save(&[&format!("epoch-{epoch:04}")])?;
+            }
+        }
         match self.cfg.ckpt_interval {
             Some(every) if every > 0 && self.step.is_multiple_of(every) => {
                 self.save(&[&format!("step-{:07}", self.step)])?;
@@ -69,6 +76,7 @@ impl Run {
             lr: self.lr,
             data_dir: data_dir.display().to_string(),
             tokenizer_fingerprint: self.tokenizer.fingerprint(),
+            plateau: self.plateau,
         }
     }
 }

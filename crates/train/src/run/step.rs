@@ -7,22 +7,14 @@ use std::time::Instant;
 use lmforge_checkpoint::LAST;
 
 use super::Run;
-use crate::schedule::lr_at;
 use crate::{Result, TrainError};
 
 impl Run {
     /// Takes one optimizer step and reports progress.
     pub fn step(&mut self) -> Result<()> {
         let started = Instant::now();
+        self.lr = self.scheduled_lr();
         let cfg = &self.cfg;
-        self.lr = lr_at(
-            self.step,
-            cfg.learning_rate,
-            cfg.min_lr,
-            cfg.warmup_iters,
-            self.decay_iters,
-            cfg.decay_lr,
-        );
         let last = self.folder.checkpoints().join(LAST);
         let (b, t) = self.shape;
         let accum = cfg.grad_accum;
