@@ -72,8 +72,8 @@ impl Seq2seqRun {
         let d = &self.data;
         let mut files = vec![
             PathBuf::from("pairs.json"),
-            d.src_tokenizer_path(),
-            d.tgt_tokenizer_path(),
+            PathBuf::from(&d.meta.src.tokenizer.file),
+            PathBuf::from(&d.meta.tgt.tokenizer.file),
         ];
         files.dedup();
         for f in files {
