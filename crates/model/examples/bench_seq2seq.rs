@@ -23,22 +23,42 @@ fn arg(args: &[String], name: &str, default: usize) -> usize {
 
 fn main() -> Result<(), lmforge_model::Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (layers, c, nh) = (arg(&args, "--layers", 6), arg(&args, "--n-embd", 512), arg(&args, "--n-head", 8));
-    let (s, t, b, v) = (arg(&args, "--src-len", 64), arg(&args, "--tgt-len", 64), arg(&args, "--batch", 16), arg(&args, "--vocab", 8000));
+    let (layers, c, nh) = (
+        arg(&args, "--layers", 6),
+        arg(&args, "--n-embd", 512),
+        arg(&args, "--n-head", 8),
+    );
+    let (s, t, b, v) = (
+        arg(&args, "--src-len", 64),
+        arg(&args, "--tgt-len", 64),
+        arg(&args, "--batch", 16),
+        arg(&args, "--vocab", 8000),
+    );
     let (steps, warmup) = (arg(&args, "--steps", 10), arg(&args, "--warmup", 2));
     let threads = arg(&args, "--threads", 0);
     if threads > 0 {
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global();
     }
     let cfg = Seq2seqConfig::new(v, v, layers, nh, c, s, t);
     let mut m = Seq2seq::new(cfg, 1)?;
     let dev = Cpu::new();
     let mut opt = AdamW::for_tensors(&dev, &m.layout().tensors.clone(), AdamWConfig::default());
     let mut rng = Rng::new(3);
-    let mut ids = |n: usize| -> Vec<u32> { (0..n).map(|_| (rng.next_u64() % v as u64) as u32).collect() };
+    let mut ids =
+        |n: usize| -> Vec<u32> { (0..n).map(|_| (rng.next_u64() % v as u64) as u32).collect() };
     let (src, tgt_in) = (ids(b * s), ids(b * t));
     let tgt_out: Vec<i32> = ids(b * t).into_iter().map(|x| x as i32).collect();
-    let batch = Seq2seqBatch { batch: b, src_len: s, tgt_len: t, src: &src, tgt_in: &tgt_in, tgt_out: &tgt_out, src_pad_id: u32::MAX };
+    let batch = Seq2seqBatch {
+        batch: b,
+        src_len: s,
+        tgt_len: t,
+        src: &src,
+        tgt_in: &tgt_in,
+        tgt_out: &tgt_out,
+        src_pad_id: u32::MAX,
+    };
     let mut times = Vec::new();
     let mut loss = 0.0;
     for i in 0..warmup + steps {

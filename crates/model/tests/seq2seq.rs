@@ -275,3 +275,24 @@ fn bad_input_is_an_error_not_a_panic() {
         .to_string()
         .contains("tgt_block_size"));
 }
+
+#[test]
+fn backward_scaled_accumulates_like_one_backward() {
+    let mut m = model(cfg(Norm::Pre, PosEncoding::Learned, true), 2);
+    let p = pad(&sample_pairs());
+    m.zero_grad();
+    m.forward(&p.batch()).unwrap();
+    m.backward().unwrap();
+    let once = m.grads().to_vec();
+    m.zero_grad();
+    for _ in 0..2 {
+        m.forward(&p.batch()).unwrap();
+        m.backward_scaled(0.5).unwrap();
+    }
+    for (a, b) in m.grads().iter().zip(&once) {
+        assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "{a} vs {b}");
+    }
+    // a loss() in between stages nothing: backward after it is an error
+    m.loss(&p.batch()).unwrap();
+    assert!(m.backward().is_err());
+}

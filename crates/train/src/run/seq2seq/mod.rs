@@ -3,7 +3,7 @@
 //! loss plot, early stopping, checkpoint names (`best/`, `last/`, `step-N/`) and exact resume;
 //! what differs is the model ([`Seq2seq`]), the data (a pair-data folder from
 //! `lmforge prepare --pairs …`, drawn as padded [`PairBatch`]es) and the checkpoint contents
-//! ([`save`]).
+//! (`save.rs`: the pair data's `pairs.json` and tokenizers go along).
 
 mod save;
 
