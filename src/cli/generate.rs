@@ -148,20 +148,15 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         write!(stdout, "{prompt}")?;
         let mut write_err = None;
         let model = &ckpt.model;
-        let out = lmforge_generate::generate(
-            model,
-            &ckpt.tokenizer,
-            &prompt,
-            &opts,
-            &mut |text| {
+        let out =
+            lmforge_generate::generate(model, &ckpt.tokenizer, &prompt, &opts, &mut |text| {
                 if let Err(e) = stdout
                     .write_all(text.as_bytes())
                     .and_then(|_| stdout.flush())
                 {
                     write_err.get_or_insert(e);
                 }
-            },
-        )?;
+            })?;
         if let Some(e) = write_err {
             return Err(e).context("writing to stdout");
         }

@@ -11,8 +11,8 @@ pub mod generate;
 pub mod generate_seq2seq;
 pub mod import;
 pub mod prepare;
-pub mod serve;
 pub mod prepare_pairs;
+pub mod serve;
 pub mod tokenizer;
 pub mod train;
 

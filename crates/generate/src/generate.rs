@@ -139,6 +139,8 @@ fn top_log_probs(logits: &[f32], id: u32, n: usize, top: &mut Vec<(u32, f32)>) -
     logits
         .get(id as usize)
         .map_or(f32::NEG_INFINITY, |&l| l - log_z)
+}
+
 /// True when `text` encodes to at least one token and, for a char tokenizer, every
 /// character is in its vocabulary.
 fn expresses(tokenizer: &Tokenizer, text: &str) -> Result<bool> {

@@ -40,6 +40,8 @@ pub struct SampleRecord {
     pub step: usize,
     /// the prompt followed by the generated text
     pub text: String,
+}
+
 /// Reads a loss written as `null` (serde_json's NaN) back as NaN.
 fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f32, D::Error> {
     use serde::Deserialize;

@@ -12,10 +12,9 @@ use super::folder::{METRICS_FILE, PLOT_FILE, SAMPLES_FILE};
 use super::step::non_finite;
 use super::Run;
 use crate::metrics::{append_record, append_sample, plot_losses, EvalRecord, SampleRecord};
-use crate::tb::{SAMPLE_TAG, SCALAR_TAGS};
-use crate::metrics::{append_record, plot_losses, EvalRecord};
 use crate::modes::EvalMode;
 use crate::schedule::plateau_step;
+use crate::tb::{SAMPLE_TAG, SCALAR_TAGS};
 use crate::Result;
 
 /// The outcome of one evaluation.

@@ -19,9 +19,9 @@ use super::{Clock, Run, RunOptions};
 use crate::config::TrainConfig;
 use crate::early_stop::EarlyStopping;
 use crate::metrics::{retain_records, retain_samples};
+use crate::modes::{DecayScope, EvalMode, LrSchedule, ValSplitMode};
 use crate::progress::Progress;
 use crate::tb::{TbWriter, CONFIG_TAG};
-use crate::modes::{DecayScope, EvalMode, LrSchedule, ValSplitMode};
 use crate::{Result, TrainError};
 
 /// A run being resumed: its `last/` checkpoint and state.
