@@ -1,8 +1,9 @@
 //! `cargo run --release -p lmforge-model --example bench_train -- PRESET [--batch B]
-//!  [--threads N] [--steps S] [--warmup W] [--kernel gemm|matrixmultiply] [--json]
+//!  [--threads N] [--steps S] [--warmup W] [--kernel gemm|matrixmultiply] [--dtype D] [--json]
 //!  [--n-layer L] [--n-embd C] [--n-head H] [--block-size T] [--vocab-size V]`
 //! (the shape flags override the preset's fields, as `lmforge bench train`'s do)
-use lmforge_model::bench::bench_train;
+use lmforge_model::bench::bench_train_in;
+use lmforge_model::dtype::{DtypeArg, Precision};
 use lmforge_model::ops::matmul::{set_kernel, Kernel};
 use lmforge_model::ModelConfig;
 
@@ -57,7 +58,18 @@ fn main() {
         Some("openblas") => set_kernel(Kernel::OpenBlas),
         _ => {}
     }
-    match bench_train(&cfg, batch, steps, warmup) {
+    let prec = match flag("--dtype")
+        .unwrap_or_else(|| "fp32".into())
+        .parse::<DtypeArg>()
+        .and_then(Precision::resolve)
+    {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: --dtype: {e}");
+            std::process::exit(2);
+        }
+    };
+    match bench_train_in(prec, &cfg, batch, steps, warmup) {
         Ok(r) if args.iter().any(|a| a == "--json") => println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default()),
         Ok(r) => println!(
             "{preset}: batch {} × block {} on {} threads: {:.0} tok/s, {:.1} ms/step (median; mean {:.1}, min {:.1}), {:.1} GFLOP/s, MFU {:.1}% \

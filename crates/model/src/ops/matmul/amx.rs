@@ -39,7 +39,11 @@ pub fn available() -> bool {
             }
             let edx = std::arch::x86_64::__cpuid_count(7, 0).edx;
             let (amx_bf16, amx_tile) = (edx & (1 << 22) != 0, edx & (1 << 24) != 0);
-            amx_bf16 && amx_tile && request_tile_permission()
+            amx_bf16
+                && amx_tile
+                && std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && request_tile_permission()
         })
     }
     #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
@@ -99,6 +103,27 @@ unsafe fn at(m: &Mat<'_>, i: usize, j: usize) -> f32 {
     unsafe { *m.as_ptr().add(i * m.row_stride() + j * m.col_stride()) }
 }
 
+/// `len` contiguous floats of `m` from element `(i, j)` along its unit-stride dimension.
+///
+/// # Safety
+/// The `len` elements from `(i, j)` along the dimension of stride 1 lie inside the view.
+#[inline(always)]
+unsafe fn run<'a>(m: &Mat<'a>, i: usize, j: usize, len: usize) -> &'a [f32] {
+    // SAFETY: the caller's contract; the view is readable for `'a`.
+    unsafe {
+        let p = m.as_ptr().add(i * m.row_stride() + j * m.col_stride());
+        std::slice::from_raw_parts(p, len)
+    }
+}
+
+/// `dst[i] = bf16(src[i])`: a plain loop LLVM vectorises.
+#[inline(always)]
+fn cast_run(dst: &mut [u16], src: &[f32]) {
+    dst.iter_mut()
+        .zip(src)
+        .for_each(|(d, &s)| *d = bf16_bits(s));
+}
+
 /// Fills `dst` with `blocks` panels of `panel` values each, `fill(block, panel)` per panel,
 /// over the pool when `threads > 1`.
 fn pack_panels(
@@ -122,42 +147,219 @@ fn pack_panels(
 }
 
 /// Packs `a [m,k]` as `mblocks` row blocks (an even count; blocks past `m` are zero) of `kb`
-/// tiles `[16][32]`, reading along whichever of `a`'s dimensions is contiguous.
+/// tiles `[16][32]`, reading along whichever of `a`'s dimensions is contiguous: a block at a
+/// time when rows are contiguous, a k-tile at a time (whole contiguous columns) otherwise.
 fn pack_a(dst: &mut Vec<u16>, a: Mat<'_>, mblocks: usize, kb: usize, threads: usize) {
-    let (m, k) = (a.rows(), a.cols());
+    if a.row_stride() == 1 && a.col_stride() != 1 {
+        return pack_by_k_tiles(dst, mblocks, kb, threads, |kt, tiles| {
+            // SAFETY: AVX-512F/BW come with AMX ([`available`] checks them); `tiles` holds
+            // `mblocks ≥ ⌈m/16⌉` blocks of `kb` tiles.
+            unsafe { fill_a_columns(tiles, a, kt, kb) }
+        });
+    }
     pack_panels(dst, mblocks, kb * TILE, threads, |blk, panel| {
-        let rows = T.min(m.saturating_sub(blk * T));
-        let put = |panel: &mut [u16], r: usize, p: usize| {
-            // SAFETY: `blk·16 + r < m` and `p < k`.
-            let v = unsafe { at(&a, blk * T + r, p) };
-            panel[(p / TK) * TILE + r * TK + p % TK] = bf16_bits(v);
-        };
-        if a.col_stride() == 1 {
-            (0..rows).for_each(|r| (0..k).for_each(|p| put(panel, r, p)));
-        } else {
-            (0..k).for_each(|p| (0..rows).for_each(|r| put(panel, r, p)));
-        }
+        // SAFETY: AVX-512F/BW come with AMX ([`available`] checks them).
+        unsafe { fill_a(panel, a, blk) }
     });
 }
 
-/// Packs `b [k,n]` as `nblocks` column blocks (an even count) of `kb` tiles in pair layout
-/// `[16 pairs][16 cols][2]`, reading along whichever dimension is contiguous.
-fn pack_b(dst: &mut Vec<u16>, b: Mat<'_>, nblocks: usize, kb: usize, threads: usize) {
-    let (k, n) = (b.rows(), b.cols());
-    pack_panels(dst, nblocks, kb * TILE, threads, |blk, panel| {
-        let cols = T.min(n.saturating_sub(blk * T));
-        let put = |panel: &mut [u16], p: usize, c: usize| {
-            // SAFETY: `p < k` and `blk·16 + c < n`.
-            let v = unsafe { at(&b, p, blk * T + c) };
-            let w = p % TK;
-            panel[(p / TK) * TILE + (w / 2) * 2 * T + c * 2 + w % 2] = bf16_bits(v);
-        };
-        if b.col_stride() == 1 {
-            (0..k).for_each(|p| (0..cols).for_each(|c| put(panel, p, c)));
-        } else {
-            (0..cols).for_each(|c| (0..k).for_each(|p| put(panel, p, c)));
+/// Columns (of A) or rows (of B) cast per pass of the k-tile packers: a stack buffer.
+const RUN: usize = 64;
+
+/// A packing buffer shared by the tasks of [`pack_by_k_tiles`], each writing only the tiles
+/// of its own k-tile.
+#[derive(Clone, Copy)]
+struct Tiles(*mut u16);
+// SAFETY: tasks write disjoint tiles (see `pack_by_k_tiles`).
+unsafe impl Send for Tiles {}
+// SAFETY: as above.
+unsafe impl Sync for Tiles {}
+
+impl Tiles {
+    /// The `len` values from offset `at` of tile `kt` of block `blk`.
+    ///
+    /// # Safety
+    /// The tile lies in the buffer, `at + len ≤ TILE`, and only this task writes it.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice(&self, blk: usize, kt: usize, kb: usize, at: usize, len: usize) -> &mut [u16] {
+        // SAFETY: the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add((blk * kb + kt) * TILE + at), len) }
+    }
+}
+
+/// Zeroes `dst` to `blocks` panels of `kb` tiles and runs `fill(kt, tiles)` for every
+/// k-tile, over the pool when `threads > 1`: for operands whose contiguous dimension runs
+/// across blocks, so each task reads whole rows in order instead of short strided runs.
+fn pack_by_k_tiles(
+    dst: &mut Vec<u16>,
+    blocks: usize,
+    kb: usize,
+    threads: usize,
+    fill: impl Fn(usize, Tiles) + Sync,
+) {
+    dst.clear();
+    dst.resize(blocks * kb * TILE, 0);
+    let tiles = Tiles(dst.as_mut_ptr());
+    if threads > 1 {
+        (0..kb).into_par_iter().for_each(|kt| fill(kt, tiles));
+    } else {
+        (0..kb).for_each(|kt| fill(kt, tiles));
+    }
+}
+
+/// k-tile `kt` of every row block of A for an A whose columns are contiguous
+/// (`row_stride == 1`, e.g. `dYᵀ` in `dW = dYᵀ·X`): each column is cast in runs of [`RUN`]
+/// rows and its values go 32 apart into the tiles' rows.
+///
+/// # Safety
+/// The CPU has AVX-512F/BW; `tiles` holds `⌈m/16⌉` or more blocks of `kb` tiles; only this
+/// task writes k-tile `kt`.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f,avx512bw"))]
+unsafe fn fill_a_columns(tiles: Tiles, a: Mat<'_>, kt: usize, kb: usize) {
+    let (m, k) = (a.rows(), a.cols());
+    let mut buf = [0u16; RUN];
+    for p in kt * TK..k.min(kt * TK + TK) {
+        for i0 in (0..m).step_by(RUN) {
+            let len = RUN.min(m - i0);
+            // SAFETY: rows `i0..i0 + len ≤ m` of column `p < k`.
+            cast_run(&mut buf[..len], unsafe { run(&a, i0, p, len) });
+            for (t, vals) in buf[..len].chunks(T).enumerate() {
+                // SAFETY: block `(i0 + 16t)/16 < ⌈m/16⌉`; rows `r < 16` at column `p % 32`.
+                let tile = unsafe { tiles.slice((i0 + t * T) / T, kt, kb, 0, TILE) };
+                for (r, &v) in vals.iter().enumerate() {
+                    tile[r * TK + p % TK] = v;
+                }
+            }
         }
+    }
+}
+
+/// One row block of [`pack_a`] (`panel` zeroed, `kb` tiles) for an A with contiguous rows
+/// (or no unit stride at all). Compiled for AVX-512, so the contiguous casts run 16 floats
+/// per instruction.
+///
+/// # Safety
+/// The CPU has AVX-512F and AVX-512BW.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f,avx512bw"))]
+unsafe fn fill_a(panel: &mut [u16], a: Mat<'_>, blk: usize) {
+    let (m, k) = (a.rows(), a.cols());
+    let (i0, rows) = (blk * T, T.min(m.saturating_sub(blk * T)));
+    if a.col_stride() == 1 {
+        // rows of A are contiguous: each row's k-run of a tile is 32 consecutive floats
+        for r in 0..rows {
+            // SAFETY: row `i0 + r < m`, columns `0..k`.
+            let row = unsafe { run(&a, i0 + r, 0, k) };
+            for (kt, src) in row.chunks(TK).enumerate() {
+                let at = kt * TILE + r * TK;
+                cast_run(&mut panel[at..at + src.len()], src);
+            }
+        }
+    } else {
+        for r in 0..rows {
+            for p in 0..k {
+                // SAFETY: `i0 + r < m` and `p < k`.
+                let v = unsafe { at(&a, i0 + r, p) };
+                panel[(p / TK) * TILE + r * TK + p % TK] = bf16_bits(v);
+            }
+        }
+    }
+}
+
+/// Packs `b [k,n]` as `nblocks` column blocks (an even count) of `kb` tiles in pair layout
+/// `[16 pairs][16 cols][2]`, reading along whichever dimension is contiguous: a k-tile at a
+/// time (whole rows) when rows are contiguous, a block at a time otherwise.
+fn pack_b(dst: &mut Vec<u16>, b: Mat<'_>, nblocks: usize, kb: usize, threads: usize) {
+    if b.col_stride() == 1 {
+        return pack_by_k_tiles(dst, nblocks, kb, threads, |kt, tiles| {
+            // SAFETY: AVX-512F/BW come with AMX ([`available`] checks them); `tiles` holds
+            // `nblocks ≥ ⌈n/16⌉` blocks of `kb` tiles.
+            unsafe { fill_b_rows(tiles, b, kt, kb) }
+        });
+    }
+    pack_panels(dst, nblocks, kb * TILE, threads, |blk, panel| {
+        // SAFETY: AVX-512F/BW come with AMX ([`available`] checks them).
+        unsafe { fill_b(panel, b, blk) }
     });
+}
+
+/// k-tile `kt` of every column block of B for a B whose rows are contiguous (`col_stride ==
+/// 1`: `W` in `dX = dY·W`, `X` in `dW = dYᵀ·X`): rows `p` and `p + 1` are cast in runs of
+/// [`RUN`] columns and interleaved into the tiles' pair rows.
+///
+/// # Safety
+/// The CPU has AVX-512F/BW; `tiles` holds `⌈n/16⌉` or more blocks of `kb` tiles; only this
+/// task writes k-tile `kt`.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f,avx512bw"))]
+unsafe fn fill_b_rows(tiles: Tiles, b: Mat<'_>, kt: usize, kb: usize) {
+    let (k, n) = (b.rows(), b.cols());
+    let (mut even, mut odd) = ([0u16; RUN], [0u16; RUN]);
+    for p in (kt * TK..k.min(kt * TK + TK)).step_by(2) {
+        for j0 in (0..n).step_by(RUN) {
+            let len = RUN.min(n - j0);
+            // SAFETY: row `p < k` (and `p + 1` when `< k`), columns `j0..j0 + len ≤ n`.
+            cast_run(&mut even[..len], unsafe { run(&b, p, j0, len) });
+            if p + 1 < k {
+                cast_run(&mut odd[..len], unsafe { run(&b, p + 1, j0, len) });
+            } else {
+                odd.fill(0);
+            }
+            let pairs = even[..len].chunks(T).zip(odd[..len].chunks(T));
+            for (t, (e, o)) in pairs.enumerate() {
+                // SAFETY: block `(j0 + 16t)/16 < ⌈n/16⌉`; pair row `(p % 32)/2` holds 32
+                // values, of which these columns fill the first `2·e.len()`.
+                let out = unsafe {
+                    tiles.slice((j0 + t * T) / T, kt, kb, (p % TK) / 2 * 2 * T, 2 * e.len())
+                };
+                for (pair, (&e, &o)) in out.chunks_exact_mut(2).zip(e.iter().zip(o)) {
+                    pair[0] = e;
+                    pair[1] = o;
+                }
+            }
+        }
+    }
+}
+
+/// Offset of `B(p, c)` in a column block's panel (pair layout).
+#[inline(always)]
+fn pair_index(p: usize, c: usize) -> usize {
+    let w = p % TK;
+    (p / TK) * TILE + (w / 2) * 2 * T + c * 2 + w % 2
+}
+
+/// One column block of [`pack_b`] (`panel` zeroed, `kb` tiles) for a B with contiguous
+/// columns (or no unit stride at all), compiled for AVX-512.
+///
+/// # Safety
+/// The CPU has AVX-512F and AVX-512BW.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f,avx512bw"))]
+unsafe fn fill_b(panel: &mut [u16], b: Mat<'_>, blk: usize) {
+    let (k, n) = (b.rows(), b.cols());
+    let (j0, cols) = (blk * T, T.min(n.saturating_sub(blk * T)));
+    if b.row_stride() == 1 {
+        // columns are contiguous: a column's 32 k-values are 16 (even, odd) pairs already in
+        // order; they go 32 apart
+        let mut col = [0u16; TK];
+        for c in 0..cols {
+            // SAFETY: column `j0 + c < n`, rows `0..k`.
+            let column = unsafe { run(&b, 0, j0 + c, k) };
+            for (kt, src) in column.chunks(TK).enumerate() {
+                cast_run(&mut col[..src.len()], src);
+                col[src.len()..].fill(0);
+                let at = kt * TILE + c * 2;
+                for (q, pair) in col.chunks_exact(2).enumerate() {
+                    panel[at + q * 2 * T..at + q * 2 * T + 2].copy_from_slice(pair);
+                }
+            }
+        }
+    } else {
+        for p in 0..k {
+            for c in 0..cols {
+                // SAFETY: `p < k` and `j0 + c < n`.
+                let v = unsafe { at(&b, p, j0 + c) };
+                panel[pair_index(p, c)] = bf16_bits(v);
+            }
+        }
+    }
 }
 
 /// `out[4][16][16] = A-panels (a0, a1) · B-panels (b0, b1)` over `kb` k-tiles, the 2×2 C
