@@ -72,9 +72,9 @@ fn main() {
     match bench_train_in(prec, &cfg, batch, steps, warmup) {
         Ok(r) if args.iter().any(|a| a == "--json") => println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default()),
         Ok(r) => println!(
-            "{preset}: batch {} × block {} on {} threads: {:.0} tok/s, {:.1} ms/step (median; mean {:.1}, min {:.1}), {:.1} GFLOP/s, MFU {:.1}% \
+            "{preset}: batch {} × block {} on {} threads: {:.0} tok/s, {:.1} ms/step (median; mean {:.1}, min {:.1}; CPU {:.1} ms/step), {:.1} GFLOP/s, MFU {:.1}% \
              of measured matmul peak {:.1} GFLOP/s ({}), peak RSS {:.0} MiB, loss {:.3} -> {:.3}",
-            r.batch, r.block_size, r.threads, r.tokens_per_s, r.ms_per_step, r.mean_ms_per_step, r.min_ms_per_step, r.achieved_gflops, 100.0 * r.mfu,
+            r.batch, r.block_size, r.threads, r.tokens_per_s, r.ms_per_step, r.mean_ms_per_step, r.min_ms_per_step, r.cpu_ms_per_step, r.achieved_gflops, 100.0 * r.mfu,
             r.matmul_peak_gflops, r.matmul_kernel, r.peak_rss_mb, r.first_loss, r.last_loss
         ),
         Err(e) => {

@@ -7,8 +7,13 @@
 //! consecutive), B per 16-column block into 1 KiB tiles in AMX's pair layout
 //! `[16 k-pairs][16 cols][2]`; both zero-padded, so edge tiles need no special case. A 2×2
 //! block of C tiles (32×32) accumulates over all of k in tile registers `tmm0–3` (A in
-//! `tmm4–5`, B in `tmm6–7`), then is added into C. Row blocks split over rayon tasks; no task
-//! splits `k`, so results do not depend on the thread count.
+//! `tmm4–5`, B in `tmm6–7`), starting from C itself when accumulating (`tileloadd` with C's
+//! row stride) and stored straight back (`tilestored`); only blocks that cross C's edge go
+//! through a staging buffer. The tile configuration is loaded once per task, not per block.
+//! Packing is vectorised (AVX-512, which every AMX CPU has); an operand whose contiguous
+//! dimension runs across blocks (`dYᵀ` and `X` in `dW = dYᵀ·X`, `W` in `dX = dY·W`) is packed
+//! a k-tile at a time so that whole rows are read in order. Row blocks split over rayon
+//! tasks; no task splits `k`, so results do not depend on the thread count.
 //!
 //! Tile instructions have no stable Rust intrinsics, so the kernel is inline assembly; Linux
 //! hands a process AMX state only after `arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA)`, asked
@@ -362,26 +367,67 @@ unsafe fn fill_b(panel: &mut [u16], b: Mat<'_>, blk: usize) {
     }
 }
 
-/// `out[4][16][16] = A-panels (a0, a1) · B-panels (b0, b1)` over `kb` k-tiles, the 2×2 C
-/// tiles in the order (a0,b0), (a0,b1), (a1,b0), (a1,b1).
+/// Loads the tile configuration ([`CONFIG`]) on this thread; [`release_tiles`] ends it.
 ///
 /// # Safety
-/// [`available`] is true; each panel holds `kb` packed tiles; `out` has 1024 floats.
+/// [`available`] is true.
 #[cfg(target_arch = "x86_64")]
+unsafe fn configure_tiles() {
+    // SAFETY: AMX is available; `CONFIG` is a valid 64-byte palette-1 configuration.
+    unsafe {
+        std::arch::asm!(
+            "ldtilecfg [{cfg}]",
+            cfg = in(reg) &CONFIG as *const TileConfig,
+            options(nostack, readonly),
+        );
+    }
+}
+
+/// Releases this thread's tile state (after [`configure_tiles`]).
+///
+/// # Safety
+/// [`available`] is true.
+#[cfg(target_arch = "x86_64")]
+unsafe fn release_tiles() {
+    // SAFETY: AMX is available; `tilerelease` only resets tile state.
+    unsafe { std::arch::asm!("tilerelease", options(nostack, nomem)) }
+}
+
+/// A 32×32 block of C from A-panels (a0, a1) and B-panels (b0, b1) over `kb` k-tiles: the
+/// four 16×16 f32 tiles at `c`, `c + 16`, `c + 16·ld`, `c + 16·ld + 16` (row stride `ld`
+/// floats) start from C when `load`, from zero otherwise, and are stored back to C — no
+/// staging buffer, C is read and written by the tile unit itself.
+///
+/// # Safety
+/// [`configure_tiles`] ran on this thread; each panel holds `kb ≥ 1` packed tiles; the 32×32
+/// floats at `c` with row stride `ld` are this caller's to read and write.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn block_2x2(
     a0: *const u16,
     a1: *const u16,
     b0: *const u16,
     b1: *const u16,
     kb: usize,
-    out: *mut f32,
+    c: *mut f32,
+    ld: usize,
+    load: bool,
 ) {
     let stride: usize = 64;
+    let ld_bytes = ld * 4;
+    let c1 = c.wrapping_add(T * ld);
     // SAFETY: the caller's contract; the loop reads `kb` 1 KiB tiles from each panel and
-    // writes four 1 KiB f32 tiles to `out`; tile state is configured here and released.
+    // reads/writes the four C tiles.
     unsafe {
         std::arch::asm!(
-            "ldtilecfg [{cfg}]",
+            "test {load}, {load}",
+            "jz 3f",
+            "tileloadd tmm0, [{c0} + {ld}*1]",
+            "tileloadd tmm1, [{c0} + {ld}*1 + 64]",
+            "tileloadd tmm2, [{c1} + {ld}*1]",
+            "tileloadd tmm3, [{c1} + {ld}*1 + 64]",
+            "jmp 2f",
+            "3:",
             "tilezero tmm0",
             "tilezero tmm1",
             "tilezero tmm2",
@@ -401,22 +447,20 @@ unsafe fn block_2x2(
             "add {b1}, 1024",
             "dec {kb}",
             "jnz 2b",
-            "tilestored [{o} + {s}*1], tmm0",
-            "add {o}, 1024",
-            "tilestored [{o} + {s}*1], tmm1",
-            "add {o}, 1024",
-            "tilestored [{o} + {s}*1], tmm2",
-            "add {o}, 1024",
-            "tilestored [{o} + {s}*1], tmm3",
-            "tilerelease",
-            cfg = in(reg) &CONFIG as *const TileConfig,
+            "tilestored [{c0} + {ld}*1], tmm0",
+            "tilestored [{c0} + {ld}*1 + 64], tmm1",
+            "tilestored [{c1} + {ld}*1], tmm2",
+            "tilestored [{c1} + {ld}*1 + 64], tmm3",
             a0 = inout(reg) a0 => _,
             a1 = inout(reg) a1 => _,
             b0 = inout(reg) b0 => _,
             b1 = inout(reg) b1 => _,
             kb = inout(reg) kb => _,
-            o = inout(reg) out => _,
+            c0 = in(reg) c,
+            c1 = in(reg) c1,
+            ld = in(reg) ld_bytes,
             s = in(reg) stride,
+            load = in(reg) load as usize,
             options(nostack),
         );
     }
@@ -447,11 +491,27 @@ pub(super) fn product(
     let rs = c.row_stride();
     let cp = SendPtr(c.as_mut_ptr());
     let row_pair = |ip: usize| {
-        let mut out = [0.0f32; 4 * T * T];
+        // an edge block (past C's last row or column) goes through this buffer
+        let mut edge = [0.0f32; 4 * T * T];
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AMX is available (the caller's contract).
+        unsafe {
+            configure_tiles()
+        };
         for jp in 0..nb / 2 {
             let panel = |v: &[u16], blk: usize| v[blk * kb * TILE..].as_ptr();
+            let (i0, j0) = (2 * ip * T, 2 * jp * T);
+            let inside = i0 + 2 * T <= m && j0 + 2 * T <= n;
+            let (dst, ld, load) = if inside {
+                // SAFETY: the 32×32 block at (i0, j0) lies inside C; row pairs are disjoint
+                // between tasks.
+                (unsafe { cp.get().add(i0 * rs + j0) }, rs, accumulate)
+            } else {
+                (edge.as_mut_ptr(), 2 * T, false)
+            };
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: AMX is available (the caller's contract); the panels hold `kb` tiles.
+            // SAFETY: tiles are configured; the panels hold `kb` tiles; `dst` is a 32×32 block
+            // with row stride `ld` that only this task touches (C's or `edge`).
             unsafe {
                 block_2x2(
                     panel(pa, 2 * ip),
@@ -459,19 +519,20 @@ pub(super) fn product(
                     panel(pb, 2 * jp),
                     panel(pb, 2 * jp + 1),
                     kb,
-                    out.as_mut_ptr(),
+                    dst,
+                    ld,
+                    load,
                 );
             }
-            for (t, tile) in out.chunks(T * T).enumerate() {
-                let (i0, j0) = ((2 * ip + t / 2) * T, (2 * jp + t % 2) * T);
-                for r in 0..T.min(m.saturating_sub(i0)) {
-                    let cols = T.min(n.saturating_sub(j0));
+            if !inside {
+                for r in 0..(2 * T).min(m - i0) {
+                    let cols = (2 * T).min(n - j0);
                     // SAFETY: row `i0 + r < m` and columns `j0..j0 + cols ≤ n` of C; row
                     // pairs are disjoint between tasks.
                     let row = unsafe {
                         std::slice::from_raw_parts_mut(cp.get().add((i0 + r) * rs + j0), cols)
                     };
-                    let src = &tile[r * T..r * T + cols];
+                    let src = &edge[r * 2 * T..r * 2 * T + cols];
                     if accumulate {
                         row.iter_mut().zip(src).for_each(|(d, s)| *d += s);
                     } else {
@@ -480,6 +541,11 @@ pub(super) fn product(
                 }
             }
         }
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        unsafe {
+            release_tiles()
+        };
     };
     if threads > 1 && mb / 2 > 1 {
         (0..mb / 2).into_par_iter().for_each(row_pair);
