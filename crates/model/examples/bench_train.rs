@@ -1,10 +1,11 @@
 //! `cargo run --release -p lmforge-model --example bench_train -- PRESET [--batch B]
-//!  [--threads N] [--steps S] [--warmup W] [--kernel gemm|matrixmultiply] [--json]
+//!  [--threads N] [--steps S] [--warmup W] [--kernel gemm|matrixmultiply] [--dtype D] [--json]
 //!  [--n-layer L] [--n-embd C] [--n-head H] [--block-size T] [--vocab-size V]
 //!  [--norm pre|post] [--activation gelu|gelu_tanh|relu] [--pos-encoding P]`
 //! (the shape flags override the preset's fields, as `lmforge bench train`'s do; the last
 //! three take `config.json`'s spellings)
-use lmforge_model::bench::bench_train;
+use lmforge_model::bench::bench_train_in;
+use lmforge_model::dtype::{DtypeArg, Precision};
 use lmforge_model::ops::matmul::{set_kernel, Kernel};
 use lmforge_model::ModelConfig;
 
@@ -76,12 +77,23 @@ fn main() {
         Some("openblas") => set_kernel(Kernel::OpenBlas),
         _ => {}
     }
-    match bench_train(&cfg, batch, steps, warmup) {
+    let prec = match flag("--dtype")
+        .unwrap_or_else(|| "fp32".into())
+        .parse::<DtypeArg>()
+        .and_then(Precision::resolve)
+    {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: --dtype: {e}");
+            std::process::exit(2);
+        }
+    };
+    match bench_train_in(prec, &cfg, batch, steps, warmup) {
         Ok(r) if args.iter().any(|a| a == "--json") => println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default()),
         Ok(r) => println!(
-            "{preset}: batch {} × block {} on {} threads: {:.0} tok/s, {:.1} ms/step (median; mean {:.1}, min {:.1}), {:.1} GFLOP/s, MFU {:.1}% \
+            "{preset}: batch {} × block {} on {} threads: {:.0} tok/s, {:.1} ms/step (median; mean {:.1}, min {:.1}; CPU {:.1} ms/step), {:.1} GFLOP/s, MFU {:.1}% \
              of measured matmul peak {:.1} GFLOP/s ({}), peak RSS {:.0} MiB, loss {:.3} -> {:.3}",
-            r.batch, r.block_size, r.threads, r.tokens_per_s, r.ms_per_step, r.mean_ms_per_step, r.min_ms_per_step, r.achieved_gflops, 100.0 * r.mfu,
+            r.batch, r.block_size, r.threads, r.tokens_per_s, r.ms_per_step, r.mean_ms_per_step, r.min_ms_per_step, r.cpu_ms_per_step, r.achieved_gflops, 100.0 * r.mfu,
             r.matmul_peak_gflops, r.matmul_kernel, r.peak_rss_mb, r.first_loss, r.last_loss
         ),
         Err(e) => {

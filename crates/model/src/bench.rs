@@ -63,6 +63,10 @@ pub struct BenchReport {
     pub fp32_matmul_peak_gflops: f64,
     /// achieved / fp32 peak
     pub mfu_vs_fp32_peak: f64,
+    /// CPU time of the whole process (all threads) per timed step, mean, in ms: on a machine
+    /// shared with other work, `--threads 1` runs compare by this rather than by wall time
+    /// (0 where `/proc/self/task/*/schedstat` is unavailable).
+    pub cpu_ms_per_step: f64,
     /// Peak RSS during model set-up and training (VmHWM, reset after the matmul probe).
     pub peak_rss_mb: f64,
     /// loss of the first step
@@ -111,6 +115,20 @@ pub fn peak_rss_mb() -> f64 {
             })
         })
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// CPU time this process's threads have run, in seconds (the sum of the first field of
+/// `/proc/self/task/*/schedstat`, nanoseconds), or 0 where unavailable.
+pub fn process_cpu_seconds() -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    let ns: u64 = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    ns as f64 * 1e-9
 }
 
 /// nanoGPT's FLOPs per token for one forward+backward at sequence length `block_size`.
@@ -178,6 +196,7 @@ pub fn bench_train_in(
     }
     let mut times = Vec::with_capacity(steps.max(1));
     let mut last_loss = f32::NAN;
+    let cpu0 = process_cpu_seconds();
     for i in 0..steps.max(1) {
         let t0 = Instant::now();
         last_loss = step(&mut model, &mut opt)?;
@@ -186,6 +205,7 @@ pub fn bench_train_in(
             first_loss = last_loss;
         }
     }
+    let cpu_ms_per_step = (process_cpu_seconds() - cpu0) * 1e3 / times.len() as f64;
     let mean = times.iter().sum::<f64>() / times.len() as f64;
     times.sort_by(f64::total_cmp);
     let mid = times.len() / 2;
@@ -220,6 +240,7 @@ pub fn bench_train_in(
         dtype_detail: prec.describe().into(),
         fp32_matmul_peak_gflops: fp32_peak,
         mfu_vs_fp32_peak: achieved / fp32_peak,
+        cpu_ms_per_step,
         peak_rss_mb: peak_rss_mb(),
         first_loss,
         last_loss,

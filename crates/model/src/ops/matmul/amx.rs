@@ -7,8 +7,13 @@
 //! consecutive), B per 16-column block into 1 KiB tiles in AMX's pair layout
 //! `[16 k-pairs][16 cols][2]`; both zero-padded, so edge tiles need no special case. A 2×2
 //! block of C tiles (32×32) accumulates over all of k in tile registers `tmm0–3` (A in
-//! `tmm4–5`, B in `tmm6–7`), then is added into C. Row blocks split over rayon tasks; no task
-//! splits `k`, so results do not depend on the thread count.
+//! `tmm4–5`, B in `tmm6–7`), starting from C itself when accumulating (`tileloadd` with C's
+//! row stride) and stored straight back (`tilestored`); only blocks that cross C's edge go
+//! through a staging buffer. The tile configuration is loaded once per task, not per block.
+//! Packing is vectorised (AVX-512, which every AMX CPU has); an operand whose contiguous
+//! dimension runs across blocks (`dYᵀ` and `X` in `dW = dYᵀ·X`, `W` in `dX = dY·W`) is packed
+//! a k-tile at a time so that whole rows are read in order. Row blocks split over rayon
+//! tasks; no task splits `k`, so results do not depend on the thread count.
 //!
 //! Tile instructions have no stable Rust intrinsics, so the kernel is inline assembly; Linux
 //! hands a process AMX state only after `arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA)`, asked
@@ -39,7 +44,11 @@ pub fn available() -> bool {
             }
             let edx = std::arch::x86_64::__cpuid_count(7, 0).edx;
             let (amx_bf16, amx_tile) = (edx & (1 << 22) != 0, edx & (1 << 24) != 0);
-            amx_bf16 && amx_tile && request_tile_permission()
+            amx_bf16
+                && amx_tile
+                && std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && request_tile_permission()
         })
     }
     #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
@@ -99,6 +108,27 @@ unsafe fn at(m: &Mat<'_>, i: usize, j: usize) -> f32 {
     unsafe { *m.as_ptr().add(i * m.row_stride() + j * m.col_stride()) }
 }
 
+/// `len` contiguous floats of `m` from element `(i, j)` along its unit-stride dimension.
+///
+/// # Safety
+/// The `len` elements from `(i, j)` along the dimension of stride 1 lie inside the view.
+#[inline(always)]
+unsafe fn run<'a>(m: &Mat<'a>, i: usize, j: usize, len: usize) -> &'a [f32] {
+    // SAFETY: the caller's contract; the view is readable for `'a`.
+    unsafe {
+        let p = m.as_ptr().add(i * m.row_stride() + j * m.col_stride());
+        std::slice::from_raw_parts(p, len)
+    }
+}
+
+/// `dst[i] = bf16(src[i])`: a plain loop LLVM vectorises.
+#[inline(always)]
+fn cast_run(dst: &mut [u16], src: &[f32]) {
+    dst.iter_mut()
+        .zip(src)
+        .for_each(|(d, &s)| *d = bf16_bits(s));
+}
+
 /// Fills `dst` with `blocks` panels of `panel` values each, `fill(block, panel)` per panel,
 /// over the pool when `threads > 1`.
 fn pack_panels(
@@ -122,64 +152,282 @@ fn pack_panels(
 }
 
 /// Packs `a [m,k]` as `mblocks` row blocks (an even count; blocks past `m` are zero) of `kb`
-/// tiles `[16][32]`, reading along whichever of `a`'s dimensions is contiguous.
+/// tiles `[16][32]`, reading along whichever of `a`'s dimensions is contiguous: a block at a
+/// time when rows are contiguous, a k-tile at a time (whole contiguous columns) otherwise.
 fn pack_a(dst: &mut Vec<u16>, a: Mat<'_>, mblocks: usize, kb: usize, threads: usize) {
-    let (m, k) = (a.rows(), a.cols());
+    if a.row_stride() == 1 && a.col_stride() != 1 {
+        return pack_by_k_tiles(dst, mblocks, kb, threads, |kt, tiles| {
+            // SAFETY: AVX-512F/BW come with AMX ([`available`] checks them); `tiles` holds
+            // `mblocks ≥ ⌈m/16⌉` blocks of `kb` tiles.
+            unsafe { fill_a_columns(tiles, a, kt, kb) }
+        });
+    }
     pack_panels(dst, mblocks, kb * TILE, threads, |blk, panel| {
-        let rows = T.min(m.saturating_sub(blk * T));
-        let put = |panel: &mut [u16], r: usize, p: usize| {
-            // SAFETY: `blk·16 + r < m` and `p < k`.
-            let v = unsafe { at(&a, blk * T + r, p) };
-            panel[(p / TK) * TILE + r * TK + p % TK] = bf16_bits(v);
-        };
-        if a.col_stride() == 1 {
-            (0..rows).for_each(|r| (0..k).for_each(|p| put(panel, r, p)));
-        } else {
-            (0..k).for_each(|p| (0..rows).for_each(|r| put(panel, r, p)));
-        }
+        // SAFETY: AVX-512F/BW come with AMX ([`available`] checks them).
+        unsafe { fill_a(panel, a, blk) }
     });
+}
+
+/// Columns (of A) or rows (of B) cast per pass of the k-tile packers: a stack buffer.
+const RUN: usize = 64;
+
+/// A packing buffer shared by the tasks of [`pack_by_k_tiles`], each writing only the tiles
+/// of its own k-tile.
+#[derive(Clone, Copy)]
+struct Tiles(*mut u16);
+// SAFETY: tasks write disjoint tiles (see `pack_by_k_tiles`).
+unsafe impl Send for Tiles {}
+// SAFETY: as above.
+unsafe impl Sync for Tiles {}
+
+impl Tiles {
+    /// The `len` values from offset `at` of tile `kt` of block `blk`.
+    ///
+    /// # Safety
+    /// The tile lies in the buffer, `at + len ≤ TILE`, and only this task writes it.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice(&self, blk: usize, kt: usize, kb: usize, at: usize, len: usize) -> &mut [u16] {
+        // SAFETY: the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add((blk * kb + kt) * TILE + at), len) }
+    }
+}
+
+/// Zeroes `dst` to `blocks` panels of `kb` tiles and runs `fill(kt, tiles)` for every
+/// k-tile, over the pool when `threads > 1`: for operands whose contiguous dimension runs
+/// across blocks, so each task reads whole rows in order instead of short strided runs.
+fn pack_by_k_tiles(
+    dst: &mut Vec<u16>,
+    blocks: usize,
+    kb: usize,
+    threads: usize,
+    fill: impl Fn(usize, Tiles) + Sync,
+) {
+    dst.clear();
+    dst.resize(blocks * kb * TILE, 0);
+    let tiles = Tiles(dst.as_mut_ptr());
+    if threads > 1 {
+        (0..kb).into_par_iter().for_each(|kt| fill(kt, tiles));
+    } else {
+        (0..kb).for_each(|kt| fill(kt, tiles));
+    }
+}
+
+/// k-tile `kt` of every row block of A for an A whose columns are contiguous
+/// (`row_stride == 1`, e.g. `dYᵀ` in `dW = dYᵀ·X`): each column is cast in runs of [`RUN`]
+/// rows and its values go 32 apart into the tiles' rows.
+///
+/// # Safety
+/// The CPU has AVX-512F/BW; `tiles` holds `⌈m/16⌉` or more blocks of `kb` tiles; only this
+/// task writes k-tile `kt`.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f,avx512bw"))]
+unsafe fn fill_a_columns(tiles: Tiles, a: Mat<'_>, kt: usize, kb: usize) {
+    let (m, k) = (a.rows(), a.cols());
+    let mut buf = [0u16; RUN];
+    for p in kt * TK..k.min(kt * TK + TK) {
+        for i0 in (0..m).step_by(RUN) {
+            let len = RUN.min(m - i0);
+            // SAFETY: rows `i0..i0 + len ≤ m` of column `p < k`.
+            cast_run(&mut buf[..len], unsafe { run(&a, i0, p, len) });
+            for (t, vals) in buf[..len].chunks(T).enumerate() {
+                // SAFETY: block `(i0 + 16t)/16 < ⌈m/16⌉`; rows `r < 16` at column `p % 32`.
+                let tile = unsafe { tiles.slice((i0 + t * T) / T, kt, kb, 0, TILE) };
+                for (r, &v) in vals.iter().enumerate() {
+                    tile[r * TK + p % TK] = v;
+                }
+            }
+        }
+    }
+}
+
+/// One row block of [`pack_a`] (`panel` zeroed, `kb` tiles) for an A with contiguous rows
+/// (or no unit stride at all). Compiled for AVX-512, so the contiguous casts run 16 floats
+/// per instruction.
+///
+/// # Safety
+/// The CPU has AVX-512F and AVX-512BW.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f,avx512bw"))]
+unsafe fn fill_a(panel: &mut [u16], a: Mat<'_>, blk: usize) {
+    let (m, k) = (a.rows(), a.cols());
+    let (i0, rows) = (blk * T, T.min(m.saturating_sub(blk * T)));
+    if a.col_stride() == 1 {
+        // rows of A are contiguous: each row's k-run of a tile is 32 consecutive floats
+        for r in 0..rows {
+            // SAFETY: row `i0 + r < m`, columns `0..k`.
+            let row = unsafe { run(&a, i0 + r, 0, k) };
+            for (kt, src) in row.chunks(TK).enumerate() {
+                let at = kt * TILE + r * TK;
+                cast_run(&mut panel[at..at + src.len()], src);
+            }
+        }
+    } else {
+        for r in 0..rows {
+            for p in 0..k {
+                // SAFETY: `i0 + r < m` and `p < k`.
+                let v = unsafe { at(&a, i0 + r, p) };
+                panel[(p / TK) * TILE + r * TK + p % TK] = bf16_bits(v);
+            }
+        }
+    }
 }
 
 /// Packs `b [k,n]` as `nblocks` column blocks (an even count) of `kb` tiles in pair layout
-/// `[16 pairs][16 cols][2]`, reading along whichever dimension is contiguous.
+/// `[16 pairs][16 cols][2]`, reading along whichever dimension is contiguous: a k-tile at a
+/// time (whole rows) when rows are contiguous, a block at a time otherwise.
 fn pack_b(dst: &mut Vec<u16>, b: Mat<'_>, nblocks: usize, kb: usize, threads: usize) {
-    let (k, n) = (b.rows(), b.cols());
+    if b.col_stride() == 1 {
+        return pack_by_k_tiles(dst, nblocks, kb, threads, |kt, tiles| {
+            // SAFETY: AVX-512F/BW come with AMX ([`available`] checks them); `tiles` holds
+            // `nblocks ≥ ⌈n/16⌉` blocks of `kb` tiles.
+            unsafe { fill_b_rows(tiles, b, kt, kb) }
+        });
+    }
     pack_panels(dst, nblocks, kb * TILE, threads, |blk, panel| {
-        let cols = T.min(n.saturating_sub(blk * T));
-        let put = |panel: &mut [u16], p: usize, c: usize| {
-            // SAFETY: `p < k` and `blk·16 + c < n`.
-            let v = unsafe { at(&b, p, blk * T + c) };
-            let w = p % TK;
-            panel[(p / TK) * TILE + (w / 2) * 2 * T + c * 2 + w % 2] = bf16_bits(v);
-        };
-        if b.col_stride() == 1 {
-            (0..k).for_each(|p| (0..cols).for_each(|c| put(panel, p, c)));
-        } else {
-            (0..cols).for_each(|c| (0..k).for_each(|p| put(panel, p, c)));
-        }
+        // SAFETY: AVX-512F/BW come with AMX ([`available`] checks them).
+        unsafe { fill_b(panel, b, blk) }
     });
 }
 
-/// `out[4][16][16] = A-panels (a0, a1) · B-panels (b0, b1)` over `kb` k-tiles, the 2×2 C
-/// tiles in the order (a0,b0), (a0,b1), (a1,b0), (a1,b1).
+/// k-tile `kt` of every column block of B for a B whose rows are contiguous (`col_stride ==
+/// 1`: `W` in `dX = dY·W`, `X` in `dW = dYᵀ·X`): rows `p` and `p + 1` are cast in runs of
+/// [`RUN`] columns and interleaved into the tiles' pair rows.
 ///
 /// # Safety
-/// [`available`] is true; each panel holds `kb` packed tiles; `out` has 1024 floats.
+/// The CPU has AVX-512F/BW; `tiles` holds `⌈n/16⌉` or more blocks of `kb` tiles; only this
+/// task writes k-tile `kt`.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f,avx512bw"))]
+unsafe fn fill_b_rows(tiles: Tiles, b: Mat<'_>, kt: usize, kb: usize) {
+    let (k, n) = (b.rows(), b.cols());
+    let (mut even, mut odd) = ([0u16; RUN], [0u16; RUN]);
+    for p in (kt * TK..k.min(kt * TK + TK)).step_by(2) {
+        for j0 in (0..n).step_by(RUN) {
+            let len = RUN.min(n - j0);
+            // SAFETY: row `p < k` (and `p + 1` when `< k`), columns `j0..j0 + len ≤ n`.
+            cast_run(&mut even[..len], unsafe { run(&b, p, j0, len) });
+            if p + 1 < k {
+                cast_run(&mut odd[..len], unsafe { run(&b, p + 1, j0, len) });
+            } else {
+                odd.fill(0);
+            }
+            let pairs = even[..len].chunks(T).zip(odd[..len].chunks(T));
+            for (t, (e, o)) in pairs.enumerate() {
+                // SAFETY: block `(j0 + 16t)/16 < ⌈n/16⌉`; pair row `(p % 32)/2` holds 32
+                // values, of which these columns fill the first `2·e.len()`.
+                let out = unsafe {
+                    tiles.slice((j0 + t * T) / T, kt, kb, (p % TK) / 2 * 2 * T, 2 * e.len())
+                };
+                for (pair, (&e, &o)) in out.chunks_exact_mut(2).zip(e.iter().zip(o)) {
+                    pair[0] = e;
+                    pair[1] = o;
+                }
+            }
+        }
+    }
+}
+
+/// Offset of `B(p, c)` in a column block's panel (pair layout).
+#[inline(always)]
+fn pair_index(p: usize, c: usize) -> usize {
+    let w = p % TK;
+    (p / TK) * TILE + (w / 2) * 2 * T + c * 2 + w % 2
+}
+
+/// One column block of [`pack_b`] (`panel` zeroed, `kb` tiles) for a B with contiguous
+/// columns (or no unit stride at all), compiled for AVX-512.
+///
+/// # Safety
+/// The CPU has AVX-512F and AVX-512BW.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f,avx512bw"))]
+unsafe fn fill_b(panel: &mut [u16], b: Mat<'_>, blk: usize) {
+    let (k, n) = (b.rows(), b.cols());
+    let (j0, cols) = (blk * T, T.min(n.saturating_sub(blk * T)));
+    if b.row_stride() == 1 {
+        // columns are contiguous: a column's 32 k-values are 16 (even, odd) pairs already in
+        // order; they go 32 apart
+        let mut col = [0u16; TK];
+        for c in 0..cols {
+            // SAFETY: column `j0 + c < n`, rows `0..k`.
+            let column = unsafe { run(&b, 0, j0 + c, k) };
+            for (kt, src) in column.chunks(TK).enumerate() {
+                cast_run(&mut col[..src.len()], src);
+                col[src.len()..].fill(0);
+                let at = kt * TILE + c * 2;
+                for (q, pair) in col.chunks_exact(2).enumerate() {
+                    panel[at + q * 2 * T..at + q * 2 * T + 2].copy_from_slice(pair);
+                }
+            }
+        }
+    } else {
+        for p in 0..k {
+            for c in 0..cols {
+                // SAFETY: `p < k` and `j0 + c < n`.
+                let v = unsafe { at(&b, p, j0 + c) };
+                panel[pair_index(p, c)] = bf16_bits(v);
+            }
+        }
+    }
+}
+
+/// Loads the tile configuration ([`CONFIG`]) on this thread; [`release_tiles`] ends it.
+///
+/// # Safety
+/// [`available`] is true.
 #[cfg(target_arch = "x86_64")]
+unsafe fn configure_tiles() {
+    // SAFETY: AMX is available; `CONFIG` is a valid 64-byte palette-1 configuration.
+    unsafe {
+        std::arch::asm!(
+            "ldtilecfg [{cfg}]",
+            cfg = in(reg) &CONFIG as *const TileConfig,
+            options(nostack, readonly),
+        );
+    }
+}
+
+/// Releases this thread's tile state (after [`configure_tiles`]).
+///
+/// # Safety
+/// [`available`] is true.
+#[cfg(target_arch = "x86_64")]
+unsafe fn release_tiles() {
+    // SAFETY: AMX is available; `tilerelease` only resets tile state.
+    unsafe { std::arch::asm!("tilerelease", options(nostack, nomem)) }
+}
+
+/// A 32×32 block of C from A-panels (a0, a1) and B-panels (b0, b1) over `kb` k-tiles: the
+/// four 16×16 f32 tiles at `c`, `c + 16`, `c + 16·ld`, `c + 16·ld + 16` (row stride `ld`
+/// floats) start from C when `load`, from zero otherwise, and are stored back to C — no
+/// staging buffer, C is read and written by the tile unit itself.
+///
+/// # Safety
+/// [`configure_tiles`] ran on this thread; each panel holds `kb ≥ 1` packed tiles; the 32×32
+/// floats at `c` with row stride `ld` are this caller's to read and write.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn block_2x2(
     a0: *const u16,
     a1: *const u16,
     b0: *const u16,
     b1: *const u16,
     kb: usize,
-    out: *mut f32,
+    c: *mut f32,
+    ld: usize,
+    load: bool,
 ) {
     let stride: usize = 64;
+    let ld_bytes = ld * 4;
+    let c1 = c.wrapping_add(T * ld);
     // SAFETY: the caller's contract; the loop reads `kb` 1 KiB tiles from each panel and
-    // writes four 1 KiB f32 tiles to `out`; tile state is configured here and released.
+    // reads/writes the four C tiles.
     unsafe {
         std::arch::asm!(
-            "ldtilecfg [{cfg}]",
+            "test {load}, {load}",
+            "jz 3f",
+            "tileloadd tmm0, [{c0} + {ld}*1]",
+            "tileloadd tmm1, [{c0} + {ld}*1 + 64]",
+            "tileloadd tmm2, [{c1} + {ld}*1]",
+            "tileloadd tmm3, [{c1} + {ld}*1 + 64]",
+            "jmp 2f",
+            "3:",
             "tilezero tmm0",
             "tilezero tmm1",
             "tilezero tmm2",
@@ -199,22 +447,20 @@ unsafe fn block_2x2(
             "add {b1}, 1024",
             "dec {kb}",
             "jnz 2b",
-            "tilestored [{o} + {s}*1], tmm0",
-            "add {o}, 1024",
-            "tilestored [{o} + {s}*1], tmm1",
-            "add {o}, 1024",
-            "tilestored [{o} + {s}*1], tmm2",
-            "add {o}, 1024",
-            "tilestored [{o} + {s}*1], tmm3",
-            "tilerelease",
-            cfg = in(reg) &CONFIG as *const TileConfig,
+            "tilestored [{c0} + {ld}*1], tmm0",
+            "tilestored [{c0} + {ld}*1 + 64], tmm1",
+            "tilestored [{c1} + {ld}*1], tmm2",
+            "tilestored [{c1} + {ld}*1 + 64], tmm3",
             a0 = inout(reg) a0 => _,
             a1 = inout(reg) a1 => _,
             b0 = inout(reg) b0 => _,
             b1 = inout(reg) b1 => _,
             kb = inout(reg) kb => _,
-            o = inout(reg) out => _,
+            c0 = in(reg) c,
+            c1 = in(reg) c1,
+            ld = in(reg) ld_bytes,
             s = in(reg) stride,
+            load = in(reg) load as usize,
             options(nostack),
         );
     }
@@ -245,11 +491,27 @@ pub(super) fn product(
     let rs = c.row_stride();
     let cp = SendPtr(c.as_mut_ptr());
     let row_pair = |ip: usize| {
-        let mut out = [0.0f32; 4 * T * T];
+        // an edge block (past C's last row or column) goes through this buffer
+        let mut edge = [0.0f32; 4 * T * T];
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AMX is available (the caller's contract).
+        unsafe {
+            configure_tiles()
+        };
         for jp in 0..nb / 2 {
             let panel = |v: &[u16], blk: usize| v[blk * kb * TILE..].as_ptr();
+            let (i0, j0) = (2 * ip * T, 2 * jp * T);
+            let inside = i0 + 2 * T <= m && j0 + 2 * T <= n;
+            let (dst, ld, load) = if inside {
+                // SAFETY: the 32×32 block at (i0, j0) lies inside C; row pairs are disjoint
+                // between tasks.
+                (unsafe { cp.get().add(i0 * rs + j0) }, rs, accumulate)
+            } else {
+                (edge.as_mut_ptr(), 2 * T, false)
+            };
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: AMX is available (the caller's contract); the panels hold `kb` tiles.
+            // SAFETY: tiles are configured; the panels hold `kb` tiles; `dst` is a 32×32 block
+            // with row stride `ld` that only this task touches (C's or `edge`).
             unsafe {
                 block_2x2(
                     panel(pa, 2 * ip),
@@ -257,19 +519,20 @@ pub(super) fn product(
                     panel(pb, 2 * jp),
                     panel(pb, 2 * jp + 1),
                     kb,
-                    out.as_mut_ptr(),
+                    dst,
+                    ld,
+                    load,
                 );
             }
-            for (t, tile) in out.chunks(T * T).enumerate() {
-                let (i0, j0) = ((2 * ip + t / 2) * T, (2 * jp + t % 2) * T);
-                for r in 0..T.min(m.saturating_sub(i0)) {
-                    let cols = T.min(n.saturating_sub(j0));
+            if !inside {
+                for r in 0..(2 * T).min(m - i0) {
+                    let cols = (2 * T).min(n - j0);
                     // SAFETY: row `i0 + r < m` and columns `j0..j0 + cols ≤ n` of C; row
                     // pairs are disjoint between tasks.
                     let row = unsafe {
                         std::slice::from_raw_parts_mut(cp.get().add((i0 + r) * rs + j0), cols)
                     };
-                    let src = &tile[r * T..r * T + cols];
+                    let src = &edge[r * 2 * T..r * 2 * T + cols];
                     if accumulate {
                         row.iter_mut().zip(src).for_each(|(d, s)| *d += s);
                     } else {
@@ -278,6 +541,11 @@ pub(super) fn product(
                 }
             }
         }
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        unsafe {
+            release_tiles()
+        };
     };
     if threads > 1 && mb / 2 > 1 {
         (0..mb / 2).into_par_iter().for_each(row_pair);

@@ -121,3 +121,16 @@ fn bf16_empty_inner_dimension_zeroes_or_keeps_c() {
         assert_eq!(c, [0.0; 6], "{kern:?}");
     }
 }
+
+#[test]
+fn bf16_kernels_read_views_with_no_unit_stride() {
+    // every other column of a wider buffer: neither stride is 1 (the packers' generic path)
+    for (m, n, k) in [(37, 29, 53), (16, 32, 64), (1, 17, 3)] {
+        let big_a = values(m * 2 * k, 3, 17);
+        let big_b = values(k * 2 * n, 9, 19);
+        let a = Mat::new(&big_a, m, k, 2 * k, 2);
+        let b = Mat::new(&big_b, k, n, 2 * n, 2);
+        check_bf16_kernels(a, b);
+        check_bf16_kernels(Mat::new(&big_a, k, m, 2 * m, 2).t(), b);
+    }
+}
