@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// Seconds until a response must start (a non-streamed completion must be done by then).
     #[arg(long, default_value_t = 600)]
     pub request_timeout: u64,
+    /// Seconds a client has to send a request's headers; also the longest a kept-alive
+    /// connection may sit idle before it is closed.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout: u64,
     #[command(flatten)]
     pub dtype: super::dtype::DtypeFlag,
 }
@@ -84,6 +88,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         api_key: a.api_key.clone(),
         max_body_bytes: a.max_body_bytes,
         request_timeout: std::time::Duration::from_secs(a.request_timeout),
+        header_timeout: std::time::Duration::from_secs(a.header_timeout),
         ..HttpOptions::default()
     };
     let engine = Engine::new(ckpt, model_id, limits, pool);

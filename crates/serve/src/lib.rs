@@ -112,14 +112,44 @@ pub async fn bind(host: IpAddr, port: u16) -> Result<tokio::net::TcpListener, Se
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves (in-flight requests finish).
+///
+/// Each connection is HTTP/1.1 with `header_timeout` to send a request's headers: a client
+/// that connects and sends nothing, trickles a header, or idles on a kept-alive connection
+/// past it is disconnected, so idle sockets cannot pin the server's file descriptors.
+/// (`axum::serve` sets no such timer.)
 pub async fn run(
     listener: tokio::net::TcpListener,
     router: axum::Router,
+    header_timeout: std::time::Duration,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // Out of file descriptors and the like: wait instead of spinning.
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout);
+        let conn = graceful.watch(http1.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // A connection's I/O error (a client gone, a timeout) ends only that connection.
+            let _ = conn.await;
+        });
+    }
+    graceful.shutdown().await;
     Ok(())
 }
 
@@ -147,7 +177,7 @@ pub fn serve_blocking(
             pool.queue,
             if http.api_key.is_some() { ", API key required" } else { "" }
         );
-        run(listener, app, async {
+        run(listener, app, http.header_timeout, async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await

@@ -40,6 +40,8 @@ pub struct HttpOptions {
     pub max_body_bytes: usize,
     /// Time to receive a request body.
     pub body_timeout: Duration,
+    /// Time to send a request's headers, and the longest a kept-alive connection may idle.
+    pub header_timeout: Duration,
     /// Time until a response starts (a non-streamed completion must finish within it).
     pub request_timeout: Duration,
 }
@@ -50,6 +52,7 @@ impl Default for HttpOptions {
             api_key: None,
             max_body_bytes: 1 << 20,
             body_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(600),
         }
     }

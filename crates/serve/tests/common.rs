@@ -24,6 +24,23 @@ pub struct Server {
 
 /// Starts a server on `host:0` in a background thread with its own runtime.
 pub fn start_on(host: &str, pool: PoolSize, max_tokens: usize, api_key: Option<&str>) -> Server {
+    start_with(
+        host,
+        pool,
+        max_tokens,
+        api_key,
+        HttpOptions::default().header_timeout,
+    )
+}
+
+/// [`start_on`] with a chosen time for a request's headers (and keep-alive idling).
+pub fn start_with(
+    host: &str,
+    pool: PoolSize,
+    max_tokens: usize,
+    api_key: Option<&str>,
+    header_timeout: std::time::Duration,
+) -> Server {
     let ckpt = Checkpoint::load(&sample_model()).expect("the sample model loads");
     let limits = Limits {
         max_tokens,
@@ -34,6 +51,7 @@ pub fn start_on(host: &str, pool: PoolSize, max_tokens: usize, api_key: Option<&
     let http = HttpOptions {
         api_key: api_key.map(str::to_string),
         max_body_bytes: 64 << 10,
+        header_timeout,
         ..HttpOptions::default()
     };
     let app = lmforge_serve::router(engine.clone(), &http);
@@ -48,7 +66,7 @@ pub fn start_on(host: &str, pool: PoolSize, max_tokens: usize, api_key: Option<&
         rt.block_on(async move {
             let listener = lmforge_serve::bind(host, 0).await.unwrap();
             tx.send(listener.local_addr().unwrap()).unwrap();
-            lmforge_serve::run(listener, app, std::future::pending())
+            lmforge_serve::run(listener, app, header_timeout, std::future::pending())
                 .await
                 .unwrap();
         });

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{rss_kb, start, start_on, streamed_text};
+use common::{rss_kb, start, start_on, start_with, streamed_text};
 use lmforge_serve::PoolSize;
 use serde_json::{json, Value};
 
@@ -335,4 +335,67 @@ fn a_non_loopback_address_needs_a_key_and_the_key_is_checked() {
     let (status, page) = s.get("/", None);
     assert_eq!(status, 200);
     assert!(page.as_str().unwrap().contains("lmforge playground"));
+}
+
+/// Reads until the server closes the connection; the time it took, or `None` if it stayed
+/// open past `limit`.
+fn time_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < limit {
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(start.elapsed()),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return Some(start.elapsed()),
+        }
+    }
+    None
+}
+
+#[test]
+fn silent_trickling_and_idle_clients_are_disconnected_after_the_header_timeout() {
+    let timeout = Duration::from_millis(700);
+    let server = start_with(
+        "127.0.0.1",
+        PoolSize {
+            workers: 1,
+            queue: 4,
+        },
+        64,
+        None,
+        timeout,
+    );
+    let limit = Duration::from_secs(10);
+    // Connects and sends nothing.
+    let mut silent = TcpStream::connect(server.addr).unwrap();
+    let waited = time_until_closed(&mut silent, limit).expect("a silent client is dropped");
+    assert!(waited >= timeout / 2, "dropped too early: {waited:?}");
+    // Sends half a request line and stops.
+    let mut trickle = TcpStream::connect(server.addr).unwrap();
+    trickle.write_all(b"GET /health HTTP/1.1\r\nHo").unwrap();
+    time_until_closed(&mut trickle, limit).expect("a half-sent header is dropped");
+    // Completes one request on a kept-alive connection, then idles.
+    let mut idle = TcpStream::connect(server.addr).unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 12];
+    idle.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    time_until_closed(&mut idle, limit).expect("an idle kept-alive connection is dropped");
+    // The server still answers.
+    let mut fresh = TcpStream::connect(server.addr).unwrap();
+    fresh
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    fresh.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
 }
