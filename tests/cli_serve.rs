@@ -1,25 +1,9 @@
 //! `lmforge serve` bad input: one `error:` line naming the problem, exit code 1, no panic.
 
+mod common;
+use common::{assert_one_line_error, lmforge};
+
 use std::process::{Command, Output};
-
-fn lmforge(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lmforge"))
-        .args(args)
-        .output()
-        .expect("run lmforge")
-}
-
-fn assert_one_line_error(out: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line, got: {err}");
-    assert!(
-        lines[0].starts_with("error: ") && lines[0].contains(needle),
-        "{err}"
-    );
-    assert!(!err.contains("panicked"));
-}
 
 #[test]
 fn a_port_in_use_is_named() {
