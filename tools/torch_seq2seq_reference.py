@@ -15,7 +15,8 @@ step is the one lmforge's hand-written forward/backward must match:
 Parameter names are this module's state_dict names (a shared source embedding is stored once,
 as decoder.embed.weight).  bench_seq2seq.py imports Seq2seq/S2SConfig from this file.
 
-Running the script writes, for each variant (s2s_pre, s2s_post, s2s_shared),
+Running the script writes, for each variant (s2s_pre, s2s_post, s2s_shared, s2s_post_relu;
+`--only NAME` writes just that one),
 crates/model/tests/fixtures/<variant>.json (config, batch, optimizer settings) and
 <variant>.safetensors holding:
   <param name>                                  initial parameters (fp32)
@@ -59,7 +60,7 @@ class S2SConfig:
     src_block_size: int = 12
     tgt_block_size: int = 10
     norm: str = "pre"  # pre | post
-    activation: str = "gelu"  # gelu | gelu_tanh
+    activation: str = "gelu"  # gelu | gelu_tanh | relu
     dropout: float = 0.0
     pos_encoding: str = "learned"  # learned | sinusoidal
     tie_embeddings: bool = True
@@ -252,6 +253,8 @@ VARIANTS = {
                      tie_embeddings=False, n_decoder_layer=1),
     "s2s_shared": dict(norm="pre", pos_encoding="sinusoidal", bias=False, activation="gelu",
                        tie_embeddings=True, share_embeddings=True, src_vocab_size=41, n_encoder_layer=1),
+    "s2s_post_relu": dict(norm="post", pos_encoding="learned", bias=True, activation="relu",
+                          tie_embeddings=True),
 }
 PAD, BOS, EOS = 0, 1, 2
 SRC_LENS = [7, 4, 5]  # B = 3, S = 7: two sources padded
@@ -335,13 +338,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument("--out", default=os.path.join(here, "..", "crates", "model", "tests", "fixtures"))
+    ap.add_argument("--only", nargs="*", choices=list(VARIANTS),
+                    help="write only these variants (keeps the committed fixtures of the others)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     from safetensors.torch import save_file
 
     os.makedirs(args.out, exist_ok=True)
-    for variant in VARIANTS:
+    for variant in args.only or VARIANTS:
         meta, tensors, summary = make_fixture(variant)
         base = os.path.join(args.out, variant)
         with open(base + ".json.tmp", "w") as f:

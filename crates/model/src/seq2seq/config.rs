@@ -2,6 +2,7 @@
 //! which carries `"arch": "encoder-decoder"`; a GPT's `config.json` has no `arch` or
 //! `"arch": "gpt"`, see [`Arch::of_config_json`]).
 
+pub use crate::config::Norm;
 use crate::config::{Activation, PosEncoding};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -29,17 +30,6 @@ impl Arch {
             }),
         }
     }
-}
-
-/// Where each block's LayerNorms sit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Norm {
-    /// `x + F(LN(x))`, with a final LayerNorm after the encoder and after the decoder.
-    #[default]
-    Pre,
-    /// `LN(x + F(x))`, no final LayerNorms (Vaswani et al.'s original).
-    Post,
 }
 
 fn d_true() -> bool {
@@ -74,7 +64,8 @@ pub struct Seq2seqConfig {
     pub src_block_size: usize,
     /// longest decoder input (`<bos>` + target)
     pub tgt_block_size: usize,
-    /// LayerNorm placement
+    /// LayerNorm placement (the GPT's [`Norm`]; pre-LN adds a final LayerNorm after the
+    /// encoder and after the decoder, post-LN has none)
     #[serde(default)]
     pub norm: Norm,
     /// the MLP's non-linearity
