@@ -84,6 +84,8 @@ fn whole_model_gradients_match_finite_differences() {
     for (norm, pos, tie) in [
         (Norm::Pre, PosEncoding::Learned, true),
         (Norm::Post, PosEncoding::Sinusoidal, false),
+        (Norm::Post, PosEncoding::Rope, false),
+        (Norm::Pre, PosEncoding::SinusoidalRope, true),
     ] {
         let mut m = model(cfg(norm, pos, tie), 7);
         let p = pad(&sample_pairs());
@@ -105,7 +107,7 @@ fn whole_model_gradients_match_finite_differences() {
             let an = grads[i] as f64;
             assert!(
                 (fd - an).abs() <= 5e-3 * (1.0 + fd.abs().max(an.abs())),
-                "{norm:?} param {i}: fd {fd} vs {an}"
+                "{norm:?} {pos:?} param {i}: fd {fd} vs {an}"
             );
             checked += 1;
         }
@@ -137,11 +139,13 @@ fn padding_changes_nothing_for_real_tokens() {
 
 #[test]
 fn cached_decoder_matches_the_training_forward() {
-    for (norm, pos) in [
+    for (norm, pe) in [
         (Norm::Pre, PosEncoding::Learned),
         (Norm::Post, PosEncoding::Sinusoidal),
+        (Norm::Post, PosEncoding::Rope),
+        (Norm::Pre, PosEncoding::SinusoidalRope),
     ] {
-        let mut m = model(cfg(norm, pos, false), 5);
+        let mut m = model(cfg(norm, pe, false), 5);
         let src = vec![3u32, 9, 4, 7, 10];
         // three histories; after 3 steps beam 0 continues beam 2, beam 1 beam 0, beam 2 beam 2
         let hist: [Vec<u32>; 3] = [vec![1, 4, 5, 6], vec![1, 7, 8, 3], vec![1, 12, 3, 3]];
@@ -179,7 +183,7 @@ fn cached_decoder_matches_the_training_forward() {
                 for (x, y) in g.iter().zip(w) {
                     assert!(
                         (x - y).abs() < 1e-5,
-                        "{norm:?} pos {pos} beam {beam}: {x} vs {y}"
+                        "{norm:?} {pe:?}: pos {pos} beam {beam}: {x} vs {y}"
                     );
                 }
             }

@@ -10,6 +10,7 @@ use super::sublayer::{wb, wb_mut};
 use crate::backend::cpu::Cpu;
 use crate::backend::{Backend, CrossDims, Dims};
 use crate::config::Activation;
+use crate::ops::rope::{self, RopeTable};
 use crate::params::TensorInfo;
 
 /// Self-attention activations: `qkv [N,3C]`, `att [N,C]`, `lse [B,H,T]`.
@@ -87,9 +88,30 @@ pub(crate) struct Ctx<'a> {
     pub t: usize,
     pub c: usize,
     pub nh: usize,
+    /// RoPE angles by position (`rope`, `sinusoidal+rope`): q and k of every attention are
+    /// rotated by their own positions (cross-attention: q by the decoder's, k by the encoder's)
+    pub rope: Option<&'a RopeTable>,
 }
 
 impl Ctx<'_> {
+    /// Rotate the first `width` columns of every row of `buf [N,stride]` (row `n` is position
+    /// `n % t`) by `sign ×` the RoPE angles; a no-op without RoPE.
+    pub fn rotate(&self, buf: &mut [f32], t: usize, stride: usize, width: usize, sign: f32) {
+        if let Some(r) = self.rope {
+            let hs = self.c / self.nh;
+            rope::apply_cols(buf, &r.cos, &r.sin, t, stride, width, hs, sign);
+        }
+    }
+
+    /// [`Ctx::rotate`] with every row at position `pos` (the cached decoder's one step).
+    pub fn rotate_at(&self, buf: &mut [f32], pos: usize, stride: usize, width: usize) {
+        if let Some(r) = self.rope {
+            let (hs, h) = (self.c / self.nh, r.half);
+            let (cos, sin) = (&r.cos[pos * h..][..h], &r.sin[pos * h..][..h]);
+            rope::apply_cols(buf, cos, sin, 1, stride, width, hs, 1.0);
+        }
+    }
+
     fn self_dims(&self) -> CrossDims {
         let (t, c) = (self.t, self.c);
         let (b, nh) = (self.b, self.nh);
@@ -138,6 +160,7 @@ pub(crate) fn self_attn_forward(
     let (dev, c) = (x.dev, x.c);
     let (w, b) = wb(x.tensors, x.p, blk.c_attn);
     dev.linear_forward(&mut a.qkv, h, w, b, c);
+    x.rotate(&mut a.qkv, x.t, 3 * c, 2 * c, 1.0);
     match mask {
         SelfMask::Causal => {
             dev.attention_forward(&mut a.att, &mut a.lse, &a.qkv, work, x.dims(), None)
@@ -201,6 +224,7 @@ pub(crate) fn self_attn_backward(
             )
         }
     }
+    x.rotate(dqkv, x.t, 3 * c, 2 * c, -1.0);
     let (w, _) = wb(x.tensors, x.p, blk.c_attn);
     let (dw, db) = wb_mut(x.tensors, g, blk.c_attn);
     dev.linear_backward(Some(dh), dw, db, dqkv, h, w, c, true);
@@ -225,6 +249,8 @@ pub(crate) fn cross_forward(
     dev.linear_forward(&mut a.q, h, w, b, c);
     let (w, b) = wb(x.tensors, x.p, blk.kv_proj);
     dev.linear_forward(&mut a.kv, enc, w, b, c);
+    x.rotate(&mut a.q, x.t, c, c, 1.0);
+    x.rotate(&mut a.kv, s, 2 * c, c, 1.0);
     let (k, v) = (&a.kv[..], &a.kv[c..]);
     dev.cross_attention_forward(
         &mut a.att,
@@ -284,6 +310,8 @@ pub(crate) fn cross_backward(
         sc.work,
         d,
     );
+    x.rotate(sc.dq, x.t, c, c, -1.0);
+    x.rotate(sc.dkv, s, 2 * c, c, -1.0);
     let (w, _) = wb(x.tensors, x.p, blk.q_proj);
     let (dw, db) = wb_mut(x.tensors, g, blk.q_proj);
     dev.linear_backward(Some(dh), dw, db, sc.dq, h, w, c, true);

@@ -74,7 +74,8 @@ pub struct Seq2seqConfig {
     /// dropout probability (only 0 is supported so far)
     #[serde(default)]
     pub dropout: f32,
-    /// learned or sinusoidal positions added to the embeddings (RoPE is not supported yet)
+    /// learned or sinusoidal positions added to the embeddings, and/or RoPE on q and k of
+    /// every attention (cross-attention: q at decoder positions, k at encoder positions)
     #[serde(default)]
     pub pos_encoding: PosEncoding,
     /// the output layer is the target embedding (`decoder.embed.weight`)
@@ -194,13 +195,14 @@ impl Seq2seqConfig {
             let msg = format!("{} is not supported yet (only 0)", self.dropout);
             return bad("dropout", msg);
         }
-        if self.pos_encoding == PosEncoding::Rope {
-            return bad(
-                "pos_encoding",
-                "rope is not supported for encoder-decoder yet (use learned or sinusoidal)".into(),
+        if self.pos_encoding.rotates() && !self.head_size().is_multiple_of(2) {
+            let msg = format!(
+                "rope needs an even head size (n_embd / n_head = {})",
+                self.head_size()
             );
+            return bad("n_head", msg);
         }
-        if self.pos_encoding == PosEncoding::Sinusoidal && !self.n_embd.is_multiple_of(2) {
+        if self.pos_encoding.adds_sinusoidal() && !self.n_embd.is_multiple_of(2) {
             return bad("n_embd", "sinusoidal positions need an even n_embd".into());
         }
         if self.share_embeddings && self.src_vocab_size != self.tgt_vocab_size {

@@ -15,6 +15,7 @@ use super::model::{pos_table, Seq2seq};
 use super::sublayer::{self, wb, Sub};
 use crate::backend::{Backend, CrossDims, Dims};
 use crate::error::{Error, Result};
+use crate::ops::rope;
 
 /// Per-step buffers for `beams` rows.
 struct Rows {
@@ -130,6 +131,10 @@ impl CachedDecoder<'_> {
                 let mut kv = vec![0.0; s * 2 * c];
                 let (wt, bs) = wb(&l.tensors, p, blk.kv_proj);
                 dev.linear_forward(&mut kv, a.enc_out(), wt, bs, c);
+                if let Some(r) = &m.rope {
+                    let hs = cfg.head_size();
+                    rope::apply_cols(&mut kv, &r.cos, &r.sin, s, 2 * c, c, hs, 1.0);
+                }
                 kv
             })
             .collect();
@@ -224,6 +229,7 @@ impl CachedDecoder<'_> {
             t: nb,
             c,
             nh,
+            rope: m.rope.as_ref(),
         };
         for (li, blk) in l.decoder.iter().enumerate() {
             let (done, rest) = r.subs.split_at_mut(3 * li);
@@ -244,6 +250,7 @@ impl CachedDecoder<'_> {
                 |h, br| {
                     let (wt, bs) = wb(tn, p, blk.base.c_attn);
                     dev.linear_forward(qkv, h, wt, bs, c);
+                    x.rotate_at(qkv, pos, 3 * c, 2 * c);
                     for bi in 0..nb {
                         let slot = (bi * cfg.n_decoder_layer + li) * tb * c;
                         let (k, v) = (&mut kc[slot..slot + tb * c], &mut vc[slot..slot + tb * c]);
@@ -277,6 +284,7 @@ impl CachedDecoder<'_> {
                 |h, br| {
                     let (wt, bs) = wb(tn, p, blk.q_proj);
                     dev.linear_forward(q, h, wt, bs, c);
+                    x.rotate_at(q, pos, c, c);
                     let d = CrossDims {
                         b: 1,
                         tq: nb,

@@ -8,9 +8,12 @@ use super::params::Seq2seqLayout;
 use super::sublayer::{self, wb, wb_mut};
 use crate::backend::cpu::Cpu;
 use crate::backend::Backend;
-use crate::config::PosEncoding;
 use crate::error::{Error, Result};
 use crate::ops::embedding::sinusoidal_table;
+use crate::ops::rope::RopeTable;
+
+/// RoPE's frequency base (the GPT's default `rope_theta`).
+pub const ROPE_THETA: f32 = 10000.0;
 use crate::rng::Rng;
 
 /// One padded batch of pairs (the shape of `lmforge_data::pairs::PairBatch`).
@@ -42,6 +45,9 @@ pub struct Seq2seq {
     /// sinusoidal position tables `[src_block_size, C]`, `[tgt_block_size, C]`
     pub(crate) src_table: Vec<f32>,
     pub(crate) tgt_table: Vec<f32>,
+    /// RoPE angles for positions `0..max(src_block_size, tgt_block_size)` (`rope`,
+    /// `sinusoidal+rope`)
+    pub(crate) rope: Option<RopeTable>,
     acts: Option<Acts>,
     work: Option<Work>,
     /// the last forward computed a loss (its `dlogits` are staged)
@@ -88,7 +94,10 @@ impl Seq2seq {
     pub fn zeroed(cfg: Seq2seqConfig) -> Result<Self> {
         cfg.validate()?;
         let layout = Seq2seqLayout::new(&cfg);
-        let sin = cfg.pos_encoding == PosEncoding::Sinusoidal;
+        let sin = cfg.pos_encoding.adds_sinusoidal();
+        let rows = cfg.src_block_size.max(cfg.tgt_block_size);
+        let rope =
+            (cfg.pos_encoding.rotates()).then(|| RopeTable::new(rows, cfg.head_size(), ROPE_THETA));
         let table = |rows| {
             if sin {
                 sinusoidal_table(rows, cfg.n_embd)
@@ -99,6 +108,7 @@ impl Seq2seq {
         Ok(Seq2seq {
             src_table: table(cfg.src_block_size),
             tgt_table: table(cfg.tgt_block_size),
+            rope,
             params: vec![0.0; layout.total],
             grads: vec![0.0; layout.total],
             layout,
@@ -307,6 +317,7 @@ impl Seq2seq {
             t: s,
             c,
             nh,
+            rope: self.rope.as_ref(),
         };
         for (i, blk) in l.encoder.iter().enumerate() {
             let (done, rest) = a.enc_subs.split_at_mut(2 * i);
@@ -372,6 +383,7 @@ impl Seq2seq {
             t,
             c,
             nh,
+            rope: self.rope.as_ref(),
         };
         let enc = match &a.enc_final {
             Some(f) => &f.out[..],
@@ -496,6 +508,7 @@ impl Seq2seq {
             t,
             c,
             nh,
+            rope: self.rope.as_ref(),
         };
         for (i, blk) in l.decoder.iter().enumerate().rev() {
             let subs = &a.dec_subs[3 * i..3 * i + 3];
@@ -622,6 +635,7 @@ impl Seq2seq {
             t: s,
             c,
             nh,
+            rope: self.rope.as_ref(),
         };
         let mask = SelfMask::KeyPad(&a.key_pad);
         for (i, blk) in l.encoder.iter().enumerate().rev() {
