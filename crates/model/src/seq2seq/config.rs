@@ -71,7 +71,7 @@ pub struct Seq2seqConfig {
     /// the MLP's non-linearity
     #[serde(default)]
     pub activation: Activation,
-    /// dropout probability (only 0 is supported so far)
+    /// dropout probability on the embeddings and on every residual branch (training only)
     #[serde(default)]
     pub dropout: f32,
     /// learned or sinusoidal positions added to the embeddings, and/or RoPE on q and k of
@@ -191,8 +191,8 @@ impl Seq2seqConfig {
         if params.is_none() {
             return bad("n_embd", "the model is too large to address".into());
         }
-        if self.dropout != 0.0 {
-            let msg = format!("{} is not supported yet (only 0)", self.dropout);
+        if !(0.0..1.0).contains(&self.dropout) {
+            let msg = format!("{} is not a probability in [0, 1)", self.dropout);
             return bad("dropout", msg);
         }
         if self.pos_encoding.rotates() && !self.head_size().is_multiple_of(2) {

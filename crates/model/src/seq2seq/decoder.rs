@@ -122,7 +122,7 @@ impl CachedDecoder<'_> {
         let mut a = Acts::new(cfg, 1, s, 1);
         let mut w = Work::new(cfg, m.backend(), &a, rayon::current_num_threads());
         a.src.copy_from_slice(src);
-        m.encoder_forward(&mut a, &mut w);
+        m.encoder_forward(&mut a, &mut w, None);
         let (l, p, dev) = (m.layout(), m.params(), m.backend());
         self.cross_kv = l
             .decoder
@@ -244,6 +244,7 @@ impl CachedDecoder<'_> {
                 tn,
                 p,
                 blk.base.ln_1,
+                None,
                 input,
                 &mut sa[0],
                 &mut r.branch,
@@ -278,6 +279,7 @@ impl CachedDecoder<'_> {
                 tn,
                 p,
                 blk.ln_x,
+                None,
                 &sa[0].out,
                 &mut xa[0],
                 &mut r.branch,
@@ -306,6 +308,7 @@ impl CachedDecoder<'_> {
                 tn,
                 p,
                 blk.base.ln_2,
+                None,
                 &xa[0].out,
                 &mut ff[0],
                 &mut r.branch,

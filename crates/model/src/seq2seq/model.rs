@@ -7,14 +7,14 @@ use super::config::Seq2seqConfig;
 use super::params::Seq2seqLayout;
 use super::sublayer::{self, wb, wb_mut};
 use crate::backend::cpu::Cpu;
-use crate::backend::Backend;
+use crate::backend::{Backend, Mask};
 use crate::error::{Error, Result};
 use crate::ops::embedding::sinusoidal_table;
 use crate::ops::rope::RopeTable;
 
 /// RoPE's frequency base (the GPT's default `rope_theta`).
 pub const ROPE_THETA: f32 = 10000.0;
-use crate::rng::Rng;
+use crate::rng::{mix64, Rng};
 
 /// One padded batch of pairs (the shape of `lmforge_data::pairs::PairBatch`).
 #[derive(Clone, Copy, Debug)]
@@ -48,6 +48,13 @@ pub struct Seq2seq {
     /// RoPE angles for positions `0..max(src_block_size, tgt_block_size)` (`rope`,
     /// `sinusoidal+rope`)
     pub(crate) rope: Option<RopeTable>,
+    /// dropout on (training) or off (evaluation)
+    training: bool,
+    /// the seed the dropout masks derive from, and forward passes so far (mask position)
+    seed: u64,
+    passes: u64,
+    /// `(mask seed, p)` of the last pass, None without dropout (its backward reuses it)
+    drop: Option<(u64, f32)>,
     acts: Option<Acts>,
     work: Option<Work>,
     /// the last forward computed a loss (its `dlogits` are staged)
@@ -68,6 +75,7 @@ impl Seq2seq {
     /// branches N(0, 0.02/√(2·layers)), biases 0, LayerNorms 1/0), seeded.
     pub fn new(cfg: Seq2seqConfig, seed: u64) -> Result<Self> {
         let mut m = Self::zeroed(cfg)?;
+        m.seed = seed;
         let mut rng = Rng::new(seed);
         let layers = (m.cfg.n_encoder_layer + m.cfg.n_decoder_layer) as f64;
         let proj_std = 0.02 / (2.0 * layers).sqrt();
@@ -114,10 +122,36 @@ impl Seq2seq {
             layout,
             cfg,
             dev: Cpu::new(),
+            training: true,
+            seed: 0,
+            passes: 0,
+            drop: None,
             acts: None,
             work: None,
             staged: false,
         })
+    }
+
+    /// Dropout on (`true`, the default, like a fresh `nn.Module`) or off (evaluation). The
+    /// cached decoder never drops.
+    pub fn set_training(&mut self, on: bool) {
+        self.training = on;
+    }
+
+    /// Whether dropout is on.
+    pub fn training(&self) -> bool {
+        self.training
+    }
+
+    /// Dropout-mask position: forward passes run so far (saved by a resumable trainer).
+    pub fn dropout_passes(&self) -> u64 {
+        self.passes
+    }
+
+    /// Restores the position saved by [`Seq2seq::dropout_passes`]; with [`Seq2seq::new`]'s
+    /// seed it fixes the masks of the following passes.
+    pub fn set_dropout_passes(&mut self, passes: u64) {
+        self.passes = passes;
     }
 
     /// The config.
@@ -295,13 +329,17 @@ impl Seq2seq {
         let (Some(mut a), Some(mut w)) = (self.acts.take(), self.work.take()) else {
             return;
         };
-        self.encoder_forward(&mut a, &mut w);
-        self.decoder_forward(&mut a, &mut w);
+        self.passes += 1;
+        let p = self.cfg.dropout;
+        self.drop = (self.training && p > 0.0).then(|| (mix64(self.seed ^ mix64(self.passes)), p));
+        self.encoder_forward(&mut a, &mut w, self.drop);
+        self.decoder_forward(&mut a, &mut w, self.drop);
         (self.acts, self.work) = (Some(a), Some(w));
     }
 
     /// The encoder over the staged source ids: fills `a.enc_*` (its output: [`Acts::enc_out`]).
-    pub(crate) fn encoder_forward(&self, a: &mut Acts, w: &mut Work) {
+    /// `drop`: the pass's `(mask seed, p)`, None without dropout.
+    pub(crate) fn encoder_forward(&self, a: &mut Acts, w: &mut Work, drop: Option<(u64, f32)>) {
         let (cfg, l, p, dev) = (&self.cfg, &self.layout, &self.params[..], &self.dev);
         let (c, nh, act) = (cfg.n_embd, cfg.n_head, cfg.activation);
         let (b, s) = (a.b, a.s);
@@ -309,6 +347,9 @@ impl Seq2seq {
         let src_pos = pos_table(p, l, l.src_pos, &self.src_table);
         // ---- encoder
         dev.embedding_forward(&mut a.enc_in, &a.src, &p[l.r(l.src_table())], src_pos, s, c);
+        if let Some(m) = drop_mask(drop, SITE_SRC_EMB) {
+            dev.dropout(&mut a.enc_in, m);
+        }
         let ex = Ctx {
             dev,
             tensors: tn,
@@ -335,6 +376,7 @@ impl Seq2seq {
                 tn,
                 p,
                 blk.ln_1,
+                drop_mask(drop, enc_site(i, 0)),
                 x,
                 &mut sa[0],
                 br,
@@ -347,6 +389,7 @@ impl Seq2seq {
                 tn,
                 p,
                 blk.ln_2,
+                drop_mask(drop, enc_site(i, 1)),
                 &sa[0].out,
                 &mut ff[0],
                 br,
@@ -361,7 +404,7 @@ impl Seq2seq {
     }
 
     /// The decoder and output layer over the staged decoder input and encoder output.
-    fn decoder_forward(&self, a: &mut Acts, w: &mut Work) {
+    fn decoder_forward(&self, a: &mut Acts, w: &mut Work, drop: Option<(u64, f32)>) {
         let (cfg, l, p, dev) = (&self.cfg, &self.layout, &self.params[..], &self.dev);
         let (c, nh, act) = (cfg.n_embd, cfg.n_head, cfg.activation);
         let (b, s, t) = (a.b, a.s, a.t);
@@ -375,6 +418,9 @@ impl Seq2seq {
             t,
             c,
         );
+        if let Some(m) = drop_mask(drop, SITE_TGT_EMB) {
+            dev.dropout(&mut a.dec_in, m);
+        }
         let dx = Ctx {
             dev,
             tensors: tn,
@@ -403,6 +449,7 @@ impl Seq2seq {
                 tn,
                 p,
                 blk.base.ln_1,
+                drop_mask(drop, dec_site(i, 0)),
                 x,
                 &mut sa[0],
                 br,
@@ -415,6 +462,7 @@ impl Seq2seq {
                 tn,
                 p,
                 blk.ln_x,
+                drop_mask(drop, dec_site(i, 1)),
                 &sa[0].out,
                 &mut xa[0],
                 br,
@@ -427,6 +475,7 @@ impl Seq2seq {
                 tn,
                 p,
                 blk.base.ln_2,
+                drop_mask(drop, dec_site(i, 2)),
                 &xa[0].out,
                 &mut ff[0],
                 br,
@@ -466,6 +515,7 @@ impl Seq2seq {
             return Err(Error::NoForward);
         };
         let (cfg, l, p, dev) = (&self.cfg, &self.layout, &self.params[..], &self.dev);
+        let drop = self.drop;
         let g = &mut self.grads[..];
         let (c, nh, norm) = (cfg.n_embd, cfg.n_head, cfg.norm);
         let (b, s, t) = (a.b, a.s, a.t);
@@ -527,6 +577,7 @@ impl Seq2seq {
                 p,
                 g,
                 blk.base.ln_2,
+                drop_mask(drop, dec_site(i, 2)),
                 &subs[1].out,
                 &subs[2],
                 dy,
@@ -557,6 +608,7 @@ impl Seq2seq {
                 p,
                 g,
                 blk.ln_x,
+                drop_mask(drop, dec_site(i, 1)),
                 &subs[0].out,
                 &subs[1],
                 dy,
@@ -585,6 +637,7 @@ impl Seq2seq {
                 p,
                 g,
                 blk.base.ln_1,
+                drop_mask(drop, dec_site(i, 0)),
                 x0,
                 &subs[0],
                 dy,
@@ -615,6 +668,9 @@ impl Seq2seq {
         }
         let te = l.r(l.tgt_embed);
         let tp = l.tgt_pos.map(|i| l.r(i));
+        if let Some(m) = drop_mask(drop, SITE_TGT_EMB) {
+            dev.dropout(dy, m);
+        }
         embedding_backward(dev, g, te, tp, dy, &a.tgt_in, t, c);
         // ---- final encoder LayerNorm, encoder blocks
         let (dy, dx) = (&mut w.enc_a, &mut w.enc_b);
@@ -655,6 +711,7 @@ impl Seq2seq {
                 p,
                 g,
                 blk.ln_2,
+                drop_mask(drop, enc_site(i, 1)),
                 &subs[0].out,
                 &subs[1],
                 dy,
@@ -683,6 +740,7 @@ impl Seq2seq {
                 p,
                 g,
                 blk.ln_1,
+                drop_mask(drop, enc_site(i, 0)),
                 x0,
                 &subs[0],
                 dy,
@@ -701,9 +759,33 @@ impl Seq2seq {
         }
         let se = l.r(l.src_table());
         let sp = l.src_pos.map(|i| l.r(i));
+        if let Some(m) = drop_mask(drop, SITE_SRC_EMB) {
+            dev.dropout(dy, m);
+        }
         embedding_backward(dev, g, se, sp, dy, &a.src, s, c);
         Ok(())
     }
+}
+
+// Dropout sites (mask streams) of one pass: the two embeddings, then each residual branch.
+const SITE_SRC_EMB: u64 = 0;
+const SITE_TGT_EMB: u64 = 1;
+/// Encoder block `i`'s branch `k` (0 self-attention, 1 MLP).
+fn enc_site(i: usize, k: u64) -> u64 {
+    2 + 2 * i as u64 + k
+}
+/// Decoder block `i`'s branch `k` (0 self-attention, 1 cross-attention, 2 MLP).
+fn dec_site(i: usize, k: u64) -> u64 {
+    (1 << 32) + 3 * i as u64 + k
+}
+/// The mask of `site` in a pass with dropout `drop = (seed, p)` (elements of the whole batch).
+fn drop_mask(drop: Option<(u64, f32)>, site: u64) -> Option<Mask> {
+    drop.map(|(seed, p)| Mask {
+        seed,
+        stream: site,
+        p,
+        offset: 0,
+    })
 }
 
 /// The position table an embedding adds: the learned tensor `learned` or the fixed `table`
