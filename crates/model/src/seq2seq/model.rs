@@ -148,6 +148,12 @@ impl Seq2seq {
         self.passes
     }
 
+    /// The seed dropout masks derive from ([`Seq2seq::new`]'s; a loaded model has 0 until a
+    /// resumed trainer sets its run's seed).
+    pub fn set_dropout_seed(&mut self, seed: u64) {
+        self.seed = seed;
+    }
+
     /// Restores the position saved by [`Seq2seq::dropout_passes`]; with [`Seq2seq::new`]'s
     /// seed it fixes the masks of the following passes.
     pub fn set_dropout_passes(&mut self, passes: u64) {
