@@ -335,7 +335,7 @@ fn dropout_is_seeded_off_in_eval_and_its_gradients_match_finite_differences() {
         let grads = m.grads().to_vec();
         let n = m.num_params();
         let eps = 1e-2f32;
-        let mut loss_at = |m: &mut Seq2seq| {
+        let loss_at = |m: &mut Seq2seq| {
             m.set_dropout_passes(0); // the same masks as the analytic pass
             m.loss(&p.batch()).unwrap() as f64
         };
