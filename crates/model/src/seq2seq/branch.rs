@@ -8,7 +8,7 @@
 use super::params::{DecoderBlock, EncoderBlock};
 use super::sublayer::{wb, wb_mut};
 use crate::backend::cpu::Cpu;
-use crate::backend::{Backend, CrossDims, Dims};
+use crate::backend::{Backend, CrossDims, Dims, Mask};
 use crate::config::Activation;
 use crate::ops::rope::{self, RopeTable};
 use crate::params::TensorInfo;
@@ -147,7 +147,8 @@ impl Ctx<'_> {
     }
 }
 
-/// `branch = Attn(h·Wqkvᵀ + b)·Woᵀ + bo`.
+/// `branch = Attn(h·Wqkvᵀ + b)·Woᵀ + bo` (`drop`: the attention probabilities' mask).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn self_attn_forward(
     x: Ctx<'_>,
     blk: &EncoderBlock,
@@ -156,6 +157,7 @@ pub(crate) fn self_attn_forward(
     mask: SelfMask<'_>,
     work: &mut [f32],
     branch: &mut [f32],
+    drop: Option<Mask>,
 ) {
     let (dev, c) = (x.dev, x.c);
     let (w, b) = wb(x.tensors, x.p, blk.c_attn);
@@ -163,7 +165,7 @@ pub(crate) fn self_attn_forward(
     x.rotate(&mut a.qkv, x.t, 3 * c, 2 * c, 1.0);
     match mask {
         SelfMask::Causal => {
-            dev.attention_forward(&mut a.att, &mut a.lse, &a.qkv, work, x.dims(), None)
+            dev.attention_forward(&mut a.att, &mut a.lse, &a.qkv, work, x.dims(), drop)
         }
         SelfMask::KeyPad(m) => {
             let (q, k, v) = (&a.qkv[..], &a.qkv[c..], &a.qkv[2 * c..]);
@@ -176,6 +178,7 @@ pub(crate) fn self_attn_forward(
                 Some(m),
                 work,
                 x.self_dims(),
+                drop,
             )
         }
     }
@@ -197,6 +200,7 @@ pub(crate) fn self_attn_backward(
     datt: &mut [f32],
     dqkv: &mut [f32],
     work: &mut [f32],
+    drop: Option<Mask>,
 ) {
     let (dev, c) = (x.dev, x.c);
     let (w, _) = wb(x.tensors, x.p, blk.attn_proj);
@@ -204,7 +208,7 @@ pub(crate) fn self_attn_backward(
     dev.linear_backward(Some(&mut *datt), dw, db, dbranch, &a.att, w, c, false);
     match mask {
         SelfMask::Causal => {
-            dev.attention_backward(dqkv, datt, &a.att, &a.lse, &a.qkv, work, x.dims(), None)
+            dev.attention_backward(dqkv, datt, &a.att, &a.lse, &a.qkv, work, x.dims(), drop)
         }
         SelfMask::KeyPad(m) => {
             let (q, k, v) = (&a.qkv[..], &a.qkv[c..], &a.qkv[2 * c..]);
@@ -221,6 +225,7 @@ pub(crate) fn self_attn_backward(
                 Some(m),
                 work,
                 x.self_dims(),
+                drop,
             )
         }
     }
@@ -243,6 +248,7 @@ pub(crate) fn cross_forward(
     key_pad: &[bool],
     work: &mut [f32],
     branch: &mut [f32],
+    drop: Option<Mask>,
 ) {
     let (dev, c) = (x.dev, x.c);
     let (w, b) = wb(x.tensors, x.p, blk.q_proj);
@@ -261,6 +267,7 @@ pub(crate) fn cross_forward(
         Some(key_pad),
         work,
         x.cross_dims(s),
+        drop,
     );
     let (w, b) = wb(x.tensors, x.p, blk.cross_proj);
     dev.linear_forward(branch, &a.att, w, b, c);
@@ -289,6 +296,7 @@ pub(crate) fn cross_backward(
     dh: &mut [f32],
     d_enc: &mut [f32],
     sc: CrossScratch<'_>,
+    drop: Option<Mask>,
 ) {
     let (dev, c) = (x.dev, x.c);
     let (w, _) = wb(x.tensors, x.p, blk.cross_proj);
@@ -309,6 +317,7 @@ pub(crate) fn cross_backward(
         Some(key_pad),
         sc.work,
         d,
+        drop,
     );
     x.rotate(sc.dq, x.t, c, c, -1.0);
     x.rotate(sc.dkv, s, 2 * c, c, -1.0);

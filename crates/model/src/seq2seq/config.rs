@@ -71,7 +71,8 @@ pub struct Seq2seqConfig {
     /// the MLP's non-linearity
     #[serde(default)]
     pub activation: Activation,
-    /// dropout probability on the embeddings and on every residual branch (training only)
+    /// dropout probability on the embeddings, the attention probabilities and every residual
+    /// branch (training only)
     #[serde(default)]
     pub dropout: f32,
     /// learned or sinusoidal positions added to the embeddings, and/or RoPE on q and k of

@@ -296,7 +296,7 @@ impl CachedDecoder<'_> {
                         qs: c,
                         kvs: 2 * c,
                     };
-                    dev.cross_attention_forward(att, lse, q, kv, &kv[c..], None, work, d);
+                    dev.cross_attention_forward(att, lse, q, kv, &kv[c..], None, work, d, None);
                     let (wt, bs) = wb(tn, p, blk.cross_proj);
                     dev.linear_forward(br, att, wt, bs, c);
                 },

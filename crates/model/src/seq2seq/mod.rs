@@ -1,6 +1,6 @@
 //! The encoder–decoder Transformer (Vaswani et al.) on the same engine as the GPT: separate
 //! source and target embeddings (or one shared), learned or sinusoidal positions and/or RoPE,
-//! dropout on the embeddings and residual branches, N encoder
+//! dropout on the embeddings, attention probabilities and residual branches, N encoder
 //! blocks (self-attention with a key padding mask + MLP), N decoder blocks (causal
 //! self-attention + cross-attention over the encoder output + MLP), pre- or post-LN, and a
 //! tied or untied output layer.

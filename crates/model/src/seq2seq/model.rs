@@ -386,7 +386,18 @@ impl Seq2seq {
                 x,
                 &mut sa[0],
                 br,
-                |h, br| branch::self_attn_forward(ex, blk, h, attn, mask, ws, br),
+                |h, br| {
+                    branch::self_attn_forward(
+                        ex,
+                        blk,
+                        h,
+                        attn,
+                        mask,
+                        ws,
+                        br,
+                        drop_mask(drop, ATTN + enc_site(i, 0)),
+                    )
+                },
             );
             let br = &mut w.branch[..b * s * c];
             sublayer::forward(
@@ -459,7 +470,18 @@ impl Seq2seq {
                 x,
                 &mut sa[0],
                 br,
-                |h, br| branch::self_attn_forward(dx, &blk.base, h, attn, SelfMask::Causal, ws, br),
+                |h, br| {
+                    branch::self_attn_forward(
+                        dx,
+                        &blk.base,
+                        h,
+                        attn,
+                        SelfMask::Causal,
+                        ws,
+                        br,
+                        drop_mask(drop, ATTN + dec_site(i, 0)),
+                    )
+                },
             );
             let (br, kp) = (&mut w.branch[..b * t * c], &a.key_pad[..]);
             sublayer::forward(
@@ -472,7 +494,20 @@ impl Seq2seq {
                 &sa[0].out,
                 &mut xa[0],
                 br,
-                |h, br| branch::cross_forward(dx, blk, h, enc, s, cross, kp, ws, br),
+                |h, br| {
+                    branch::cross_forward(
+                        dx,
+                        blk,
+                        h,
+                        enc,
+                        s,
+                        cross,
+                        kp,
+                        ws,
+                        br,
+                        drop_mask(drop, ATTN + dec_site(i, 1)),
+                    )
+                },
             );
             let br = &mut w.branch[..b * t * c];
             sublayer::forward(
@@ -626,7 +661,21 @@ impl Seq2seq {
                     } else {
                         &subs[0].out[..]
                     };
-                    branch::cross_backward(dxc, g, blk, hin, enc, s, cross, kp, db, di, d_enc, sc)
+                    branch::cross_backward(
+                        dxc,
+                        g,
+                        blk,
+                        hin,
+                        enc,
+                        s,
+                        cross,
+                        kp,
+                        db,
+                        di,
+                        d_enc,
+                        sc,
+                        drop_mask(drop, ATTN + dec_site(i, 1)),
+                    )
                 },
             );
             std::mem::swap(dy, dx);
@@ -667,6 +716,7 @@ impl Seq2seq {
                         datt,
                         dqkv,
                         ws,
+                        drop_mask(drop, ATTN + dec_site(i, 0)),
                     )
                 },
             );
@@ -758,7 +808,20 @@ impl Seq2seq {
                     } else {
                         x0
                     };
-                    branch::self_attn_backward(exc, g, blk, hin, attn, mask, db, di, datt, dqkv, ws)
+                    branch::self_attn_backward(
+                        exc,
+                        g,
+                        blk,
+                        hin,
+                        attn,
+                        mask,
+                        db,
+                        di,
+                        datt,
+                        dqkv,
+                        ws,
+                        drop_mask(drop, ATTN + enc_site(i, 0)),
+                    )
                 },
             );
             std::mem::swap(dy, dx);
@@ -776,6 +839,8 @@ impl Seq2seq {
 // Dropout sites (mask streams) of one pass: the two embeddings, then each residual branch.
 const SITE_SRC_EMB: u64 = 0;
 const SITE_TGT_EMB: u64 = 1;
+/// Added to a branch's site for its attention probabilities.
+const ATTN: u64 = 1 << 40;
 /// Encoder block `i`'s branch `k` (0 self-attention, 1 MLP).
 fn enc_site(i: usize, k: u64) -> u64 {
     2 + 2 * i as u64 + k
