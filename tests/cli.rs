@@ -4,8 +4,6 @@
 mod common;
 use common::{assert_one_line_error, lmforge};
 
-use std::process::{Command, Output};
-
 #[test]
 fn tokenizer_round_trip_through_the_cli() {
     let out = lmforge(&[

@@ -5,8 +5,6 @@
 mod common;
 use common::{lmforge, one_error_line};
 
-use std::process::{Command, Output};
-
 #[test]
 fn dashboard_start_up_mistakes_are_one_error_line() {
     let d = tempfile::tempdir().unwrap();

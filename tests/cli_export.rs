@@ -5,7 +5,6 @@ mod common;
 use common::lmforge;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 fn sample_model() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -5,7 +5,7 @@ mod common;
 use common::{lmforge, one_error_line};
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/interop/tests/fixtures")

@@ -5,9 +5,6 @@
 mod common;
 use common::{assert_one_line_error, lmforge_in};
 
-use std::path::Path;
-use std::process::{Command, Output};
-
 #[test]
 fn contradictions_are_refused_before_any_work() {
     let d = tempfile::tempdir().unwrap();

@@ -5,7 +5,7 @@ mod common;
 use common::{assert_one_line_error, lmforge};
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use lmforge_data::pairs::PairsMeta;
 use lmforge_model::seq2seq::{io, Seq2seq, Seq2seqConfig};

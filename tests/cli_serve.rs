@@ -3,8 +3,6 @@
 mod common;
 use common::{assert_one_line_error, lmforge};
 
-use std::process::{Command, Output};
-
 #[test]
 fn a_port_in_use_is_named() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -5,8 +5,6 @@
 mod common;
 use common::{lmforge, one_error_line};
 
-use std::process::{Command, Output};
-
 #[test]
 fn train_help_lists_the_workflow_presets() {
     let out = lmforge(&["train", "--help"]);
