@@ -68,8 +68,8 @@ def main(run_dir):
     if got_samples != want_samples:
         failures.append("sample texts differ from samples.jsonl")
     configs = texts.get("config/text_summary", texts.get("config", []))
-    print(f"config texts at steps {[s for s, _ in configs]}; first has block_size: {bool(configs) and 'block_size' in configs[0][1]}")
-    if not configs or "block_size" not in configs[0][1]:
+    print(f"config texts at steps {[s for s, _ in configs]}; first has learning_rate: {bool(configs) and 'learning_rate' in configs[0][1]}")
+    if not configs or "learning_rate" not in configs[0][1]:
         failures.append("no config text")
 
     for f in failures:
