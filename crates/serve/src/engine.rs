@@ -41,21 +41,22 @@ pub struct PoolSize {
 
 /// The kinds of checkpoint the server serves.
 pub enum ServedModel {
-    /// A decoder-only GPT: the prompt is continued.
-    Gpt(Checkpoint),
+    /// A decoder-only GPT: the prompt is continued. (Both kinds are boxed: the structs
+    /// are about 1–2 KB and differ in size.)
+    Gpt(Box<Checkpoint>),
     /// An encoder–decoder: the prompt is the source, the completion its target.
-    EncoderDecoder(Seq2SeqCheckpoint),
+    EncoderDecoder(Box<Seq2SeqCheckpoint>),
 }
 
 impl From<Checkpoint> for ServedModel {
     fn from(c: Checkpoint) -> Self {
-        ServedModel::Gpt(c)
+        ServedModel::Gpt(Box::new(c))
     }
 }
 
 impl From<Seq2SeqCheckpoint> for ServedModel {
     fn from(c: Seq2SeqCheckpoint) -> Self {
-        ServedModel::EncoderDecoder(c)
+        ServedModel::EncoderDecoder(Box::new(c))
     }
 }
 
