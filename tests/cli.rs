@@ -1,26 +1,8 @@
 //! The `lmforge` binary as a user runs it: each job works, and bad input gives one `error:`
 //! line with exit code 1 and no panic.
 
-use std::process::{Command, Output};
-
-fn lmforge(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lmforge"))
-        .args(args)
-        .output()
-        .expect("run lmforge")
-}
-
-fn assert_one_line_error(out: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line, got: {err}");
-    assert!(
-        lines[0].starts_with("error: ") && lines[0].contains(needle),
-        "{err}"
-    );
-    assert!(!err.contains("panicked"));
-}
+mod common;
+use common::{assert_one_line_error, lmforge};
 
 #[test]
 fn tokenizer_round_trip_through_the_cli() {

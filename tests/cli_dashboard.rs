@@ -2,23 +2,8 @@
 //! mistakes are one `error:` line, and a run started with `--dashboard` logs samples,
 //! TensorBoard events and the page's address.
 
-use std::process::{Command, Output};
-
-fn lmforge(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lmforge"))
-        .args(args)
-        .output()
-        .expect("run lmforge")
-}
-
-fn one_error_line(out: &Output) -> String {
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "one line: {err}");
-    assert!(lines[0].starts_with("error: "), "{err}");
-    err
-}
+mod common;
+use common::{lmforge, one_error_line};
 
 #[test]
 fn dashboard_start_up_mistakes_are_one_error_line() {

@@ -1,15 +1,10 @@
 //! `lmforge export` as a user runs it: the bundled sample model exported to a Hugging Face
 //! folder, and bad input as one `error:` line, exit code 1, and no output.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
+use common::lmforge;
 
-fn lmforge(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lmforge"))
-        .args(args)
-        .output()
-        .expect("run lmforge")
-}
+use std::path::Path;
 
 fn sample_model() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))

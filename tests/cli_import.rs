@@ -1,15 +1,11 @@
 //! `lmforge import` as a user runs it: a fixture imports and generates at once; bad input
 //! is one `error:` line, exit code 1, and no output folder.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::{lmforge, one_error_line};
 
-fn lmforge(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lmforge"))
-        .args(args)
-        .output()
-        .expect("run lmforge")
-}
+use std::path::{Path, PathBuf};
+use std::process::Output;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/interop/tests/fixtures")
@@ -20,15 +16,10 @@ fn fixture(rel: &str) -> String {
 }
 
 fn assert_one_line_error(out: &Output, needles: &[&str]) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line, got: {err}");
-    assert!(lines[0].starts_with("error: "), "{err}");
+    let line = one_error_line(out);
     for n in needles {
-        assert!(lines[0].contains(n), "{n}: {err}");
+        assert!(line.contains(n), "{n}: {line}");
     }
-    assert!(!err.contains("panicked"));
 }
 
 /// A char tokenizer with the fixtures' 64 ids (60 characters + 4 specials), so every id a

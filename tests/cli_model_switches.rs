@@ -2,27 +2,8 @@
 //! any work, and a checkpoint with a switch no export target computes is refused in one line
 //! with nothing written.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-fn lmforge(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lmforge"))
-        .current_dir(cwd)
-        .args(args)
-        .output()
-        .expect("run lmforge")
-}
-
-fn assert_one_line_error(out: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line, got: {err}");
-    assert!(
-        lines[0].starts_with("error: ") && lines[0].contains(needle),
-        "{err}"
-    );
-}
+mod common;
+use common::{assert_one_line_error, lmforge_in};
 
 #[test]
 fn contradictions_are_refused_before_any_work() {
@@ -40,11 +21,11 @@ fn contradictions_are_refused_before_any_work() {
         "--out",
         "run",
     ];
-    assert_one_line_error(&lmforge(d.path(), &odd_rope), "even head size");
+    assert_one_line_error(&lmforge_in(d.path(), &odd_rope), "even head size");
     let tied = ["train", "--head-bias", "true", "--out", "run"];
-    assert_one_line_error(&lmforge(d.path(), &tied), "--tie-embeddings false");
+    assert_one_line_error(&lmforge_in(d.path(), &tied), "--tie-embeddings false");
     let norm = ["train", "--norm", "middle", "--out", "run"];
-    assert_one_line_error(&lmforge(d.path(), &norm), "pre, post");
+    assert_one_line_error(&lmforge_in(d.path(), &norm), "pre, post");
     assert!(
         !d.path().join("run").exists(),
         "nothing prepared or written"
@@ -79,7 +60,7 @@ fn export_refuses_a_post_ln_checkpoint_in_one_line() {
         "--out",
         "run",
     ];
-    let out = lmforge(d.path(), &train);
+    let out = lmforge_in(d.path(), &train);
     assert!(
         out.status.success(),
         "{}",
@@ -95,7 +76,7 @@ fn export_refuses_a_post_ln_checkpoint_in_one_line() {
             "--out",
             out,
         ];
-        assert_one_line_error(&lmforge(d.path(), &args), "norm = post");
+        assert_one_line_error(&lmforge_in(d.path(), &args), "norm = post");
         assert!(!d.path().join(out).exists());
     }
 }

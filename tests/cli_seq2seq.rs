@@ -1,35 +1,19 @@
 //! Sequence-to-sequence through the `lmforge` binary: prepare pair data, generate from and
 //! evaluate an encoder–decoder checkpoint, and every bad-input path as one `error:` line.
 
+mod common;
+use common::{assert_one_line_error, lmforge};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use lmforge_data::pairs::PairsMeta;
 use lmforge_model::seq2seq::{io, Seq2seq, Seq2seqConfig};
-
-fn lmforge(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lmforge"))
-        .args(args)
-        .output()
-        .expect("run lmforge")
-}
 
 fn ok(out: &Output) -> String {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stderr: {err}");
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn assert_one_line_error(out: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line, got: {err}");
-    assert!(
-        lines[0].starts_with("error: ") && lines[0].contains(needle),
-        "{err}"
-    );
-    assert!(!err.contains("panicked"));
 }
 
 fn s(p: &Path) -> &str {

@@ -1,32 +1,17 @@
-//! `lmforge serve` bad input: one `error:` line naming the problem, exit code 1, no panic.
+//! `lmforge serve` through the binary: bad input is one `error:` line naming the problem
+//! (exit code 1, no panic); an encoder–decoder checkpoint served over HTTP.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use lmforge_data::pairs::PairsMeta;
 use lmforge_model::seq2seq::{io, Seq2seq, Seq2seqConfig};
 use serde_json::{json, Value};
 
-fn lmforge(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lmforge"))
-        .args(args)
-        .output()
-        .expect("run lmforge")
-}
-
-fn assert_one_line_error(out: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line, got: {err}");
-    assert!(
-        lines[0].starts_with("error: ") && lines[0].contains(needle),
-        "{err}"
-    );
-    assert!(!err.contains("panicked"));
-}
+mod common;
+use common::{assert_one_line_error, lmforge};
 
 #[test]
 fn a_port_in_use_is_named() {

@@ -2,26 +2,8 @@
 //! presets and contradicting settings as one `error:` line, and JaneLM's inference —
 //! 10,000 tokens from the prompt " " at temperature 1 into a file.
 
-use std::process::{Command, Output};
-
-fn lmforge(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lmforge"))
-        .args(args)
-        .output()
-        .expect("run lmforge")
-}
-
-fn one_line_error(out: &Output) -> String {
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line, got: {err}");
-    assert!(
-        lines[0].starts_with("error: ") && !err.contains("panicked"),
-        "{err}"
-    );
-    lines[0].to_string()
-}
+mod common;
+use common::{lmforge, one_error_line};
 
 #[test]
 fn train_help_lists_the_workflow_presets() {
@@ -43,12 +25,12 @@ fn train_help_lists_the_workflow_presets() {
 
 #[test]
 fn bad_presets_and_contradicting_settings_are_one_line() {
-    let e = one_line_error(&lmforge(&["train", "--preset", "jane-lm"]));
+    let e = one_error_line(&lmforge(&["train", "--preset", "jane-lm"]));
     assert!(
         e.contains("'jane-lm' is not a preset") && e.contains("janelm"),
         "{e}"
     );
-    let e = one_line_error(&lmforge(&[
+    let e = one_error_line(&lmforge(&[
         "train",
         "--val-split",
         "none",
@@ -56,7 +38,7 @@ fn bad_presets_and_contradicting_settings_are_one_line() {
         "3",
     ]));
     assert!(e.contains("val_split = none contradicts patience"), "{e}");
-    let e = one_line_error(&lmforge(&[
+    let e = one_error_line(&lmforge(&[
         "train",
         "--preset",
         "gpt-transformers",
@@ -66,7 +48,7 @@ fn bad_presets_and_contradicting_settings_are_one_line() {
         "10",
     ]));
     assert!(e.contains("max_epochs"), "{e}");
-    let e = one_line_error(&lmforge(&[
+    let e = one_error_line(&lmforge(&[
         "train",
         "--sampling",
         "stride1",

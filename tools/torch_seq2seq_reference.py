@@ -15,7 +15,8 @@ step is the one lmforge's hand-written forward/backward must match:
 Parameter names are this module's state_dict names (a shared source embedding is stored once,
 as decoder.embed.weight).  bench_seq2seq.py imports Seq2seq/S2SConfig from this file.
 
-Running the script writes, for each variant (s2s_pre, s2s_post, s2s_shared),
+Running the script writes, for each variant (s2s_pre, s2s_post, s2s_shared, s2s_post_relu, s2s_rope;
+`--only NAME` writes just that one),
 crates/model/tests/fixtures/<variant>.json (config, batch, optimizer settings) and
 <variant>.safetensors holding:
   <param name>                                  initial parameters (fp32)
@@ -45,7 +46,7 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from torch_reference import LayerNorm, sinusoidal_table
+from torch_reference import LayerNorm, rope_tables, rotate_half, sinusoidal_table
 
 
 @dataclass
@@ -59,22 +60,28 @@ class S2SConfig:
     src_block_size: int = 12
     tgt_block_size: int = 10
     norm: str = "pre"  # pre | post
-    activation: str = "gelu"  # gelu | gelu_tanh
+    activation: str = "gelu"  # gelu | gelu_tanh | relu
     dropout: float = 0.0
-    pos_encoding: str = "learned"  # learned | sinusoidal
+    pos_encoding: str = "learned"  # learned | sinusoidal | rope | sinusoidal+rope
     tie_embeddings: bool = True
     share_embeddings: bool = False
     bias: bool = True
     mlp_ratio: int = 4
 
 
-def attention(q, k, v, n_head, mask):
-    """q [B,Tq,C], k/v [B,Tk,C]; mask [B or 1, 1, Tq or 1, Tk] True = blocked."""
+def attention(q, k, v, n_head, mask, rope=None):
+    """q [B,Tq,C], k/v [B,Tk,C]; mask [B or 1, 1, Tq or 1, Tk] True = blocked; rope: cos/sin
+    [n_pos, hs] or None. With RoPE, q is rotated by its positions 0..Tq and k by its own
+    0..Tk (cross-attention: decoder positions for q, encoder positions for k)."""
     B, Tq, C = q.shape
     Tk = k.shape[1]
     hs = C // n_head
     q = q.view(B, Tq, n_head, hs).transpose(1, 2)
     k = k.view(B, Tk, n_head, hs).transpose(1, 2)
+    if rope is not None:
+        cos, sin = rope
+        q = q * cos[:Tq] + rotate_half(q) * sin[:Tq]
+        k = k * cos[:Tk] + rotate_half(k) * sin[:Tk]
     v = v.view(B, Tk, n_head, hs).transpose(1, 2)
     att = (q @ k.transpose(-2, -1)) / math.sqrt(hs)
     att = att.masked_fill(mask, float("-inf"))
@@ -82,21 +89,38 @@ def attention(q, k, v, n_head, mask):
     return (att @ v).transpose(1, 2).contiguous().view(B, Tq, C)
 
 
-class SelfAttention(nn.Module):
+ROPE_THETA = 10000.0
+
+
+def uses_rope(cfg: S2SConfig) -> bool:
+    return cfg.pos_encoding in ("rope", "sinusoidal+rope")
+
+
+class RopeMixin:
+    def init_rope(self, cfg: S2SConfig):
+        self.rope = None
+        if uses_rope(cfg):
+            n_pos = max(cfg.src_block_size, cfg.tgt_block_size)
+            self.rope = rope_tables(n_pos, cfg.n_embd // cfg.n_head, ROPE_THETA)
+
+
+class SelfAttention(nn.Module, RopeMixin):
     def __init__(self, cfg: S2SConfig):
         super().__init__()
+        self.init_rope(cfg)
         self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.n_head = cfg.n_head
 
     def forward(self, x, mask):
         q, k, v = self.c_attn(x).split(x.shape[-1], dim=2)
-        return self.c_proj(attention(q, k, v, self.n_head, mask))
+        return self.c_proj(attention(q, k, v, self.n_head, mask, self.rope))
 
 
-class CrossAttention(nn.Module):
+class CrossAttention(nn.Module, RopeMixin):
     def __init__(self, cfg: S2SConfig):
         super().__init__()
+        self.init_rope(cfg)
         self.q_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.kv_proj = nn.Linear(cfg.n_embd, 2 * cfg.n_embd, bias=cfg.bias)
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
@@ -104,7 +128,7 @@ class CrossAttention(nn.Module):
 
     def forward(self, y, enc, mask):
         k, v = self.kv_proj(enc).split(enc.shape[-1], dim=2)
-        return self.c_proj(attention(self.q_proj(y), k, v, self.n_head, mask))
+        return self.c_proj(attention(self.q_proj(y), k, v, self.n_head, mask, self.rope))
 
 
 class MLP(nn.Module):
@@ -168,7 +192,7 @@ class Stack(nn.Module):
             self.__dict__["shared_embed"] = embed  # not registered: stored once, by the decoder
         if cfg.pos_encoding == "learned":
             self.pos = nn.Embedding(block, cfg.n_embd)
-        else:
+        elif cfg.pos_encoding in ("sinusoidal", "sinusoidal+rope"):
             self.register_buffer("pe", sinusoidal_table(block, cfg.n_embd), persistent=False)
         self.layers = nn.ModuleList([layer(cfg) for _ in range(n_layer)])
         if cfg.norm == "pre":
@@ -178,6 +202,8 @@ class Stack(nn.Module):
     def embedding(self, idx):
         table = self.embed if "embed" in self._modules else self.shared_embed
         t = idx.shape[1]
+        if self.cfg.pos_encoding == "rope":
+            return table(idx)
         pos = self.pos.weight[:t] if self.cfg.pos_encoding == "learned" else self.pe[:t]
         return table(idx) + pos
 
@@ -252,6 +278,10 @@ VARIANTS = {
                      tie_embeddings=False, n_decoder_layer=1),
     "s2s_shared": dict(norm="pre", pos_encoding="sinusoidal", bias=False, activation="gelu",
                        tie_embeddings=True, share_embeddings=True, src_vocab_size=41, n_encoder_layer=1),
+    "s2s_post_relu": dict(norm="post", pos_encoding="learned", bias=True, activation="relu",
+                          tie_embeddings=True),
+    "s2s_rope": dict(norm="post", pos_encoding="sinusoidal+rope", bias=True, activation="relu",
+                     tie_embeddings=False),
 }
 PAD, BOS, EOS = 0, 1, 2
 SRC_LENS = [7, 4, 5]  # B = 3, S = 7: two sources padded
@@ -335,13 +365,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument("--out", default=os.path.join(here, "..", "crates", "model", "tests", "fixtures"))
+    ap.add_argument("--only", nargs="*", choices=list(VARIANTS),
+                    help="write only these variants (keeps the committed fixtures of the others)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     from safetensors.torch import save_file
 
     os.makedirs(args.out, exist_ok=True)
-    for variant in VARIANTS:
+    for variant in args.only or VARIANTS:
         meta, tensors, summary = make_fixture(variant)
         base = os.path.join(args.out, variant)
         with open(base + ".json.tmp", "w") as f:

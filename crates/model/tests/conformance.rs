@@ -353,9 +353,10 @@ impl Backend for Faulty {
         key_pad: Option<&[bool]>,
         work: &mut [f32],
         d: CrossDims,
+        drop: Option<Mask>,
     ) {
         self.cpu
-            .cross_attention_forward(out, lse, q, k, v, key_pad, work, d)
+            .cross_attention_forward(out, lse, q, k, v, key_pad, work, d, drop)
     }
     fn cross_attention_backward(
         &self,
@@ -370,9 +371,10 @@ impl Backend for Faulty {
         key_pad: Option<&[bool]>,
         work: &mut [f32],
         d: CrossDims,
+        drop: Option<Mask>,
     ) {
         self.cpu
-            .cross_attention_backward(dq, dkv, dout, out, lse, q, k, v, key_pad, work, d)
+            .cross_attention_backward(dq, dkv, dout, out, lse, q, k, v, key_pad, work, d, drop)
     }
     fn cross_entropy(
         &self,

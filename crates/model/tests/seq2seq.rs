@@ -84,6 +84,8 @@ fn whole_model_gradients_match_finite_differences() {
     for (norm, pos, tie) in [
         (Norm::Pre, PosEncoding::Learned, true),
         (Norm::Post, PosEncoding::Sinusoidal, false),
+        (Norm::Post, PosEncoding::Rope, false),
+        (Norm::Pre, PosEncoding::SinusoidalRope, true),
     ] {
         let mut m = model(cfg(norm, pos, tie), 7);
         let p = pad(&sample_pairs());
@@ -105,7 +107,7 @@ fn whole_model_gradients_match_finite_differences() {
             let an = grads[i] as f64;
             assert!(
                 (fd - an).abs() <= 5e-3 * (1.0 + fd.abs().max(an.abs())),
-                "{norm:?} param {i}: fd {fd} vs {an}"
+                "{norm:?} {pos:?} param {i}: fd {fd} vs {an}"
             );
             checked += 1;
         }
@@ -137,11 +139,13 @@ fn padding_changes_nothing_for_real_tokens() {
 
 #[test]
 fn cached_decoder_matches_the_training_forward() {
-    for (norm, pos) in [
+    for (norm, pe) in [
         (Norm::Pre, PosEncoding::Learned),
         (Norm::Post, PosEncoding::Sinusoidal),
+        (Norm::Post, PosEncoding::Rope),
+        (Norm::Pre, PosEncoding::SinusoidalRope),
     ] {
-        let mut m = model(cfg(norm, pos, false), 5);
+        let mut m = model(cfg(norm, pe, false), 5);
         let src = vec![3u32, 9, 4, 7, 10];
         // three histories; after 3 steps beam 0 continues beam 2, beam 1 beam 0, beam 2 beam 2
         let hist: [Vec<u32>; 3] = [vec![1, 4, 5, 6], vec![1, 7, 8, 3], vec![1, 12, 3, 3]];
@@ -179,7 +183,7 @@ fn cached_decoder_matches_the_training_forward() {
                 for (x, y) in g.iter().zip(w) {
                     assert!(
                         (x - y).abs() < 1e-5,
-                        "{norm:?} pos {pos} beam {beam}: {x} vs {y}"
+                        "{norm:?} {pe:?}: pos {pos} beam {beam}: {x} vs {y}"
                     );
                 }
             }
@@ -295,4 +299,89 @@ fn backward_scaled_accumulates_like_one_backward() {
     // a loss() in between stages nothing: backward after it is an error
     m.loss(&p.batch()).unwrap();
     assert!(m.backward().is_err());
+}
+
+#[test]
+fn dropout_is_seeded_off_in_eval_and_its_gradients_match_finite_differences() {
+    let mut c = cfg(Norm::Pre, PosEncoding::Learned, false);
+    let plain = model(c.clone(), 7);
+    c.dropout = 0.2;
+    let p = pad(&sample_pairs());
+    let mut m = model(c.clone(), 7);
+    m.params_mut().copy_from_slice(plain.params());
+    let mut plain = plain;
+    let want = plain.loss(&p.batch()).unwrap();
+    // training: masks change the loss, and each pass draws new ones
+    let (l1, l2) = (m.loss(&p.batch()).unwrap(), m.loss(&p.batch()).unwrap());
+    assert!(
+        (l1 - want).abs() > 1e-4,
+        "dropout changed nothing: {l1} vs {want}"
+    );
+    assert_ne!(l1, l2, "two passes drew the same masks");
+    // same seed, same pass → same numbers
+    let mut twin = model(c.clone(), 7);
+    twin.params_mut().copy_from_slice(plain.params());
+    assert_eq!(twin.loss(&p.batch()).unwrap(), l1);
+    // evaluation: exactly the model without dropout
+    m.set_training(false);
+    assert_eq!(m.loss(&p.batch()).unwrap(), want);
+    for norm in [Norm::Pre, Norm::Post] {
+        c.norm = norm;
+        let mut m = model(c.clone(), 11);
+        m.set_dropout_passes(0);
+        m.zero_grad();
+        m.forward(&p.batch()).unwrap();
+        m.backward().unwrap();
+        let grads = m.grads().to_vec();
+        let n = m.num_params();
+        let eps = 1e-2f32;
+        let loss_at = |m: &mut Seq2seq| {
+            m.set_dropout_passes(0); // the same masks as the analytic pass
+            m.loss(&p.batch()).unwrap() as f64
+        };
+        // a sample of every tensor, plus the embedding rows of tokens in the batch (their
+        // gradients pass through the embedding dropout)
+        let mut idx: Vec<usize> = (0..n).step_by(n / 61 + 1).collect();
+        for t in m
+            .layout()
+            .tensors
+            .iter()
+            .filter(|t| t.name.ends_with("embed.weight"))
+        {
+            idx.extend(t.range().start + 3 * 8..t.range().start + 5 * 8);
+        }
+        for i in idx {
+            let orig = m.params()[i];
+            m.params_mut()[i] = orig + eps;
+            let fp = loss_at(&mut m);
+            m.params_mut()[i] = orig - eps;
+            let fm = loss_at(&mut m);
+            m.params_mut()[i] = orig;
+            let fd = (fp - fm) / (2.0 * eps as f64);
+            let an = grads[i] as f64;
+            assert!(
+                (fd - an).abs() <= 5e-3 * (1.0 + fd.abs().max(an.abs())),
+                "{norm:?} dropout param {i}: fd {fd} vs {an}"
+            );
+        }
+    }
+}
+
+#[test]
+fn cached_decoder_ignores_dropout() {
+    let mut c = cfg(Norm::Post, PosEncoding::Rope, true);
+    c.dropout = 0.3;
+    let mut m = model(c, 5);
+    let src = vec![3u32, 9, 4, 7, 10];
+    let p = pad(&[(src.clone(), vec![4, 5])]);
+    m.set_training(false);
+    let want = m.logits(&p.batch()).unwrap()[..13].to_vec();
+    m.set_training(true);
+    let mut d = m.decoder();
+    d.encode(&src).unwrap();
+    d.start(1);
+    let got = d.step(&[1]).unwrap();
+    for (x, y) in got.iter().zip(&want) {
+        assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+    }
 }

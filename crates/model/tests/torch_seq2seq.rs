@@ -186,3 +186,13 @@ fn post_ln_sinusoidal_untied_matches_pytorch() {
 fn shared_embeddings_no_bias_matches_pytorch() {
     check_variant("s2s_shared");
 }
+
+#[test]
+fn post_ln_relu_learned_matches_pytorch() {
+    check_variant("s2s_post_relu");
+}
+
+#[test]
+fn post_ln_relu_sinusoidal_rope_matches_pytorch() {
+    check_variant("s2s_rope");
+}

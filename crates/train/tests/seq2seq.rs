@@ -65,6 +65,8 @@ fn config(data: &Path, run: &Path) -> TrainConfig {
         learning_rate: 3e-3,
         sample_tokens: 0,
         ckpt_interval: Some(25),
+        // dropout: resuming must redraw the same masks
+        dropout: 0.1,
         ..TrainConfig::default()
     };
     c.seq2seq.norm = "post".into();

@@ -312,8 +312,9 @@ impl Backend for Cpu {
         key_pad: Option<&[bool]>,
         work: &mut [f32],
         d: CrossDims,
+        drop: Option<Mask>,
     ) {
-        ops::cross_attention::forward(out, lse, q, k, v, key_pad, work, d);
+        ops::cross_attention::forward(out, lse, q, k, v, key_pad, work, d, drop);
     }
     fn cross_attention_backward(
         &self,
@@ -328,10 +329,11 @@ impl Backend for Cpu {
         key_pad: Option<&[bool]>,
         work: &mut [f32],
         d: CrossDims,
+        drop: Option<Mask>,
     ) {
         use ops::cross_attention::KvGrad;
         let dkv = dkv.map_or(KvGrad::InQ, KvGrad::Separate);
-        ops::cross_attention::backward(dq, dkv, dout, out, lse, q, k, v, key_pad, work, d);
+        ops::cross_attention::backward(dq, dkv, dout, out, lse, q, k, v, key_pad, work, d, drop);
     }
 
     fn cross_entropy(

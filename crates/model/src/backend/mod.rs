@@ -309,6 +309,7 @@ pub trait Backend: Send + Sync + Sized + 'static {
         key_pad: Option<&[bool]>,
         work: Self::Dst<'_>,
         d: CrossDims,
+        drop: Option<Mask>,
     );
     /// Overwrites the query columns of `dq` and the key/value gradients: into `dkv`
     /// (`dk` at columns `0..C`, `dv` at `C..2C` of rows of `kvs`) or, with `dkv = None`, into
@@ -327,6 +328,7 @@ pub trait Backend: Send + Sync + Sized + 'static {
         key_pad: Option<&[bool]>,
         work: Self::Dst<'_>,
         d: CrossDims,
+        drop: Option<Mask>,
     );
 
     // ---- loss `logits [N,V]` (dlogits in place), `row_loss [N]` ---------------------------

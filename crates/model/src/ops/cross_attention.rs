@@ -12,11 +12,15 @@
 //! `P = softmax(S)`, `O = P·V`.
 //! Backward recomputes `P = exp(S − lse)` (0 at padded keys), then with `D_i = dO_i·O_i`:
 //! `dV = Pᵀ·dO`, `dP = dO·Vᵀ`, `dS = P∘(dP − D)/√hs`, `dQ = dS·K`, `dK = dSᵀ·Q`.
+//! Dropout on the probabilities (a counter [`Mask`] over `[B,H,Tq,Tk]`, no storage):
+//! `O = drop(P)·V`, `dV = drop(P)ᵀ·dO`, `dP = drop'(dO·Vᵀ)`; `D_i = dO_i·O_i` still equals
+//! `Σ_j P_ij·dP_ij`.
 //! A query row whose keys are all padding attends to nothing: its output and gradients are 0
 //! (torch gives NaN there; the model never builds such a row from a non-empty source).
 //! Each worker needs `2·Tq·Tk` floats of scratch ([`scratch_per_worker`]); parallelism is over
 //! (batch, head) pairs, split statically, so the bits do not depend on the worker count.
 
+use crate::ops::dropout::Mask;
 use crate::ops::math::{dot, exp};
 use crate::ops::matmul::{matmul, Mat, MatMut, Par};
 use crate::ops::sendptr::SendPtr;
@@ -118,6 +122,14 @@ fn softmax_row(row: &mut [f32], keep: impl Fn(usize) -> bool, scale: f32) -> f32
     mx + sum.ln()
 }
 
+/// `row ← row·mask` for the probabilities of one query row whose first element has index
+/// `start` in `[B,H,Tq,Tk]`.
+fn drop_row(row: &mut [f32], mk: Mask, start: usize) {
+    for (j, x) in row.iter_mut().enumerate() {
+        *x *= mk.factor((start + j) as u64);
+    }
+}
+
 /// Rows of one head: `rows` rows of `hs` columns starting at `data[0]`, `stride` apart.
 fn head(data: &[f32], rows: usize, hs: usize, stride: usize) -> Mat<'_> {
     Mat::new(data, rows, hs, stride, 1)
@@ -134,6 +146,7 @@ pub fn forward(
     key_pad: Option<&[bool]>,
     scratch: &mut [f32],
     d: CrossDims,
+    drop: Option<Mask>,
 ) {
     let (tq, tk, c, nh, hs) = (d.tq, d.tk, d.c, d.nh, d.hs());
     assert!(q.len() >= CrossDims::need(d.q_rows(), d.qs, c));
@@ -159,6 +172,9 @@ pub fn forward(
             );
             // SAFETY: this task alone writes lse[task·tq..(task+1)·tq] (asserted in bounds).
             unsafe { *lp.get().add(task * tq + i) = l };
+            if let Some(mk) = drop {
+                drop_row(&mut p[i * tk..(i + 1) * tk], mk, (task * tq + i) * tk);
+            }
         }
         // O = P·V  [tq, hs] into the (bi, h) columns of out
         // SAFETY: rows bi·tq.. of out, columns h·hs..(h+1)·hs: this task's alone, in bounds.
@@ -192,6 +208,7 @@ pub fn backward(
     key_pad: Option<&[bool]>,
     scratch: &mut [f32],
     d: CrossDims,
+    drop: Option<Mask>,
 ) {
     let (tq, tk, c, nh, hs) = (d.tq, d.tk, d.c, d.nh, d.hs());
     assert!(dq.len() >= CrossDims::need(d.q_rows(), d.qs, c));
@@ -244,8 +261,18 @@ pub fn backward(
                 MatMut::from_raw(dv0, tk, hs, d.kvs),
             )
         };
-        // dV = Pᵀ·dO  [tk, hs]
-        matmul(dvh, Mat::row_major(p, tq, tk).t(), doh, false, Par::Single);
+        // dV = drop(P)ᵀ·dO  [tk, hs] (ds holds drop(P) for the moment)
+        let pd: &[f32] = match drop {
+            Some(mk) => {
+                ds.copy_from_slice(p);
+                for i in 0..tq {
+                    drop_row(&mut ds[i * tk..(i + 1) * tk], mk, (task * tq + i) * tk);
+                }
+                ds
+            }
+            None => p,
+        };
+        matmul(dvh, Mat::row_major(pd, tq, tk).t(), doh, false, Par::Single);
         // dP = dO·Vᵀ  [tq, tk], then dS = P∘(dP − D)·scale
         matmul(
             MatMut::row_major(ds, tq, tk),
@@ -258,6 +285,9 @@ pub fn backward(
             let row = (bi * tq + i) * c + h * hs;
             let delta = dot(&dout[row..row + hs], &out[row..row + hs]);
             let (dsr, pr) = (&mut ds[i * tk..(i + 1) * tk], &p[i * tk..(i + 1) * tk]);
+            if let Some(mk) = drop {
+                drop_row(dsr, mk, (task * tq + i) * tk);
+            }
             for (g, &pj) in dsr.iter_mut().zip(pr) {
                 *g = pj * (*g - delta) * scale;
             }
@@ -315,11 +345,72 @@ mod tests {
         d: CrossDims,
         w: usize,
     ) -> (Vec<f32>, Vec<f32>) {
+        run_drop(q, kv, pad, d, w, None)
+    }
+
+    fn run_drop(
+        q: &[f32],
+        kv: &[f32],
+        pad: Option<&[bool]>,
+        d: CrossDims,
+        w: usize,
+        drop: Option<Mask>,
+    ) -> (Vec<f32>, Vec<f32>) {
         let mut out = vec![0.0; d.q_rows() * d.c];
         let mut lse = vec![0.0; d.b * d.nh * d.tq];
         let mut s = vec![0.0; w * scratch_per_worker(d)];
-        forward(&mut out, &mut lse, q, kv, &kv[d.c..], pad, &mut s, d);
+        forward(&mut out, &mut lse, q, kv, &kv[d.c..], pad, &mut s, d, drop);
         (out, lse)
+    }
+
+    #[test]
+    fn probability_dropout_gradients_match_fd() {
+        let d = CrossDims {
+            b: 2,
+            tq: 3,
+            tk: 5,
+            c: 8,
+            nh: 2,
+            qs: 8,
+            kvs: 16,
+        };
+        let pad = [
+            false, true, false, false, true, false, false, false, false, false,
+        ];
+        let drop = Some(Mask {
+            seed: 5,
+            stream: 3,
+            p: 0.3,
+            offset: 0,
+        });
+        let q = randn(d.q_rows() * d.qs, 1, 1.0);
+        let kv = randn(d.k_rows() * d.kvs, 2, 1.0);
+        let (out, lse) = run_drop(&q, &kv, Some(&pad), d, 3, drop);
+        let plain = run(&q, &kv, Some(&pad), d, 3).0;
+        assert!(out.iter().zip(&plain).any(|(a, b)| (a - b).abs() > 1e-3));
+        let g = randn(d.q_rows() * d.c, 3, 1.0);
+        let (mut dq, mut dkv) = (vec![7.0; q.len()], vec![7.0; kv.len()]);
+        let mut s = vec![0.0; 2 * scratch_per_worker(d)];
+        let kvg = KvGrad::Separate(&mut dkv);
+        let pad = Some(&pad[..]);
+        backward(
+            &mut dq,
+            kvg,
+            &g,
+            &out,
+            &lse,
+            &q,
+            &kv,
+            &kv[d.c..],
+            pad,
+            &mut s,
+            d,
+            drop,
+        );
+        let f_q = |x: &[f32]| weighted_sum(&run_drop(x, &kv, pad, d, 1, drop).0, &g);
+        check_grad("q", &q, &dq, f_q, 1e-2, 2e-3);
+        let f_kv = |x: &[f32]| weighted_sum(&run_drop(&q, x, pad, d, 1, drop).0, &g);
+        check_grad("kv", &kv, &dkv, f_kv, 1e-2, 2e-3);
     }
 
     #[test]
@@ -361,6 +452,7 @@ mod tests {
             Some(&pad),
             &mut s,
             d,
+            None,
         );
         let f_q = |x: &[f32]| weighted_sum(&run(x, &kv, Some(&pad), d, 1).0, &g);
         check_grad("q", &q, &dq, f_q, 1e-2, 2e-3);
@@ -399,6 +491,7 @@ mod tests {
                 Some(&pad),
                 &mut s,
                 d,
+                None,
             );
             (out, lse)
         };
@@ -423,6 +516,7 @@ mod tests {
             Some(&pad),
             &mut s,
             d,
+            None,
         );
         let f = |x: &[f32]| weighted_sum(&fwd(x).0, &g);
         check_grad("qkv", &qkv, &dqkv, f, 1e-2, 2e-3);
@@ -462,6 +556,7 @@ mod tests {
             Some(&pad),
             &mut s,
             d,
+            None,
         );
         assert!(dq[..d.tq * d.qs].iter().all(|&x| x == 0.0));
         assert!(dkv.iter().all(|x| x.is_finite()));

@@ -79,12 +79,29 @@ pub fn apply(
     n_head: usize,
     sign: f32,
 ) {
-    let hs = c / n_head;
+    apply_cols(qkv, cos, sin, t, 3 * c, 2 * c, c / n_head, sign)
+}
+
+/// Rotate the first `width` columns (whole heads of size `hs`) of every row of `x [N,stride]`
+/// by `sign ×` the angles of table row `n % t`: [`apply`]'s q and k of `qkv [N,3C]`
+/// (`stride = 3C, width = 2C`), the encoder–decoder's cross-attention q `[N,C]`
+/// (`stride = width = C`) and k of `kv [N,2C]` (`stride = 2C, width = C`).
+#[allow(clippy::too_many_arguments)]
+pub fn apply_cols(
+    x: &mut [f32],
+    cos: &[f32],
+    sin: &[f32],
+    t: usize,
+    stride: usize,
+    width: usize,
+    hs: usize,
+    sign: f32,
+) {
     let h = hs / 2;
-    qkv.par_chunks_mut(3 * c).enumerate().for_each(|(n, row)| {
+    x.par_chunks_mut(stride).enumerate().for_each(|(n, row)| {
         let pos = n % t;
         let (cos, sin) = (&cos[pos * h..pos * h + h], &sin[pos * h..pos * h + h]);
-        for head in row[..2 * c].chunks_mut(hs) {
+        for head in row[..width].chunks_mut(hs) {
             rotate(head, cos, sin, sign);
         }
     });

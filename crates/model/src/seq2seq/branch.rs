@@ -8,8 +8,9 @@
 use super::params::{DecoderBlock, EncoderBlock};
 use super::sublayer::{wb, wb_mut};
 use crate::backend::cpu::Cpu;
-use crate::backend::{Backend, CrossDims, Dims};
+use crate::backend::{Backend, CrossDims, Dims, Mask};
 use crate::config::Activation;
+use crate::ops::rope::{self, RopeTable};
 use crate::params::TensorInfo;
 
 /// Self-attention activations: `qkv [N,3C]`, `att [N,C]`, `lse [B,H,T]`.
@@ -87,9 +88,30 @@ pub(crate) struct Ctx<'a> {
     pub t: usize,
     pub c: usize,
     pub nh: usize,
+    /// RoPE angles by position (`rope`, `sinusoidal+rope`): q and k of every attention are
+    /// rotated by their own positions (cross-attention: q by the decoder's, k by the encoder's)
+    pub rope: Option<&'a RopeTable>,
 }
 
 impl Ctx<'_> {
+    /// Rotate the first `width` columns of every row of `buf [N,stride]` (row `n` is position
+    /// `n % t`) by `sign ×` the RoPE angles; a no-op without RoPE.
+    pub fn rotate(&self, buf: &mut [f32], t: usize, stride: usize, width: usize, sign: f32) {
+        if let Some(r) = self.rope {
+            let hs = self.c / self.nh;
+            rope::apply_cols(buf, &r.cos, &r.sin, t, stride, width, hs, sign);
+        }
+    }
+
+    /// [`Ctx::rotate`] with every row at position `pos` (the cached decoder's one step).
+    pub fn rotate_at(&self, buf: &mut [f32], pos: usize, stride: usize, width: usize) {
+        if let Some(r) = self.rope {
+            let (hs, h) = (self.c / self.nh, r.half);
+            let (cos, sin) = (&r.cos[pos * h..][..h], &r.sin[pos * h..][..h]);
+            rope::apply_cols(buf, cos, sin, 1, stride, width, hs, 1.0);
+        }
+    }
+
     fn self_dims(&self) -> CrossDims {
         let (t, c) = (self.t, self.c);
         let (b, nh) = (self.b, self.nh);
@@ -125,7 +147,8 @@ impl Ctx<'_> {
     }
 }
 
-/// `branch = Attn(h·Wqkvᵀ + b)·Woᵀ + bo`.
+/// `branch = Attn(h·Wqkvᵀ + b)·Woᵀ + bo` (`drop`: the attention probabilities' mask).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn self_attn_forward(
     x: Ctx<'_>,
     blk: &EncoderBlock,
@@ -134,13 +157,15 @@ pub(crate) fn self_attn_forward(
     mask: SelfMask<'_>,
     work: &mut [f32],
     branch: &mut [f32],
+    drop: Option<Mask>,
 ) {
     let (dev, c) = (x.dev, x.c);
     let (w, b) = wb(x.tensors, x.p, blk.c_attn);
     dev.linear_forward(&mut a.qkv, h, w, b, c);
+    x.rotate(&mut a.qkv, x.t, 3 * c, 2 * c, 1.0);
     match mask {
         SelfMask::Causal => {
-            dev.attention_forward(&mut a.att, &mut a.lse, &a.qkv, work, x.dims(), None)
+            dev.attention_forward(&mut a.att, &mut a.lse, &a.qkv, work, x.dims(), drop)
         }
         SelfMask::KeyPad(m) => {
             let (q, k, v) = (&a.qkv[..], &a.qkv[c..], &a.qkv[2 * c..]);
@@ -153,6 +178,7 @@ pub(crate) fn self_attn_forward(
                 Some(m),
                 work,
                 x.self_dims(),
+                drop,
             )
         }
     }
@@ -174,6 +200,7 @@ pub(crate) fn self_attn_backward(
     datt: &mut [f32],
     dqkv: &mut [f32],
     work: &mut [f32],
+    drop: Option<Mask>,
 ) {
     let (dev, c) = (x.dev, x.c);
     let (w, _) = wb(x.tensors, x.p, blk.attn_proj);
@@ -181,7 +208,7 @@ pub(crate) fn self_attn_backward(
     dev.linear_backward(Some(&mut *datt), dw, db, dbranch, &a.att, w, c, false);
     match mask {
         SelfMask::Causal => {
-            dev.attention_backward(dqkv, datt, &a.att, &a.lse, &a.qkv, work, x.dims(), None)
+            dev.attention_backward(dqkv, datt, &a.att, &a.lse, &a.qkv, work, x.dims(), drop)
         }
         SelfMask::KeyPad(m) => {
             let (q, k, v) = (&a.qkv[..], &a.qkv[c..], &a.qkv[2 * c..]);
@@ -198,9 +225,11 @@ pub(crate) fn self_attn_backward(
                 Some(m),
                 work,
                 x.self_dims(),
+                drop,
             )
         }
     }
+    x.rotate(dqkv, x.t, 3 * c, 2 * c, -1.0);
     let (w, _) = wb(x.tensors, x.p, blk.c_attn);
     let (dw, db) = wb_mut(x.tensors, g, blk.c_attn);
     dev.linear_backward(Some(dh), dw, db, dqkv, h, w, c, true);
@@ -219,12 +248,15 @@ pub(crate) fn cross_forward(
     key_pad: &[bool],
     work: &mut [f32],
     branch: &mut [f32],
+    drop: Option<Mask>,
 ) {
     let (dev, c) = (x.dev, x.c);
     let (w, b) = wb(x.tensors, x.p, blk.q_proj);
     dev.linear_forward(&mut a.q, h, w, b, c);
     let (w, b) = wb(x.tensors, x.p, blk.kv_proj);
     dev.linear_forward(&mut a.kv, enc, w, b, c);
+    x.rotate(&mut a.q, x.t, c, c, 1.0);
+    x.rotate(&mut a.kv, s, 2 * c, c, 1.0);
     let (k, v) = (&a.kv[..], &a.kv[c..]);
     dev.cross_attention_forward(
         &mut a.att,
@@ -235,6 +267,7 @@ pub(crate) fn cross_forward(
         Some(key_pad),
         work,
         x.cross_dims(s),
+        drop,
     );
     let (w, b) = wb(x.tensors, x.p, blk.cross_proj);
     dev.linear_forward(branch, &a.att, w, b, c);
@@ -263,6 +296,7 @@ pub(crate) fn cross_backward(
     dh: &mut [f32],
     d_enc: &mut [f32],
     sc: CrossScratch<'_>,
+    drop: Option<Mask>,
 ) {
     let (dev, c) = (x.dev, x.c);
     let (w, _) = wb(x.tensors, x.p, blk.cross_proj);
@@ -283,7 +317,10 @@ pub(crate) fn cross_backward(
         Some(key_pad),
         sc.work,
         d,
+        drop,
     );
+    x.rotate(sc.dq, x.t, c, c, -1.0);
+    x.rotate(sc.dkv, s, 2 * c, c, -1.0);
     let (w, _) = wb(x.tensors, x.p, blk.q_proj);
     let (dw, db) = wb_mut(x.tensors, g, blk.q_proj);
     dev.linear_backward(Some(dh), dw, db, sc.dq, h, w, c, true);

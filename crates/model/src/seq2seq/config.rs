@@ -2,6 +2,7 @@
 //! which carries `"arch": "encoder-decoder"`; a GPT's `config.json` has no `arch` or
 //! `"arch": "gpt"`, see [`Arch::of_config_json`]).
 
+pub use crate::config::Norm;
 use crate::config::{Activation, PosEncoding};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -29,17 +30,6 @@ impl Arch {
             }),
         }
     }
-}
-
-/// Where each block's LayerNorms sit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Norm {
-    /// `x + F(LN(x))`, with a final LayerNorm after the encoder and after the decoder.
-    #[default]
-    Pre,
-    /// `LN(x + F(x))`, no final LayerNorms (Vaswani et al.'s original).
-    Post,
 }
 
 fn d_true() -> bool {
@@ -74,16 +64,19 @@ pub struct Seq2seqConfig {
     pub src_block_size: usize,
     /// longest decoder input (`<bos>` + target)
     pub tgt_block_size: usize,
-    /// LayerNorm placement
+    /// LayerNorm placement (the GPT's [`Norm`]; pre-LN adds a final LayerNorm after the
+    /// encoder and after the decoder, post-LN has none)
     #[serde(default)]
     pub norm: Norm,
     /// the MLP's non-linearity
     #[serde(default)]
     pub activation: Activation,
-    /// dropout probability (only 0 is supported so far)
+    /// dropout probability on the embeddings, the attention probabilities and every residual
+    /// branch (training only)
     #[serde(default)]
     pub dropout: f32,
-    /// learned or sinusoidal positions added to the embeddings (RoPE is not supported yet)
+    /// learned or sinusoidal positions added to the embeddings, and/or RoPE on q and k of
+    /// every attention (cross-attention: q at decoder positions, k at encoder positions)
     #[serde(default)]
     pub pos_encoding: PosEncoding,
     /// the output layer is the target embedding (`decoder.embed.weight`)
@@ -199,17 +192,18 @@ impl Seq2seqConfig {
         if params.is_none() {
             return bad("n_embd", "the model is too large to address".into());
         }
-        if self.dropout != 0.0 {
-            let msg = format!("{} is not supported yet (only 0)", self.dropout);
+        if !(0.0..1.0).contains(&self.dropout) {
+            let msg = format!("{} is not a probability in [0, 1)", self.dropout);
             return bad("dropout", msg);
         }
-        if self.pos_encoding == PosEncoding::Rope {
-            return bad(
-                "pos_encoding",
-                "rope is not supported for encoder-decoder yet (use learned or sinusoidal)".into(),
+        if self.pos_encoding.rotates() && !self.head_size().is_multiple_of(2) {
+            let msg = format!(
+                "rope needs an even head size (n_embd / n_head = {})",
+                self.head_size()
             );
+            return bad("n_head", msg);
         }
-        if self.pos_encoding == PosEncoding::Sinusoidal && !self.n_embd.is_multiple_of(2) {
+        if self.pos_encoding.adds_sinusoidal() && !self.n_embd.is_multiple_of(2) {
             return bad("n_embd", "sinusoidal positions need an even n_embd".into());
         }
         if self.share_embeddings && self.src_vocab_size != self.tgt_vocab_size {

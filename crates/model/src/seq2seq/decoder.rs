@@ -15,6 +15,7 @@ use super::model::{pos_table, Seq2seq};
 use super::sublayer::{self, wb, Sub};
 use crate::backend::{Backend, CrossDims, Dims};
 use crate::error::{Error, Result};
+use crate::ops::rope;
 
 /// Per-step buffers for `beams` rows.
 struct Rows {
@@ -121,7 +122,7 @@ impl CachedDecoder<'_> {
         let mut a = Acts::new(cfg, 1, s, 1);
         let mut w = Work::new(cfg, m.backend(), &a, rayon::current_num_threads());
         a.src.copy_from_slice(src);
-        m.encoder_forward(&mut a, &mut w);
+        m.encoder_forward(&mut a, &mut w, None);
         let (l, p, dev) = (m.layout(), m.params(), m.backend());
         self.cross_kv = l
             .decoder
@@ -130,6 +131,10 @@ impl CachedDecoder<'_> {
                 let mut kv = vec![0.0; s * 2 * c];
                 let (wt, bs) = wb(&l.tensors, p, blk.kv_proj);
                 dev.linear_forward(&mut kv, a.enc_out(), wt, bs, c);
+                if let Some(r) = &m.rope {
+                    let hs = cfg.head_size();
+                    rope::apply_cols(&mut kv, &r.cos, &r.sin, s, 2 * c, c, hs, 1.0);
+                }
                 kv
             })
             .collect();
@@ -224,6 +229,7 @@ impl CachedDecoder<'_> {
             t: nb,
             c,
             nh,
+            rope: m.rope.as_ref(),
         };
         for (li, blk) in l.decoder.iter().enumerate() {
             let (done, rest) = r.subs.split_at_mut(3 * li);
@@ -238,12 +244,14 @@ impl CachedDecoder<'_> {
                 tn,
                 p,
                 blk.base.ln_1,
+                None,
                 input,
                 &mut sa[0],
                 &mut r.branch,
                 |h, br| {
                     let (wt, bs) = wb(tn, p, blk.base.c_attn);
                     dev.linear_forward(qkv, h, wt, bs, c);
+                    x.rotate_at(qkv, pos, 3 * c, 2 * c);
                     for bi in 0..nb {
                         let slot = (bi * cfg.n_decoder_layer + li) * tb * c;
                         let (k, v) = (&mut kc[slot..slot + tb * c], &mut vc[slot..slot + tb * c]);
@@ -271,12 +279,14 @@ impl CachedDecoder<'_> {
                 tn,
                 p,
                 blk.ln_x,
+                None,
                 &sa[0].out,
                 &mut xa[0],
                 &mut r.branch,
                 |h, br| {
                     let (wt, bs) = wb(tn, p, blk.q_proj);
                     dev.linear_forward(q, h, wt, bs, c);
+                    x.rotate_at(q, pos, c, c);
                     let d = CrossDims {
                         b: 1,
                         tq: nb,
@@ -286,7 +296,7 @@ impl CachedDecoder<'_> {
                         qs: c,
                         kvs: 2 * c,
                     };
-                    dev.cross_attention_forward(att, lse, q, kv, &kv[c..], None, work, d);
+                    dev.cross_attention_forward(att, lse, q, kv, &kv[c..], None, work, d, None);
                     let (wt, bs) = wb(tn, p, blk.cross_proj);
                     dev.linear_forward(br, att, wt, bs, c);
                 },
@@ -298,6 +308,7 @@ impl CachedDecoder<'_> {
                 tn,
                 p,
                 blk.base.ln_2,
+                None,
                 &xa[0].out,
                 &mut ff[0],
                 &mut r.branch,

@@ -1,10 +1,13 @@
 //! The encoder–decoder Transformer (Vaswani et al.) on the same engine as the GPT: separate
-//! source and target embeddings (or one shared), learned or sinusoidal positions, N encoder
+//! source and target embeddings (or one shared), learned or sinusoidal positions and/or RoPE,
+//! dropout on the embeddings, attention probabilities and residual branches, N encoder
 //! blocks (self-attention with a key padding mask + MLP), N decoder blocks (causal
 //! self-attention + cross-attention over the encoder output + MLP), pre- or post-LN, and a
 //! tied or untied output layer.
 //!
-//! Every op goes through the [`Backend`](crate::Backend) seam; the two new ones are
+//! Every op goes through the [`Backend`](crate::Backend) seam except RoPE, which calls
+//! [`crate::ops::rope::apply_cols`] directly (it rotates the separate q `[N,C]` and kv `[N,2C]`
+//! rows of cross-attention, a layout the seam's `rope` on `qkv [N,3C]` lacks); the two new ops are
 //! [`crate::ops::cross_attention`] (query length ≠ key length, key padding mask; also the
 //! encoder's padded self-attention). Training is teacher forcing: the decoder reads
 //! `<bos> + target` and predicts `target + <eos>`; padding targets are ignored by the loss.

@@ -7,11 +7,14 @@ use super::config::Seq2seqConfig;
 use super::params::Seq2seqLayout;
 use super::sublayer::{self, wb, wb_mut};
 use crate::backend::cpu::Cpu;
-use crate::backend::Backend;
-use crate::config::PosEncoding;
+use crate::backend::{Backend, Mask};
 use crate::error::{Error, Result};
 use crate::ops::embedding::sinusoidal_table;
-use crate::rng::Rng;
+use crate::ops::rope::RopeTable;
+
+/// RoPE's frequency base (the GPT's default `rope_theta`).
+pub const ROPE_THETA: f32 = 10000.0;
+use crate::rng::{mix64, Rng};
 
 /// One padded batch of pairs (the shape of `lmforge_data::pairs::PairBatch`).
 #[derive(Clone, Copy, Debug)]
@@ -42,6 +45,16 @@ pub struct Seq2seq {
     /// sinusoidal position tables `[src_block_size, C]`, `[tgt_block_size, C]`
     pub(crate) src_table: Vec<f32>,
     pub(crate) tgt_table: Vec<f32>,
+    /// RoPE angles for positions `0..max(src_block_size, tgt_block_size)` (`rope`,
+    /// `sinusoidal+rope`)
+    pub(crate) rope: Option<RopeTable>,
+    /// dropout on (training) or off (evaluation)
+    training: bool,
+    /// the seed the dropout masks derive from, and forward passes so far (mask position)
+    seed: u64,
+    passes: u64,
+    /// `(mask seed, p)` of the last pass, None without dropout (its backward reuses it)
+    drop: Option<(u64, f32)>,
     acts: Option<Acts>,
     work: Option<Work>,
     /// the last forward computed a loss (its `dlogits` are staged)
@@ -62,6 +75,7 @@ impl Seq2seq {
     /// branches N(0, 0.02/√(2·layers)), biases 0, LayerNorms 1/0), seeded.
     pub fn new(cfg: Seq2seqConfig, seed: u64) -> Result<Self> {
         let mut m = Self::zeroed(cfg)?;
+        m.seed = seed;
         let mut rng = Rng::new(seed);
         let layers = (m.cfg.n_encoder_layer + m.cfg.n_decoder_layer) as f64;
         let proj_std = 0.02 / (2.0 * layers).sqrt();
@@ -88,7 +102,10 @@ impl Seq2seq {
     pub fn zeroed(cfg: Seq2seqConfig) -> Result<Self> {
         cfg.validate()?;
         let layout = Seq2seqLayout::new(&cfg);
-        let sin = cfg.pos_encoding == PosEncoding::Sinusoidal;
+        let sin = cfg.pos_encoding.adds_sinusoidal();
+        let rows = cfg.src_block_size.max(cfg.tgt_block_size);
+        let rope =
+            (cfg.pos_encoding.rotates()).then(|| RopeTable::new(rows, cfg.head_size(), ROPE_THETA));
         let table = |rows| {
             if sin {
                 sinusoidal_table(rows, cfg.n_embd)
@@ -99,15 +116,48 @@ impl Seq2seq {
         Ok(Seq2seq {
             src_table: table(cfg.src_block_size),
             tgt_table: table(cfg.tgt_block_size),
+            rope,
             params: vec![0.0; layout.total],
             grads: vec![0.0; layout.total],
             layout,
             cfg,
             dev: Cpu::new(),
+            training: true,
+            seed: 0,
+            passes: 0,
+            drop: None,
             acts: None,
             work: None,
             staged: false,
         })
+    }
+
+    /// Dropout on (`true`, the default, like a fresh `nn.Module`) or off (evaluation). The
+    /// cached decoder never drops.
+    pub fn set_training(&mut self, on: bool) {
+        self.training = on;
+    }
+
+    /// Whether dropout is on.
+    pub fn training(&self) -> bool {
+        self.training
+    }
+
+    /// Dropout-mask position: forward passes run so far (saved by a resumable trainer).
+    pub fn dropout_passes(&self) -> u64 {
+        self.passes
+    }
+
+    /// The seed dropout masks derive from ([`Seq2seq::new`]'s; a loaded model has 0 until a
+    /// resumed trainer sets its run's seed).
+    pub fn set_dropout_seed(&mut self, seed: u64) {
+        self.seed = seed;
+    }
+
+    /// Restores the position saved by [`Seq2seq::dropout_passes`]; with [`Seq2seq::new`]'s
+    /// seed it fixes the masks of the following passes.
+    pub fn set_dropout_passes(&mut self, passes: u64) {
+        self.passes = passes;
     }
 
     /// The config.
@@ -285,13 +335,17 @@ impl Seq2seq {
         let (Some(mut a), Some(mut w)) = (self.acts.take(), self.work.take()) else {
             return;
         };
-        self.encoder_forward(&mut a, &mut w);
-        self.decoder_forward(&mut a, &mut w);
+        self.passes += 1;
+        let p = self.cfg.dropout;
+        self.drop = (self.training && p > 0.0).then(|| (mix64(self.seed ^ mix64(self.passes)), p));
+        self.encoder_forward(&mut a, &mut w, self.drop);
+        self.decoder_forward(&mut a, &mut w, self.drop);
         (self.acts, self.work) = (Some(a), Some(w));
     }
 
     /// The encoder over the staged source ids: fills `a.enc_*` (its output: [`Acts::enc_out`]).
-    pub(crate) fn encoder_forward(&self, a: &mut Acts, w: &mut Work) {
+    /// `drop`: the pass's `(mask seed, p)`, None without dropout.
+    pub(crate) fn encoder_forward(&self, a: &mut Acts, w: &mut Work, drop: Option<(u64, f32)>) {
         let (cfg, l, p, dev) = (&self.cfg, &self.layout, &self.params[..], &self.dev);
         let (c, nh, act) = (cfg.n_embd, cfg.n_head, cfg.activation);
         let (b, s) = (a.b, a.s);
@@ -299,6 +353,9 @@ impl Seq2seq {
         let src_pos = pos_table(p, l, l.src_pos, &self.src_table);
         // ---- encoder
         dev.embedding_forward(&mut a.enc_in, &a.src, &p[l.r(l.src_table())], src_pos, s, c);
+        if let Some(m) = drop_mask(drop, SITE_SRC_EMB) {
+            dev.dropout(&mut a.enc_in, m);
+        }
         let ex = Ctx {
             dev,
             tensors: tn,
@@ -307,6 +364,7 @@ impl Seq2seq {
             t: s,
             c,
             nh,
+            rope: self.rope.as_ref(),
         };
         for (i, blk) in l.encoder.iter().enumerate() {
             let (done, rest) = a.enc_subs.split_at_mut(2 * i);
@@ -324,10 +382,22 @@ impl Seq2seq {
                 tn,
                 p,
                 blk.ln_1,
+                drop_mask(drop, enc_site(i, 0)),
                 x,
                 &mut sa[0],
                 br,
-                |h, br| branch::self_attn_forward(ex, blk, h, attn, mask, ws, br),
+                |h, br| {
+                    branch::self_attn_forward(
+                        ex,
+                        blk,
+                        h,
+                        attn,
+                        mask,
+                        ws,
+                        br,
+                        drop_mask(drop, ATTN + enc_site(i, 0)),
+                    )
+                },
             );
             let br = &mut w.branch[..b * s * c];
             sublayer::forward(
@@ -336,6 +406,7 @@ impl Seq2seq {
                 tn,
                 p,
                 blk.ln_2,
+                drop_mask(drop, enc_site(i, 1)),
                 &sa[0].out,
                 &mut ff[0],
                 br,
@@ -350,7 +421,7 @@ impl Seq2seq {
     }
 
     /// The decoder and output layer over the staged decoder input and encoder output.
-    fn decoder_forward(&self, a: &mut Acts, w: &mut Work) {
+    fn decoder_forward(&self, a: &mut Acts, w: &mut Work, drop: Option<(u64, f32)>) {
         let (cfg, l, p, dev) = (&self.cfg, &self.layout, &self.params[..], &self.dev);
         let (c, nh, act) = (cfg.n_embd, cfg.n_head, cfg.activation);
         let (b, s, t) = (a.b, a.s, a.t);
@@ -364,6 +435,9 @@ impl Seq2seq {
             t,
             c,
         );
+        if let Some(m) = drop_mask(drop, SITE_TGT_EMB) {
+            dev.dropout(&mut a.dec_in, m);
+        }
         let dx = Ctx {
             dev,
             tensors: tn,
@@ -372,6 +446,7 @@ impl Seq2seq {
             t,
             c,
             nh,
+            rope: self.rope.as_ref(),
         };
         let enc = match &a.enc_final {
             Some(f) => &f.out[..],
@@ -391,10 +466,22 @@ impl Seq2seq {
                 tn,
                 p,
                 blk.base.ln_1,
+                drop_mask(drop, dec_site(i, 0)),
                 x,
                 &mut sa[0],
                 br,
-                |h, br| branch::self_attn_forward(dx, &blk.base, h, attn, SelfMask::Causal, ws, br),
+                |h, br| {
+                    branch::self_attn_forward(
+                        dx,
+                        &blk.base,
+                        h,
+                        attn,
+                        SelfMask::Causal,
+                        ws,
+                        br,
+                        drop_mask(drop, ATTN + dec_site(i, 0)),
+                    )
+                },
             );
             let (br, kp) = (&mut w.branch[..b * t * c], &a.key_pad[..]);
             sublayer::forward(
@@ -403,10 +490,24 @@ impl Seq2seq {
                 tn,
                 p,
                 blk.ln_x,
+                drop_mask(drop, dec_site(i, 1)),
                 &sa[0].out,
                 &mut xa[0],
                 br,
-                |h, br| branch::cross_forward(dx, blk, h, enc, s, cross, kp, ws, br),
+                |h, br| {
+                    branch::cross_forward(
+                        dx,
+                        blk,
+                        h,
+                        enc,
+                        s,
+                        cross,
+                        kp,
+                        ws,
+                        br,
+                        drop_mask(drop, ATTN + dec_site(i, 1)),
+                    )
+                },
             );
             let br = &mut w.branch[..b * t * c];
             sublayer::forward(
@@ -415,6 +516,7 @@ impl Seq2seq {
                 tn,
                 p,
                 blk.base.ln_2,
+                drop_mask(drop, dec_site(i, 2)),
                 &xa[0].out,
                 &mut ff[0],
                 br,
@@ -454,6 +556,7 @@ impl Seq2seq {
             return Err(Error::NoForward);
         };
         let (cfg, l, p, dev) = (&self.cfg, &self.layout, &self.params[..], &self.dev);
+        let drop = self.drop;
         let g = &mut self.grads[..];
         let (c, nh, norm) = (cfg.n_embd, cfg.n_head, cfg.norm);
         let (b, s, t) = (a.b, a.s, a.t);
@@ -496,6 +599,7 @@ impl Seq2seq {
             t,
             c,
             nh,
+            rope: self.rope.as_ref(),
         };
         for (i, blk) in l.decoder.iter().enumerate().rev() {
             let subs = &a.dec_subs[3 * i..3 * i + 3];
@@ -514,6 +618,7 @@ impl Seq2seq {
                 p,
                 g,
                 blk.base.ln_2,
+                drop_mask(drop, dec_site(i, 2)),
                 &subs[1].out,
                 &subs[2],
                 dy,
@@ -544,6 +649,7 @@ impl Seq2seq {
                 p,
                 g,
                 blk.ln_x,
+                drop_mask(drop, dec_site(i, 1)),
                 &subs[0].out,
                 &subs[1],
                 dy,
@@ -555,7 +661,21 @@ impl Seq2seq {
                     } else {
                         &subs[0].out[..]
                     };
-                    branch::cross_backward(dxc, g, blk, hin, enc, s, cross, kp, db, di, d_enc, sc)
+                    branch::cross_backward(
+                        dxc,
+                        g,
+                        blk,
+                        hin,
+                        enc,
+                        s,
+                        cross,
+                        kp,
+                        db,
+                        di,
+                        d_enc,
+                        sc,
+                        drop_mask(drop, ATTN + dec_site(i, 1)),
+                    )
                 },
             );
             std::mem::swap(dy, dx);
@@ -572,6 +692,7 @@ impl Seq2seq {
                 p,
                 g,
                 blk.base.ln_1,
+                drop_mask(drop, dec_site(i, 0)),
                 x0,
                 &subs[0],
                 dy,
@@ -595,6 +716,7 @@ impl Seq2seq {
                         datt,
                         dqkv,
                         ws,
+                        drop_mask(drop, ATTN + dec_site(i, 0)),
                     )
                 },
             );
@@ -602,6 +724,9 @@ impl Seq2seq {
         }
         let te = l.r(l.tgt_embed);
         let tp = l.tgt_pos.map(|i| l.r(i));
+        if let Some(m) = drop_mask(drop, SITE_TGT_EMB) {
+            dev.dropout(dy, m);
+        }
         embedding_backward(dev, g, te, tp, dy, &a.tgt_in, t, c);
         // ---- final encoder LayerNorm, encoder blocks
         let (dy, dx) = (&mut w.enc_a, &mut w.enc_b);
@@ -622,6 +747,7 @@ impl Seq2seq {
             t: s,
             c,
             nh,
+            rope: self.rope.as_ref(),
         };
         let mask = SelfMask::KeyPad(&a.key_pad);
         for (i, blk) in l.encoder.iter().enumerate().rev() {
@@ -641,6 +767,7 @@ impl Seq2seq {
                 p,
                 g,
                 blk.ln_2,
+                drop_mask(drop, enc_site(i, 1)),
                 &subs[0].out,
                 &subs[1],
                 dy,
@@ -669,6 +796,7 @@ impl Seq2seq {
                 p,
                 g,
                 blk.ln_1,
+                drop_mask(drop, enc_site(i, 0)),
                 x0,
                 &subs[0],
                 dy,
@@ -680,16 +808,55 @@ impl Seq2seq {
                     } else {
                         x0
                     };
-                    branch::self_attn_backward(exc, g, blk, hin, attn, mask, db, di, datt, dqkv, ws)
+                    branch::self_attn_backward(
+                        exc,
+                        g,
+                        blk,
+                        hin,
+                        attn,
+                        mask,
+                        db,
+                        di,
+                        datt,
+                        dqkv,
+                        ws,
+                        drop_mask(drop, ATTN + enc_site(i, 0)),
+                    )
                 },
             );
             std::mem::swap(dy, dx);
         }
         let se = l.r(l.src_table());
         let sp = l.src_pos.map(|i| l.r(i));
+        if let Some(m) = drop_mask(drop, SITE_SRC_EMB) {
+            dev.dropout(dy, m);
+        }
         embedding_backward(dev, g, se, sp, dy, &a.src, s, c);
         Ok(())
     }
+}
+
+// Dropout sites (mask streams) of one pass: the two embeddings, then each residual branch.
+const SITE_SRC_EMB: u64 = 0;
+const SITE_TGT_EMB: u64 = 1;
+/// Added to a branch's site for its attention probabilities.
+const ATTN: u64 = 1 << 40;
+/// Encoder block `i`'s branch `k` (0 self-attention, 1 MLP).
+fn enc_site(i: usize, k: u64) -> u64 {
+    2 + 2 * i as u64 + k
+}
+/// Decoder block `i`'s branch `k` (0 self-attention, 1 cross-attention, 2 MLP).
+fn dec_site(i: usize, k: u64) -> u64 {
+    (1 << 32) + 3 * i as u64 + k
+}
+/// The mask of `site` in a pass with dropout `drop = (seed, p)` (elements of the whole batch).
+fn drop_mask(drop: Option<(u64, f32)>, site: u64) -> Option<Mask> {
+    drop.map(|(seed, p)| Mask {
+        seed,
+        stream: site,
+        p,
+        offset: 0,
+    })
 }
 
 /// The position table an embedding adds: the learned tensor `learned` or the fixed `table`

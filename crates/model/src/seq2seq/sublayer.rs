@@ -9,6 +9,7 @@
 use super::config::Norm;
 use crate::backend::cpu::Cpu;
 use crate::backend::Backend;
+use crate::backend::Mask;
 use crate::params::TensorInfo;
 use crate::params::Wb;
 
@@ -66,7 +67,8 @@ pub(crate) fn wb_mut<'a>(
     }
 }
 
-/// Forward: `branch` is scratch `[N,C]`; `f(h, branch)` writes `F(h)` into `branch`.
+/// Forward: `branch` is scratch `[N,C]`; `f(h, branch)` writes `F(h)` into `branch`, which
+/// goes through `drop` (inverted dropout, training only) before the residual add.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward(
     dev: &Cpu,
@@ -74,6 +76,7 @@ pub(crate) fn forward(
     tensors: &[TensorInfo],
     p: &[f32],
     ln: Wb,
+    drop: Option<Mask>,
     x: &[f32],
     s: &mut Sub,
     branch: &mut [f32],
@@ -84,10 +87,16 @@ pub(crate) fn forward(
         Norm::Pre => {
             dev.layernorm_forward(&mut s.ln, &mut s.mean, &mut s.rstd, x, w, b);
             f(&s.ln, branch);
+            if let Some(m) = drop {
+                dev.dropout(branch, m);
+            }
             dev.residual(&mut s.out, x, branch);
         }
         Norm::Post => {
             f(x, branch);
+            if let Some(m) = drop {
+                dev.dropout(branch, m);
+            }
             dev.residual(&mut s.sum, x, branch);
             dev.layernorm_forward(&mut s.out, &mut s.mean, &mut s.rstd, &s.sum, w, b);
         }
@@ -95,7 +104,8 @@ pub(crate) fn forward(
 }
 
 /// Backward from `dy` (the gradient of `out`) to `dx` (overwritten); `dh` is scratch `[N,C]`;
-/// `f_back(dbranch, dinput, grads)` accumulates the branch's input and parameter gradients.
+/// `f_back(dbranch, dinput, grads)` accumulates the branch's input and parameter gradients
+/// (`dbranch` through the forward's dropout mask `drop`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn backward(
     dev: &Cpu,
@@ -104,6 +114,7 @@ pub(crate) fn backward(
     p: &[f32],
     g: &mut [f32],
     ln: Wb,
+    drop: Option<Mask>,
     x: &[f32],
     s: &Sub,
     dy: &[f32],
@@ -114,9 +125,17 @@ pub(crate) fn backward(
     let (w, _) = wb(tensors, p, ln);
     match norm {
         Norm::Pre => {
-            dev.copy(dx, dy);
             dev.zero(dh);
-            f_back(dy, dh, g);
+            match drop {
+                Some(m) => {
+                    // dx holds the masked dbranch until the branch has read it
+                    dev.copy(dx, dy);
+                    dev.dropout(dx, m);
+                    f_back(dx, dh, g);
+                }
+                None => f_back(dy, dh, g),
+            }
+            dev.copy(dx, dy);
             let (dw, db) = wb_mut(tensors, g, ln);
             dev.layernorm_backward(dx, dw, db, dh, x, w, &s.mean, &s.rstd, true);
         }
@@ -124,6 +143,9 @@ pub(crate) fn backward(
             let (dw, db) = wb_mut(tensors, g, ln);
             dev.layernorm_backward(dh, dw, db, dy, &s.sum, w, &s.mean, &s.rstd, false);
             dev.copy(dx, dh);
+            if let Some(m) = drop {
+                dev.dropout(dh, m);
+            }
             f_back(dh, dx, g);
         }
     }

@@ -136,8 +136,10 @@ impl Seq2seqRun {
             weight_decay: cfg.weight_decay,
         };
         let (model, opt) = match &resumed {
-            Some((last, _)) => {
-                let model = s2s_io::load_model_dir(last)?;
+            Some((last, st)) => {
+                let mut model = s2s_io::load_model_dir(last)?;
+                model.set_dropout_seed(cfg.seed);
+                model.set_dropout_passes(st.dropout_passes);
                 let opt = s2s_io::load_optimizer(
                     &model,
                     adamw,
@@ -277,8 +279,16 @@ impl Seq2seqRun {
         self.folder.checkpoints().join(LAST)
     }
 
-    /// Mean loss (per target token) over up to `eval_iters` batches of `which`.
+    /// Mean loss (per target token) over up to `eval_iters` batches of `which`, dropout off.
     fn loss_on(&mut self, val: bool) -> Result<f32> {
+        self.model.set_training(false);
+        let loss = self.eval_loss(val);
+        self.model.set_training(true);
+        loss
+    }
+
+    /// [`Seq2seqRun::loss_on`]'s body.
+    fn eval_loss(&mut self, val: bool) -> Result<f32> {
         let batches = if val {
             &self.val_eval
         } else {

@@ -32,6 +32,9 @@ pub struct Seq2seqState {
     pub step: usize,
     /// the step whose evaluation already ran
     pub evaluated_at: Option<usize>,
+    /// dropout-mask position (forward passes so far; absent in older states: 0)
+    #[serde(default)]
+    pub dropout_passes: u64,
     /// early-stopping counters
     pub early_stopping: EarlyStopState,
     /// the pair sampler's position
@@ -93,6 +96,7 @@ impl Seq2seqRun {
             arch: "encoder-decoder".into(),
             step: self.step,
             evaluated_at: self.evaluated_at,
+            dropout_passes: self.model.dropout_passes(),
             early_stopping: (&self.early).into(),
             sampler: self.sampler.state().clone(),
             tokens_seen: self.tokens_seen,
