@@ -4,8 +4,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::Args;
+use lmforge_generate::seq2seq_ckpt::{is_seq2seq_checkpoint, Seq2SeqCheckpoint};
 use lmforge_generate::Checkpoint;
-use lmforge_serve::{Engine, HttpOptions, Limits, PoolSize};
+use lmforge_serve::{Engine, HttpOptions, Limits, PoolSize, ServedModel};
 
 /// `lmforge serve --checkpoint DIR [--host 127.0.0.1] [--port 8080]`
 #[derive(Args, Debug)]
@@ -62,19 +63,26 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
     lmforge_serve::check_auth(a.host, a.api_key.as_deref(), a.no_auth)?;
     anyhow::ensure!(a.workers != Some(0), "--workers must be at least 1");
     let dir = super::generate::resolve_default_checkpoint(&a.checkpoint);
-    lmforge_serve::check_servable(&dir)?;
     let precision = a.dtype.resolve()?;
-    let mut ckpt = Checkpoint::load(&dir)?;
-    ckpt.model.set_precision(precision);
-    let model_id = a
-        .model_name
-        .clone()
-        .unwrap_or_else(|| model_name(&ckpt.dir));
+    // An encoder–decoder checkpoint takes each prompt as its source text. (A folder that
+    // is neither fails in Checkpoint::load, with the message `generate` gives.)
+    let (dir, block, note, model): (PathBuf, usize, String, ServedModel) =
+        if is_seq2seq_checkpoint(&dir).unwrap_or(false) {
+            let c = Seq2SeqCheckpoint::load(&dir)?;
+            let block = c.model.config().src_block_size;
+            let note = "encoder-decoder: the prompt is the source; fp32".to_string();
+            (c.dir.clone(), block, note, c.into())
+        } else {
+            let mut c = Checkpoint::load(&dir)?;
+            c.model.set_precision(precision);
+            let block = c.model.config().block_size;
+            let note = precision.describe().to_string();
+            (c.dir.clone(), block, note, c.into())
+        };
+    let model_id = a.model_name.clone().unwrap_or_else(|| model_name(&dir));
     let limits = Limits {
         max_tokens: a.max_tokens,
-        max_prompt_tokens: a
-            .max_prompt_tokens
-            .unwrap_or(ckpt.model.config().block_size),
+        max_prompt_tokens: a.max_prompt_tokens.unwrap_or(block),
         max_choices: a.max_choices,
     };
     let workers = a
@@ -91,8 +99,8 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         header_timeout: std::time::Duration::from_secs(a.header_timeout),
         ..HttpOptions::default()
     };
-    let engine = Engine::new(ckpt, model_id, limits, pool);
-    lmforge_serve::serve_blocking(a.host, a.port, engine, &http, precision.describe())?;
+    let engine = Engine::new(model, model_id, limits, pool);
+    lmforge_serve::serve_blocking(a.host, a.port, engine, &http, &note)?;
     Ok(())
 }
 

@@ -296,6 +296,62 @@ mod tests {
         assert_eq!(b1.tokens, g.tokens);
     }
 
+    #[test]
+    fn streaming_decode_reports_every_token_and_stops_on_break() {
+        use crate::sampling::SamplingConfig;
+        use std::ops::ControlFlow;
+        let cfg = SamplingConfig {
+            temperature: 0.8,
+            top_k: None,
+            top_p: None,
+            seed: 7,
+        };
+        for decoding in [Decoding::Greedy, Decoding::Sample(cfg)] {
+            let mut m = Toy::new(5, 12, random(5));
+            let whole = decode(&mut m, &[], &opts(decoding, 12)).unwrap();
+            let mut seen = Vec::new();
+            let streamed = crate::seq2seq::decode_streaming(
+                &mut m,
+                &[],
+                &opts(decoding, 12),
+                &mut |id, logits| {
+                    assert_eq!(logits.len(), 5);
+                    seen.push(id);
+                    ControlFlow::Continue(())
+                },
+            )
+            .unwrap();
+            assert_eq!(streamed, whole, "{decoding:?}");
+            let mut expect = whole.tokens.clone();
+            if whole.finished {
+                expect.push(EOS);
+            }
+            assert_eq!(
+                seen, expect,
+                "{decoding:?}: the callback sees each token, <eos> too"
+            );
+            // Breaking after the first token keeps just that token.
+            let cut =
+                crate::seq2seq::decode_streaming(&mut m, &[], &opts(decoding, 12), &mut |_, _| {
+                    ControlFlow::Break(())
+                })
+                .unwrap();
+            assert!(!cut.finished);
+            assert_eq!(cut.tokens.len(), (expect[0] != EOS) as usize);
+        }
+        let beam = Decoding::Beam {
+            beams: 2,
+            length_penalty: 1.0,
+        };
+        let mut m = Toy::new(5, 12, random(5));
+        assert!(
+            crate::seq2seq::decode_streaming(&mut m, &[], &opts(beam, 12), &mut |_, _| {
+                ControlFlow::Continue(())
+            })
+            .is_err()
+        );
+    }
+
     /// Pseudo-random logits determined by the prefix (v tokens, token 2 is <eos>).
     fn random(v: usize) -> impl Fn(&[u32]) -> Vec<f32> {
         move |prefix: &[u32]| {

@@ -7,6 +7,8 @@
 //! keeps `rows = beams` fixed and tells the model which row each new row continues
 //! ([`Seq2SeqStep::reorder`]), so the model can permute its self-attention KV cache in place.
 
+use std::ops::ControlFlow;
+
 use crate::sampling::{Sampler, SamplingConfig};
 use crate::{GenerateError, Result};
 
@@ -81,17 +83,8 @@ pub fn decode<M: Seq2SeqStep + ?Sized>(
     }
     model.encode(src)?;
     match opts.decoding {
-        Decoding::Greedy => sample(
-            model,
-            opts,
-            SamplingConfig {
-                temperature: 0.0,
-                top_k: None,
-                top_p: None,
-                seed: 0,
-            },
-        ),
-        Decoding::Sample(cfg) => sample(model, opts, cfg),
+        Decoding::Greedy => sample(model, opts, GREEDY, &mut |_, _| ControlFlow::Continue(())),
+        Decoding::Sample(cfg) => sample(model, opts, cfg, &mut |_, _| ControlFlow::Continue(())),
         Decoding::Beam {
             beams,
             length_penalty,
@@ -99,11 +92,50 @@ pub fn decode<M: Seq2SeqStep + ?Sized>(
     }
 }
 
-/// Greedy (temperature 0) or sampled decoding of one row.
+/// Temperature 0: the argmax at every step.
+const GREEDY: SamplingConfig = SamplingConfig {
+    temperature: 0.0,
+    top_k: None,
+    top_p: None,
+    seed: 0,
+};
+
+/// [`decode`] for the one-row strategies (greedy, sampling), calling `on_token(id, logits)`
+/// with every chosen token (the final `<eos>` included) and its step's logits `[V]` as it is
+/// decoded, so a caller can stream text. `ControlFlow::Break` stops the decode there (the
+/// hypothesis so far comes back, `finished` false). Beam search only knows its tokens at the
+/// end, so [`Decoding::Beam`] is an error here.
+pub fn decode_streaming<M: Seq2SeqStep + ?Sized>(
+    model: &mut M,
+    src: &[u32],
+    opts: &Seq2SeqOptions,
+    on_token: &mut dyn FnMut(u32, &[f32]) -> ControlFlow<()>,
+) -> Result<Hypothesis> {
+    let cfg = match opts.decoding {
+        Decoding::Greedy => GREEDY,
+        Decoding::Sample(cfg) => cfg,
+        Decoding::Beam { .. } => {
+            return Err(GenerateError::InvalidOption(
+                "beam search cannot stream tokens as they are decoded; use greedy or sampling"
+                    .into(),
+            ))
+        }
+    };
+    if opts.max_new_tokens == 0 {
+        return Err(GenerateError::InvalidOption(
+            "--max-new-tokens must be at least 1".into(),
+        ));
+    }
+    model.encode(src)?;
+    sample(model, opts, cfg, on_token)
+}
+
+/// Greedy (temperature 0) or sampled decoding of one row; `on_token` sees each choice.
 fn sample<M: Seq2SeqStep + ?Sized>(
     model: &mut M,
     opts: &Seq2SeqOptions,
     cfg: SamplingConfig,
+    on_token: &mut dyn FnMut(u32, &[f32]) -> ControlFlow<()>,
 ) -> Result<Hypothesis> {
     let mut sampler = Sampler::new(cfg)?;
     let steps = opts.max_new_tokens.min(model.max_steps());
@@ -118,6 +150,12 @@ fn sample<M: Seq2SeqStep + ?Sized>(
         let logits = model.step(&[last])?;
         let next = sampler.sample(logits);
         hyp.log_prob += log_softmax_at(logits, next as usize);
+        if on_token(next, logits).is_break() {
+            if next != opts.eos {
+                hyp.tokens.push(next);
+            }
+            break;
+        }
         if next == opts.eos {
             hyp.finished = true;
             break;

@@ -99,6 +99,18 @@ impl Seq2SeqCheckpoint {
         decode(&mut step, src, opts)
     }
 
+    /// [`Self::decode_ids`] for greedy or sampling, calling `on_token(id, logits)` as each
+    /// token is decoded (see [`crate::seq2seq::decode_streaming`]).
+    pub fn decode_ids_streaming(
+        &self,
+        src: &[u32],
+        opts: &Seq2SeqOptions,
+        on_token: &mut dyn FnMut(u32, &[f32]) -> std::ops::ControlFlow<()>,
+    ) -> Result<Hypothesis> {
+        let mut step = ModelStep::new(&self.model);
+        crate::seq2seq::decode_streaming(&mut step, src, opts, on_token)
+    }
+
     /// `opts` with this checkpoint's `<bos>`/`<eos>`.
     pub fn options(
         &self,

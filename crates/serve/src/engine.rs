@@ -8,11 +8,19 @@
 //! `Retry-After`. A generation sends its text over a bounded channel; when the client goes
 //! away the receiver is dropped, the next send fails and the worker stops after that token,
 //! so a disconnect frees its slot at once.
+//!
+//! An encoder–decoder checkpoint ([`ServedModel::EncoderDecoder`]) takes each prompt as the
+//! source text: the worker encodes it once and decodes the target with
+//! [`Seq2SeqCheckpoint::decode_ids_streaming`] (greedy at temperature 0, else sampling),
+//! streaming the target text through the same [`TextStream`] (stop strings) as GPT.
 
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use lmforge_generate::seq2seq::Decoding;
+use lmforge_generate::seq2seq_ckpt::Seq2SeqCheckpoint;
+use lmforge_generate::stream::TextStream;
 use lmforge_generate::{
     generate::encode_prompt, generate_steps, Checkpoint, GenerateOptions, SamplingConfig,
     StopReason,
@@ -31,9 +39,40 @@ pub struct PoolSize {
     pub queue: usize,
 }
 
+/// The kinds of checkpoint the server serves.
+pub enum ServedModel {
+    /// A decoder-only GPT: the prompt is continued. (Both kinds are boxed: the structs
+    /// are about 1–2 KB and differ in size.)
+    Gpt(Box<Checkpoint>),
+    /// An encoder–decoder: the prompt is the source, the completion its target.
+    EncoderDecoder(Box<Seq2SeqCheckpoint>),
+}
+
+impl From<Checkpoint> for ServedModel {
+    fn from(c: Checkpoint) -> Self {
+        ServedModel::Gpt(Box::new(c))
+    }
+}
+
+impl From<Seq2SeqCheckpoint> for ServedModel {
+    fn from(c: Seq2SeqCheckpoint) -> Self {
+        ServedModel::EncoderDecoder(Box::new(c))
+    }
+}
+
+impl ServedModel {
+    /// `gpt` or `encoder-decoder` (what `/v1/models` reports as `arch`).
+    pub fn arch(&self) -> &'static str {
+        match self {
+            ServedModel::Gpt(_) => "gpt",
+            ServedModel::EncoderDecoder(_) => "encoder-decoder",
+        }
+    }
+}
+
 /// The served checkpoint and its scheduler.
 pub struct Engine {
-    ckpt: Checkpoint,
+    model: ServedModel,
     /// The name `/v1/models` lists and responses carry.
     pub model_id: String,
     /// What one request may ask for.
@@ -93,9 +132,14 @@ pub enum Event {
 
 impl Engine {
     /// An engine serving `ckpt` under `model_id`.
-    pub fn new(ckpt: Checkpoint, model_id: String, limits: Limits, pool: PoolSize) -> Arc<Self> {
+    pub fn new(
+        model: impl Into<ServedModel>,
+        model_id: String,
+        limits: Limits,
+        pool: PoolSize,
+    ) -> Arc<Self> {
         Arc::new(Engine {
-            ckpt,
+            model: model.into(),
             model_id,
             limits,
             slots: Arc::new(Semaphore::new(pool.workers.max(1))),
@@ -104,9 +148,9 @@ impl Engine {
         })
     }
 
-    /// The loaded checkpoint (model config, tokenizer).
-    pub fn checkpoint(&self) -> &Checkpoint {
-        &self.ckpt
+    /// The loaded checkpoint (model config, tokenizers).
+    pub fn model(&self) -> &ServedModel {
+        &self.model
     }
 
     /// Workers and queue length.
@@ -119,15 +163,28 @@ impl Engine {
         self.admitted.load(Ordering::SeqCst)
     }
 
-    /// Checks each prompt encodes within the limits; returns their token counts.
+    /// Checks each prompt encodes within the limits (and that the model can answer what
+    /// `req` asks: encoder–decoder checkpoints give no `logprobs`); returns the prompts'
+    /// token counts.
     pub fn check_prompts(&self, req: &CompletionRequest) -> Result<Vec<usize>, ApiError> {
-        let tok = &self.ckpt.tokenizer;
+        if matches!(self.model, ServedModel::EncoderDecoder(_)) && req.logprobs > 0 {
+            return Err(ApiError::invalid(
+                Some("logprobs"),
+                "unsupported_value",
+                "logprobs is not available for an encoder-decoder model; leave it out",
+            ));
+        }
         req.prompts
             .iter()
             .map(|p| {
-                // usize::MAX: measure the full length here; the limit decides.
-                let (ids, _) = encode_prompt(tok, p, usize::MAX)
-                    .map_err(|e| ApiError::invalid(Some("prompt"), "invalid_prompt", e.to_string()))?;
+                let bad = |e: lmforge_generate::GenerateError| {
+                    ApiError::invalid(Some("prompt"), "invalid_prompt", e.to_string())
+                };
+                let ids = match &self.model {
+                    // usize::MAX: measure the full length here; the limit decides.
+                    ServedModel::Gpt(c) => encode_prompt(&c.tokenizer, p, usize::MAX).map_err(bad)?.0,
+                    ServedModel::EncoderDecoder(s) => source_ids(s, p).map_err(bad)?,
+                };
                 if ids.len() > self.limits.max_prompt_tokens {
                     return Err(ApiError::invalid(
                         Some("prompt"),
@@ -192,7 +249,6 @@ impl Engine {
         tx: &mpsc::Sender<Result<Event, ApiError>>,
     ) -> Result<(), ApiError> {
         let seed = req.seed.unwrap_or_else(fresh_seed);
-        let tok = &self.ckpt.tokenizer;
         for (p, prompt) in req.prompts.iter().enumerate() {
             for j in 0..req.n {
                 let choice = p * req.n + j;
@@ -206,86 +262,194 @@ impl Engine {
                         return Ok(());
                     }
                 }
-                let opts = GenerateOptions {
-                    max_new_tokens: req.max_tokens,
-                    sampling: SamplingConfig {
-                        temperature: req.temperature,
-                        top_k: req.top_k,
-                        top_p: req.top_p,
-                        seed: seed.wrapping_add(j as u64),
-                    },
-                    stop: req.stop.clone(),
-                    exact_context: false,
-                    ignore_eos: false,
-                };
-                let mut pending = Vec::new();
-                let mut gone = false;
-                let out = generate_steps(
-                    &self.ckpt.model,
-                    tok,
-                    prompt,
-                    &opts,
-                    req.logprobs,
-                    &mut |step| {
-                        if req.logprobs > 0 && !step.top.is_empty() {
-                            pending.push(TokenLogprob {
-                                token: token_text(tok, step.id),
-                                logprob: step.logprob,
-                                top: step
-                                    .top
-                                    .iter()
-                                    .map(|&(id, lp)| (token_text(tok, id), lp))
-                                    .collect(),
-                            });
-                        }
-                        if step.text.is_empty() {
-                            return ControlFlow::Continue(());
-                        }
-                        let ev = Event::Text {
-                            choice,
-                            text: step.text.to_string(),
-                            logprobs: std::mem::take(&mut pending),
-                        };
-                        match tx.blocking_send(Ok(ev)) {
-                            Ok(()) => ControlFlow::Continue(()),
-                            Err(_) => {
-                                gone = true;
-                                ControlFlow::Break(())
-                            }
-                        }
-                    },
-                )
-                .map_err(|e| ApiError::internal(format!("generation failed: {e}")))?;
-                if gone || out.stop_reason == StopReason::Cancelled {
-                    return Ok(());
-                }
-                if !pending.is_empty() {
-                    let ev = Event::Text {
-                        choice,
-                        text: String::new(),
-                        logprobs: pending,
-                    };
-                    if tx.blocking_send(Ok(ev)).is_err() {
-                        return Ok(());
+                let seed = seed.wrapping_add(j as u64);
+                let more = match &self.model {
+                    ServedModel::Gpt(c) => self.gpt_choice(c, req, prompt, choice, seed, tx)?,
+                    ServedModel::EncoderDecoder(c) => {
+                        seq2seq_choice(c, req, prompt, choice, seed, tx)?
                     }
-                }
-                let finish = Event::Finish {
-                    choice,
-                    reason: if out.stop_reason == StopReason::MaxTokens {
-                        "length"
-                    } else {
-                        "stop"
-                    },
-                    prompt_tokens: out.prompt_tokens,
-                    completion_tokens: out.ids.len(),
                 };
-                if tx.blocking_send(Ok(finish)).is_err() {
+                if !more {
                     return Ok(());
                 }
             }
         }
         Ok(())
     }
+
+    /// One GPT choice: continues `prompt`, sending its text; false when the client left.
+    fn gpt_choice(
+        &self,
+        c: &Checkpoint,
+        req: &CompletionRequest,
+        prompt: &str,
+        choice: usize,
+        seed: u64,
+        tx: &mpsc::Sender<Result<Event, ApiError>>,
+    ) -> Result<bool, ApiError> {
+        let tok = &c.tokenizer;
+        let opts = GenerateOptions {
+            max_new_tokens: req.max_tokens,
+            sampling: SamplingConfig {
+                temperature: req.temperature,
+                top_k: req.top_k,
+                top_p: req.top_p,
+                seed,
+            },
+            stop: req.stop.clone(),
+            exact_context: false,
+            ignore_eos: false,
+        };
+        let mut pending = Vec::new();
+        let mut gone = false;
+        let out = generate_steps(&c.model, tok, prompt, &opts, req.logprobs, &mut |step| {
+            if req.logprobs > 0 && !step.top.is_empty() {
+                pending.push(TokenLogprob {
+                    token: token_text(tok, step.id),
+                    logprob: step.logprob,
+                    top: step
+                        .top
+                        .iter()
+                        .map(|&(id, lp)| (token_text(tok, id), lp))
+                        .collect(),
+                });
+            }
+            if step.text.is_empty() {
+                return ControlFlow::Continue(());
+            }
+            let ev = Event::Text {
+                choice,
+                text: step.text.to_string(),
+                logprobs: std::mem::take(&mut pending),
+            };
+            match tx.blocking_send(Ok(ev)) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(_) => {
+                    gone = true;
+                    ControlFlow::Break(())
+                }
+            }
+        })
+        .map_err(|e| ApiError::internal(format!("generation failed: {e}")))?;
+        if gone || out.stop_reason == StopReason::Cancelled {
+            return Ok(false);
+        }
+        if !pending.is_empty() {
+            let ev = Event::Text {
+                choice,
+                text: String::new(),
+                logprobs: pending,
+            };
+            if tx.blocking_send(Ok(ev)).is_err() {
+                return Ok(false);
+            }
+        }
+        let finish = Event::Finish {
+            choice,
+            reason: if out.stop_reason == StopReason::MaxTokens {
+                "length"
+            } else {
+                "stop"
+            },
+            prompt_tokens: out.prompt_tokens,
+            completion_tokens: out.ids.len(),
+        };
+        if tx.blocking_send(Ok(finish)).is_err() {
+            return Ok(false);
+        }
+        Ok(true)
+    }
+}
+
+/// Source ids of `prompt` for an encoder–decoder model (cut to `src_block_size`).
+fn source_ids(
+    c: &Seq2SeqCheckpoint,
+    prompt: &str,
+) -> Result<Vec<u32>, lmforge_generate::GenerateError> {
+    Ok(c.encode_source(prompt)?.0)
+}
+
+/// One encoder–decoder choice: translates `prompt` (the source), streaming the target
+/// text as tokens are decoded; false when the client left.
+fn seq2seq_choice(
+    c: &Seq2SeqCheckpoint,
+    req: &CompletionRequest,
+    prompt: &str,
+    choice: usize,
+    seed: u64,
+    tx: &mpsc::Sender<Result<Event, ApiError>>,
+) -> Result<bool, ApiError> {
+    let failed =
+        |e: lmforge_generate::GenerateError| ApiError::internal(format!("generation failed: {e}"));
+    let src = source_ids(c, prompt)
+        .map_err(|e| ApiError::invalid(Some("prompt"), "invalid_prompt", e.to_string()))?;
+    let decoding = if req.temperature == 0.0 {
+        Decoding::Greedy
+    } else {
+        Decoding::Sample(SamplingConfig {
+            temperature: req.temperature,
+            top_k: req.top_k,
+            top_p: req.top_p,
+            seed,
+        })
+    };
+    // decode clamps to tgt_block_size (the decoder's positions), `<eos>` included.
+    let opts = c.options(decoding, req.max_tokens);
+    let specials = c.pairs.tgt.specials;
+    let mut text = TextStream::new(&c.tgt_tokenizer, req.stop.clone());
+    let send = |t: String| {
+        let ev = Event::Text {
+            choice,
+            text: t,
+            logprobs: Vec::new(),
+        };
+        tx.blocking_send(Ok(ev)).is_ok()
+    };
+    let (mut gone, mut error) = (false, None);
+    let hyp = c
+        .decode_ids_streaming(&src, &opts, &mut |id, _logits| {
+            if specials.is_special(id) {
+                return ControlFlow::Continue(()); // <eos> ends the decode by itself
+            }
+            let chunk = match text.push(id) {
+                Ok(t) => t,
+                Err(e) => {
+                    error = Some(e);
+                    return ControlFlow::Break(());
+                }
+            };
+            if !chunk.is_empty() && !send(chunk) {
+                gone = true;
+                return ControlFlow::Break(());
+            }
+            if text.stopped {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .map_err(failed)?;
+    if gone {
+        return Ok(false);
+    }
+    if let Some(e) = error {
+        return Err(failed(e));
+    }
+    let rest = text.finish().map_err(failed)?;
+    if !rest.is_empty() && !send(rest) {
+        return Ok(false);
+    }
+    let finish = Event::Finish {
+        choice,
+        reason: if hyp.finished || text.stopped {
+            "stop"
+        } else {
+            "length"
+        },
+        prompt_tokens: src.len(),
+        completion_tokens: hyp.tokens.len(),
+    };
+    Ok(tx.blocking_send(Ok(finish)).is_ok())
 }
 
 /// A token's text for log-probability lists (bytes of a partial character become U+FFFD).

@@ -2,7 +2,8 @@
 //! playground.
 //!
 //! - [`request`]: `POST /v1/completions` bodies, checked field by field.
-//! - [`engine`]: the shared model and the bounded worker pool (queue limit → 503).
+//! - [`engine`]: the shared model (GPT, or encoder–decoder taking the prompt as its source)
+//!   and the bounded worker pool (queue limit → 503).
 //! - [`response`]: OpenAI's `text_completion` objects and stream chunks.
 //! - [`server`]: routes, API-key check, body limit, timeouts; the playground page.
 //! - [`error`]: OpenAI's error JSON.
@@ -18,9 +19,8 @@ pub mod response;
 pub mod server;
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 
-pub use engine::{Engine, PoolSize};
+pub use engine::{Engine, PoolSize, ServedModel};
 pub use request::Limits;
 pub use server::{router, HttpOptions};
 
@@ -48,9 +48,6 @@ pub enum ServeError {
     /// a non-loopback address without an authentication decision
     #[error("--host {0} is reachable from other machines: pass --api-key KEY (clients then send `Authorization: Bearer KEY`) or --no-auth to serve without a key")]
     NeedsAuth(IpAddr),
-    /// a checkpoint of a kind the server cannot serve yet
-    #[error("{0}")]
-    Unservable(String),
     /// other I/O
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -63,37 +60,6 @@ pub fn check_auth(host: IpAddr, api_key: Option<&str>, no_auth: bool) -> Result<
     } else {
         Err(ServeError::NeedsAuth(host))
     }
-}
-
-/// Refuses checkpoints this server cannot serve before loading them. Encoder–decoder
-/// (seq2seq) checkpoints are the seam: once lmforge writes them, they are served by
-/// taking the request's prompt as the source text; until then they are refused here.
-pub fn check_servable(dir: &Path) -> Result<(), ServeError> {
-    let dir = lmforge_checkpoint::resolve_checkpoint_dir(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let Ok(text) = std::fs::read_to_string(dir.join("config.json")) else {
-        return Ok(()); // Checkpoint::load says what is missing
-    };
-    let Ok(cfg) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return Ok(());
-    };
-    let named = |k: &str| {
-        cfg.get(k)
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_ascii_lowercase()
-    };
-    let seq2seq = ["arch", "architecture", "model_type", "kind"]
-        .iter()
-        .any(|k| ["seq2seq", "encoder-decoder", "encoder_decoder"].contains(&named(k).as_str()))
-        || cfg.get("n_encoder_layer").is_some()
-        || cfg.get("encoder").is_some();
-    if seq2seq {
-        return Err(ServeError::Unservable(format!(
-            "--checkpoint {}: an encoder–decoder checkpoint; `lmforge serve` serves decoder-only GPT checkpoints for now (use `lmforge generate` with it)",
-            dir.display()
-        )));
-    }
-    Ok(())
 }
 
 /// Binds `host:port`, saying which port is in use when it is.

@@ -21,7 +21,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::mpsc;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
-use crate::engine::{Engine, Event};
+use crate::engine::{Engine, Event, ServedModel};
 use crate::error::ApiError;
 use crate::request::CompletionRequest;
 use crate::response::{
@@ -123,17 +123,34 @@ async fn health(State(s): State<AppState>) -> Json<Value> {
 /// playground shows.
 async fn models(State(s): State<AppState>) -> Json<Value> {
     let e = &s.engine;
-    let ckpt = e.checkpoint();
-    let tok = &ckpt.tokenizer;
+    let (checkpoint, config, tokenizer) = match e.model() {
+        ServedModel::Gpt(c) => {
+            let tok = &c.tokenizer;
+            (
+                &c.dir,
+                json!(c.model.config()),
+                json!({"kind": tok.kind(), "vocab_size": tok.vocab_size(), "eos_id": tok.eos_id()}),
+            )
+        }
+        ServedModel::EncoderDecoder(c) => {
+            let side = |t: &lmforge_tokenizer::Tokenizer| json!({"kind": t.kind(), "vocab_size": t.vocab_size()});
+            (
+                &c.dir,
+                json!(c.model.config()),
+                json!({"source": side(&c.src_tokenizer), "target": side(&c.tgt_tokenizer), "eos_id": c.pairs.tgt.specials.eos}),
+            )
+        }
+    };
     Json(json!({"object": "list", "data": [{
         "id": e.model_id,
         "object": "model",
         "created": 0,
         "owned_by": "lmforge",
         "lmforge": {
-            "checkpoint": ckpt.dir.display().to_string(),
-            "config": ckpt.model.config(),
-            "tokenizer": {"kind": tok.kind(), "vocab_size": tok.vocab_size(), "eos_id": tok.eos_id()},
+            "arch": e.model().arch(),
+            "checkpoint": checkpoint.display().to_string(),
+            "config": config,
+            "tokenizer": tokenizer,
             "limits": {"max_tokens": e.limits.max_tokens, "max_prompt_tokens": e.limits.max_prompt_tokens, "max_choices": e.limits.max_choices},
             "workers": e.pool().workers,
             "queue": e.pool().queue,
