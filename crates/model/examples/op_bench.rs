@@ -2,7 +2,7 @@
 //! `cargo run --release -p lmforge-model --example op_bench -- bench-s [threads]`
 use lmforge_model::ops::attention::{self, Dims};
 use lmforge_model::ops::{gelu, layernorm};
-use lmforge_model::{Activation, ModelConfig};
+use lmforge_model::{Activation, DtypeArg, ModelConfig, Precision};
 use std::time::Instant;
 
 fn time(label: &str, reps: usize, mut f: impl FnMut()) {
@@ -40,6 +40,12 @@ fn main() {
     let mut dqkv = vec![0.0; n * 3 * c];
     let mut scratch = vec![0.0; threads * attention::scratch_per_worker(t)];
     let dout = out.clone();
+    // attention's products in DTYPE (fp32 unless DTYPE=bf16|auto|…)
+    let dtype: DtypeArg = std::env::var("DTYPE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(DtypeArg::Fp32);
+    let prec = Precision::resolve(dtype).unwrap_or(Precision::Fp32);
     let reps: usize = std::env::var("REPS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -48,12 +54,22 @@ fn main() {
         || {
             time("attention fwd ×L", reps, || {
                 for _ in 0..l {
-                    attention::forward(&mut out, &mut lse, &qkv, &mut scratch, d, None)
+                    attention::forward(&mut out, &mut lse, &qkv, &mut scratch, d, None, prec)
                 }
             });
             time("attention bwd ×L", reps, || {
                 for _ in 0..l {
-                    attention::backward(&mut dqkv, &dout, &out, &lse, &qkv, &mut scratch, d, None)
+                    attention::backward(
+                        &mut dqkv,
+                        &dout,
+                        &out,
+                        &lse,
+                        &qkv,
+                        &mut scratch,
+                        d,
+                        None,
+                        prec,
+                    )
                 }
             });
             let h = cfg.hidden();

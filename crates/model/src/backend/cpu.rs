@@ -270,7 +270,7 @@ impl Backend for Cpu {
         d: Dims,
         drop: Option<Mask>,
     ) {
-        ops::attention::forward(out, lse, qkv, work, d, drop);
+        ops::attention::forward(out, lse, qkv, work, d, drop, self.precision);
     }
     fn attention_backward(
         &self,
@@ -283,7 +283,7 @@ impl Backend for Cpu {
         d: Dims,
         drop: Option<Mask>,
     ) {
-        ops::attention::backward(dqkv, dout, out, lse, qkv, work, d, drop);
+        ops::attention::backward(dqkv, dout, out, lse, qkv, work, d, drop, self.precision);
     }
     fn attention_decode(
         &self,
@@ -296,7 +296,7 @@ impl Backend for Cpu {
         past: usize,
         d: Dims,
     ) {
-        ops::attention::decode(out, lse, qkv, k, v, work, past, d);
+        ops::attention::decode(out, lse, qkv, k, v, work, past, d, self.precision);
     }
 
     fn cross_attention_workspace(&self, d: CrossDims, workers: usize) -> usize {

@@ -14,9 +14,10 @@
 //!
 //! Dropout on the probabilities uses [`Mask`] with element index `((b·H+h)·T+i)·T+j`.
 
+use crate::dtype::Precision;
 use crate::ops::dropout::Mask;
 use crate::ops::math::{dot, exp, max};
-use crate::ops::matmul::{matmul, Mat, MatMut, Par};
+use crate::ops::matmul::{matmul, matmul_bf16, Mat, MatMut, Par};
 use crate::ops::sendptr::SendPtr;
 use rayon::prelude::*;
 
@@ -143,12 +144,17 @@ unsafe fn head_rows_mut<'a>(
     unsafe { MatMut::from_raw(ptr.add(r0 * stride), rows, hs, stride) }
 }
 
-/// `C (+)= A·B` for one block on the calling thread.
-fn product(c: MatMut<'_>, a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
-    matmul(c, a, b, accumulate, Par::Single)
+/// `C (+)= A·B` for one block on the calling thread, in `prec`: under bf16 mixed precision
+/// the operands (Q, K, V, P, dO, dS) are rounded to bf16 with f32 accumulation, as torch
+/// autocast runs attention's products; softmax and its statistics stay f32.
+fn product(prec: Precision, c: MatMut<'_>, a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
+    match prec {
+        Precision::Fp32 => matmul(c, a, b, accumulate, Par::Single),
+        Precision::Bf16(kern) => matmul_bf16(kern, c, a, b, accumulate, Par::Single),
+    }
 }
 
-/// Forward: fills `out` and `lse`.
+/// Forward: fills `out` and `lse`; the block products in `prec`.
 pub fn forward(
     out: &mut [f32],
     lse: &mut [f32],
@@ -156,6 +162,7 @@ pub fn forward(
     scratch: &mut [f32],
     d: Dims,
     drop: Option<Mask>,
+    prec: Precision,
 ) {
     let (t, c, nh, hs) = (d.t, d.c, d.nh, d.hs());
     assert!(qkv.len() >= d.b * t * 3 * c && out.len() >= d.b * t * c && lse.len() >= d.b * nh * t);
@@ -177,7 +184,7 @@ pub fn forward(
                 // S = Q·Kᵀ  [m, nk]
                 let qi = head_rows(q, i0, m, hs, 3 * c);
                 let k_t = head_rows(k, 0, nk, hs, 3 * c).t();
-                product(MatMut::row_major(sb, m, nk), qi, k_t, false);
+                product(prec, MatMut::row_major(sb, m, nk), qi, k_t, false);
                 let mut inv = [0.0f32; QBLOCK];
                 for r in 0..m {
                     let i = i0 + r;
@@ -194,7 +201,7 @@ pub fn forward(
                 }
                 // O = E·V  [m, hs], then the rows × 1/Σ (E was left unnormalised)
                 let (e, v_rows) = (Mat::row_major(sb, m, nk), head_rows(v, 0, nk, hs, 3 * c));
-                product(head_rows_mut(o, i0, m, hs, c), e, v_rows, false);
+                product(prec, head_rows_mut(o, i0, m, hs, c), e, v_rows, false);
                 for (r, &f) in inv[..m].iter().enumerate() {
                     let row = std::slice::from_raw_parts_mut(o.add((i0 + r) * c), hs);
                     row.iter_mut().for_each(|x| *x *= f);
@@ -215,6 +222,7 @@ pub fn backward(
     scratch: &mut [f32],
     d: Dims,
     drop: Option<Mask>,
+    prec: Precision,
 ) {
     let (t, c, nh, hs) = (d.t, d.c, d.nh, d.hs());
     let n = d.b * t;
@@ -254,7 +262,7 @@ pub fn backward(
                     head_rows(v, 0, nk, hs, 3 * c),
                 );
                 // P = exp(Q·Kᵀ·scale − lse)
-                product(MatMut::row_major(p, m, nk), qi, k_rows.t(), false);
+                product(prec, MatMut::row_major(p, m, nk), qi, k_rows.t(), false);
                 for r in 0..m {
                     let i = i0 + r;
                     probs_row(
@@ -280,9 +288,21 @@ pub fn backward(
                     None => p,
                 };
                 let pd_t = Mat::row_major(pd, m, nk).t();
-                product(head_rows_mut(dv, 0, nk, hs, 3 * c), pd_t, do_blk, true);
+                product(
+                    prec,
+                    head_rows_mut(dv, 0, nk, hs, 3 * c),
+                    pd_t,
+                    do_blk,
+                    true,
+                );
                 // dP = dO·Vᵀ
-                product(MatMut::row_major(ds, m, nk), do_blk, v_rows.t(), false);
+                product(
+                    prec,
+                    MatMut::row_major(ds, m, nk),
+                    do_blk,
+                    v_rows.t(),
+                    false,
+                );
                 for r in 0..m {
                     let i = i0 + r;
                     let row = (bi * t + i) * c + h * hs;
@@ -298,8 +318,20 @@ pub fn backward(
                 }
                 // dQ = dS·K ; dK += dSᵀ·Q
                 let ds_rows = Mat::row_major(ds, m, nk);
-                product(head_rows_mut(dq, i0, m, hs, 3 * c), ds_rows, k_rows, false);
-                product(head_rows_mut(dk, 0, nk, hs, 3 * c), ds_rows.t(), qi, true);
+                product(
+                    prec,
+                    head_rows_mut(dq, i0, m, hs, 3 * c),
+                    ds_rows,
+                    k_rows,
+                    false,
+                );
+                product(
+                    prec,
+                    head_rows_mut(dk, 0, nk, hs, 3 * c),
+                    ds_rows.t(),
+                    qi,
+                    true,
+                );
             }
         }
     });
@@ -321,6 +353,7 @@ pub fn decode(
     scratch: &mut [f32],
     past: usize,
     d: Dims,
+    prec: Precision,
 ) {
     let (m, c, nh, hs) = (d.t, d.c, d.nh, d.hs());
     debug_assert_eq!(d.b, 1);
@@ -330,7 +363,7 @@ pub fn decode(
         v[slot..slot + c].copy_from_slice(&row[2 * c..]);
     }
     if past == 0 && m > 1 {
-        forward(out, lse, qkv, scratch, d, None);
+        forward(out, lse, qkv, scratch, d, None, prec);
         return;
     }
     let scale = 1.0 / (hs as f32).sqrt();
@@ -406,7 +439,7 @@ mod tests {
         let mut out = vec![0.0; d.b * d.t * d.c];
         let mut lse = vec![0.0; d.b * d.nh * d.t];
         let mut s = vec![0.0; workers * scratch_per_worker(d.t)];
-        forward(&mut out, &mut lse, qkv, &mut s, d, drop);
+        forward(&mut out, &mut lse, qkv, &mut s, d, drop, Precision::Fp32);
         (out, lse)
     }
 
@@ -448,7 +481,17 @@ mod tests {
             let g = randn(n * d.c, 2, 1.0);
             let mut dqkv = vec![7.0; n * 3 * d.c];
             let mut s = vec![0.0; 2 * scratch_per_worker(d.t)];
-            backward(&mut dqkv, &g, &out, &lse, &qkv, &mut s, d, drop);
+            backward(
+                &mut dqkv,
+                &g,
+                &out,
+                &lse,
+                &qkv,
+                &mut s,
+                d,
+                drop,
+                Precision::Fp32,
+            );
             check_grad(
                 "qkv",
                 &qkv,

@@ -1,19 +1,26 @@
-//! [`SendPtr`]: a raw `f32` pointer that rayon tasks may share, for ops whose tasks write
+//! [`SendPtr`]: a raw pointer (`f32` by default) that rayon tasks may share, for ops whose tasks write
 //! disjoint regions of one buffer (attention heads, embedding columns, optimizer chunks).
 
 /// A raw pointer that may cross threads; users guarantee disjoint access.
-#[derive(Clone, Copy)]
-pub struct SendPtr(pub *mut f32);
+pub struct SendPtr<T = f32>(pub *mut T);
 
-impl SendPtr {
+impl<T> Clone for SendPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
     /// The pointer (a method, so closures capture the whole `Send` wrapper).
     #[inline]
-    pub fn get(self) -> *mut f32 {
+    pub fn get(self) -> *mut T {
         self.0
     }
 }
 
 // SAFETY: only used to hand disjoint regions of one buffer to rayon tasks.
-unsafe impl Send for SendPtr {}
+unsafe impl<T> Send for SendPtr<T> {}
 // SAFETY: as above.
-unsafe impl Sync for SendPtr {}
+unsafe impl<T> Sync for SendPtr<T> {}

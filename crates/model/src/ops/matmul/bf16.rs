@@ -76,13 +76,16 @@ const CAST_CHUNK: usize = 1 << 16;
 /// Products smaller than this (`m·n·k`) stay on the calling thread.
 const MIN_PARALLEL_VOLUME: usize = 32 * 32 * 32;
 
-/// Per-thread scratch: the cast operands and the `gemmkit` packing workspace.
+/// Per-thread scratch: the cast operands, gathered copies of views with gaps, and the
+/// `gemmkit` packing workspace.
 #[derive(Default)]
 struct Scratch {
     a: Vec<bf16>,
     b: Vec<bf16>,
     fa: Vec<f32>,
     fb: Vec<f32>,
+    ga: Vec<f32>,
+    gb: Vec<f32>,
     ws: gemmkit::Workspace,
     amx: super::amx::Packs,
 }
@@ -158,9 +161,8 @@ fn emulated(
     accumulate: bool,
     threads: usize,
 ) {
-    let (mut ga, mut gb) = (Vec::new(), Vec::new());
-    let (da, rsa, csa) = contiguous(a, &mut ga);
-    let (db, rsb, csb) = contiguous(b, &mut gb);
+    let (da, rsa, csa) = contiguous(a, &mut s.ga);
+    let (db, rsb, csb) = contiguous(b, &mut s.gb);
     cast_into(&mut s.fa, da, threads, round_bf16);
     cast_into(&mut s.fb, db, threads, round_bf16);
     let a = Mat::new(&s.fa, a.rows(), a.cols(), rsa, csa);
@@ -184,9 +186,8 @@ fn native(
     threads: usize,
 ) {
     let (m, k, n) = (a.rows(), a.cols(), b.cols());
-    let (mut ga, mut gb) = (Vec::new(), Vec::new());
-    let (da, rsa, csa) = contiguous(a, &mut ga);
-    let (db, rsb, csb) = contiguous(b, &mut gb);
+    let (da, rsa, csa) = contiguous(a, &mut s.ga);
+    let (db, rsb, csb) = contiguous(b, &mut s.gb);
     let to_bf16 = |x| bf16::from_bits(bf16_bits(x));
     cast_into(&mut s.a, da, threads, to_bf16);
     cast_into(&mut s.b, db, threads, to_bf16);

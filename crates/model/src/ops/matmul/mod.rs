@@ -18,6 +18,7 @@
 //! are bitwise reproducible for a fixed thread count.
 
 mod amx;
+mod amx_pack;
 mod bf16;
 mod gemm;
 mod gemm_split;
