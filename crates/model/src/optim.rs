@@ -80,6 +80,7 @@ impl<B: Backend> AdamW<B> {
     /// One `optimizer.step()` with learning rate `lr` using the model's current gradients.
     pub fn step(&mut self, model: &mut Gpt<B>, lr: f32) -> Result<()> {
         let dev = &model.dev;
+        dev.weights_changed();
         self.step_flat(dev, &mut model.params, &model.grads, lr)
     }
 

@@ -140,3 +140,44 @@ fn a_model_switches_precision_between_steps_on_the_same_f32_weights() {
         "back in fp32: the same loss"
     );
 }
+
+/// Weights prepared once per parameter update (the default) give the same bits as preparing
+/// them at every use: across optimizer steps, batch shards, classifier chunks, gradient
+/// accumulation and a direct parameter write between steps (which must not leave a stale
+/// preparation behind).
+#[test]
+fn kept_weight_preparations_equal_preparing_per_use() {
+    for cfg in [config(true), switched()] {
+        for k in kernels() {
+            let run = |keep: bool| {
+                let mut m = Gpt::new(cfg.clone(), 5).unwrap();
+                m.set_precision(Precision::Bf16(k));
+                m.keep_prepared_weights(keep);
+                m.set_batch_shards(2);
+                m.set_classifier_chunk(5);
+                let mut opt = AdamW::new(&m, AdamWConfig::default());
+                let (b, t) = (4, cfg.block_size);
+                let (idx, tg) = batch(b, t, cfg.vocab_size);
+                let mut losses = Vec::new();
+                for step in 0..3 {
+                    m.zero_grad();
+                    for micro in 0..2 {
+                        let n = b * t / 2;
+                        let (i, g) = (&idx[micro * n..][..n], &tg[micro * n..][..n]);
+                        losses.push(m.forward(i, Some(g), b / 2, t).unwrap().unwrap());
+                        m.backward().unwrap();
+                    }
+                    opt.step(&mut m, 1e-2).unwrap();
+                    if step == 1 {
+                        m.params_mut().iter_mut().for_each(|p| *p *= 0.5);
+                    }
+                }
+                (losses, m.params().to_vec())
+            };
+            let (kept, per_use) = (run(true), run(false));
+            assert_eq!(kept.0, per_use.0, "{k:?}: losses");
+            assert!(kept.1 == per_use.1, "{k:?}: parameters differ");
+            assert_ne!(kept.0[0], kept.0[5], "{k:?}: training changed nothing?");
+        }
+    }
+}

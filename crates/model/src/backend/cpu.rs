@@ -6,10 +6,12 @@
 //! ([`Backend::on_this_thread`]) every product stays on the calling thread, so a small model
 //! runs one whole pass per thread instead of forking and joining at every op.
 
+use super::weight_cache::WeightCache;
 use super::{AdamWStep, Backend, CrossDims, Dims, Mask, Segment};
 use crate::config::Activation;
 use crate::dtype::Precision;
 use crate::ops;
+use crate::ops::linear::Weight;
 use crate::ops::matmul::{bf16_amx_available, bf16_native_available, Bf16Kernel};
 use std::borrow::Cow;
 use std::ops::Range;
@@ -22,6 +24,8 @@ pub struct Cpu {
     norm_partials: Mutex<Vec<f64>>,
     /// what the Linear products run in (everything else is f32)
     precision: Precision,
+    /// bf16 preparations of the Linear weights, kept until the parameters change
+    weights: WeightCache,
 }
 
 impl Cpu {
@@ -56,6 +60,20 @@ impl Cpu {
             "AMX bf16 requested on a CPU or OS without AMX"
         );
         self.precision = precision;
+    }
+}
+
+impl Cpu {
+    /// Run `f` with how the Linear products read `w [OC, c]`: prepared once per parameter
+    /// update under bf16 when keeping is on ([`Backend::keep_prepared_weights`]), else plain.
+    fn with_weight<R>(&self, w: &[f32], c: usize, f: impl FnOnce(Weight<'_>) -> R) -> R {
+        match self.precision {
+            Precision::Bf16(kern) => self.weights.with(kern, w, c, |prepared| match prepared {
+                Some(p) => f(Weight::Prepared(p)),
+                None => f(Weight::Plain(self.precision)),
+            }),
+            Precision::Fp32 => f(Weight::Plain(Precision::Fp32)),
+        }
     }
 }
 
@@ -207,7 +225,9 @@ impl Backend for Cpu {
     }
 
     fn linear_forward(&self, out: &mut [f32], x: &[f32], w: &[f32], b: Option<&[f32]>, c: usize) {
-        ops::linear::forward_in(self.precision, out, x, w, b, c);
+        self.with_weight(w, c, |weight| {
+            ops::linear::forward_with(weight, out, x, w, b, c)
+        });
     }
     fn linear_backward(
         &self,
@@ -220,7 +240,9 @@ impl Backend for Cpu {
         c: usize,
         accumulate_dx: bool,
     ) {
-        ops::linear::backward_in(self.precision, dx, dw, db, dout, x, w, c, accumulate_dx);
+        self.with_weight(w, c, |weight| {
+            ops::linear::backward_with(weight, dx, dw, db, dout, x, w, c, accumulate_dx)
+        });
     }
 
     fn gelu_forward(&self, y: &mut [f32], x: &[f32], bias: Option<&[f32]>, act: Activation) {
@@ -357,6 +379,13 @@ impl Backend for Cpu {
         s: AdamWStep,
     ) {
         ops::adamw::step(p, g, m, v, segments, s);
+    }
+
+    fn keep_prepared_weights(&mut self, on: bool) {
+        self.weights.set_on(on);
+    }
+    fn weights_changed(&self) {
+        self.weights.invalidate();
     }
 
     fn max_shards(&self) -> usize {

@@ -19,6 +19,7 @@
 
 pub mod conformance;
 pub mod cpu;
+mod weight_cache;
 
 use crate::config::Activation;
 pub use crate::ops::attention::Dims;
@@ -357,6 +358,16 @@ pub trait Backend: Send + Sync + Sized + 'static {
         segments: &[Segment],
         s: AdamWStep,
     );
+
+    // ---- prepared weights -------------------------------------------------------------------
+
+    /// Keep what a Linear product prepares from its weight (bf16 casts and packs) between
+    /// products, until [`weights_changed`](Self::weights_changed): once per optimizer step
+    /// instead of once per use. Only an owner that calls `weights_changed` on every write to
+    /// its parameters may turn this on (a model does; conformance checks do not).
+    fn keep_prepared_weights(&mut self, _on: bool) {}
+    /// The parameters were (or are about to be) written: preparations kept so far are stale.
+    fn weights_changed(&self) {}
 
     // ---- threads --------------------------------------------------------------------------
 

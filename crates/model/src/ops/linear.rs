@@ -4,10 +4,14 @@
 //! Backward: `dx[N,C] (+)= dout·W`, `dW[OC,C] += doutᵀ·x`, `db[OC] += Σ_n dout[n,:]`.
 //!
 //! Each of the three products runs in the given [`Precision`] (bf16: operands rounded to
-//! bf16, f32 accumulation and output); the bias and its gradient are always f32.
+//! bf16, f32 accumulation and output); the bias and its gradient are always f32. Under bf16
+//! the weight may come prepared ([`Weight::Prepared`]: cast/packed once per optimizer step
+//! instead of at each of its uses); the numbers are the same.
 
 use crate::dtype::Precision;
-use crate::ops::matmul::{matmul, matmul_bf16, Mat, MatMut, Par};
+use crate::ops::matmul::{
+    matmul, matmul_bf16, matmul_bf16_prepared, Mat, MatMut, Par, PreparedWeight,
+};
 
 /// Keep this thread's products single-threaded (see [`crate::ops::matmul::on_this_thread`]).
 pub use crate::ops::matmul::on_this_thread;
@@ -18,6 +22,44 @@ fn product(prec: Precision, c: MatMut<'_>, a: Mat<'_>, b: Mat<'_>, accumulate: b
     match prec {
         Precision::Fp32 => matmul(c, a, b, accumulate, Par::Pool),
         Precision::Bf16(k) => matmul_bf16(k, c, a, b, accumulate, Par::Pool),
+    }
+}
+
+/// How the products read `W [OC, C]`.
+#[derive(Clone, Copy)]
+pub enum Weight<'a> {
+    /// The f32 weight, cast per use in the given precision.
+    Plain(Precision),
+    /// Its bf16 preparation (same numbers as casting per use on that kernel).
+    Prepared(&'a PreparedWeight),
+}
+
+impl Weight<'_> {
+    /// The precision of the products (the prepared weight's kernel).
+    fn precision(self) -> Precision {
+        match self {
+            Weight::Plain(p) => p,
+            Weight::Prepared(w) => w.kernel().map_or(Precision::Fp32, Precision::Bf16),
+        }
+    }
+
+    /// `C (+)= A·Wᵀ` (`transposed`) or `A·W`, over the pool.
+    fn times(self, c: MatMut<'_>, a: Mat<'_>, w: &[f32], transposed: bool, accumulate: bool) {
+        match self {
+            Weight::Prepared(p) => {
+                matmul_bf16_prepared(c, a, p, w, transposed, accumulate, Par::Pool)
+            }
+            Weight::Plain(prec) => {
+                // x·Wᵀ: A = x [N, C], W [OC, C]; dY·W: A = dY [N, OC], W [OC, C]
+                let (k, other) = (a.cols(), w.len() / a.cols().max(1));
+                let b = if transposed {
+                    Mat::row_major(w, other, k).t()
+                } else {
+                    Mat::row_major(w, k, other)
+                };
+                product(prec, c, a, b, accumulate)
+            }
+        }
     }
 }
 
@@ -35,6 +77,18 @@ pub fn forward_in(
     b: Option<&[f32]>,
     c: usize,
 ) {
+    forward_with(Weight::Plain(prec), out, x, w, b, c);
+}
+
+/// [`forward`] reading `w` as `weight` says (plain in a precision, or prepared).
+pub fn forward_with(
+    weight: Weight<'_>,
+    out: &mut [f32],
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    c: usize,
+) {
     let oc = w.len() / c;
     let n = x.len() / c;
     let seeded = b.is_some();
@@ -43,8 +97,8 @@ pub fn forward_in(
             .par_chunks_mut(oc)
             .for_each(|o| o.copy_from_slice(b));
     }
-    let (x, w_t) = (Mat::row_major(x, n, c), Mat::row_major(w, oc, c).t());
-    product(prec, MatMut::row_major(out, n, oc), x, w_t, seeded);
+    let x = Mat::row_major(x, n, c);
+    weight.times(MatMut::row_major(out, n, oc), x, w, true, seeded);
 }
 
 /// Gradients of [`forward`]. `dx` is overwritten unless `accumulate_dx`.
@@ -75,14 +129,46 @@ pub fn backward_in(
     c: usize,
     accumulate_dx: bool,
 ) {
+    backward_with(
+        Weight::Plain(prec),
+        dx,
+        dw,
+        db,
+        dout,
+        x,
+        w,
+        c,
+        accumulate_dx,
+    );
+}
+
+/// [`backward`] reading `w` as `weight` says (`dW = doutᵀ·x` in its precision).
+#[allow(clippy::too_many_arguments)]
+pub fn backward_with(
+    weight: Weight<'_>,
+    dx: Option<&mut [f32]>,
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+    dout: &[f32],
+    x: &[f32],
+    w: &[f32],
+    c: usize,
+    accumulate_dx: bool,
+) {
     let oc = w.len() / c;
     let n = x.len() / c;
     if let Some(dx) = dx {
-        let (dout, w) = (Mat::row_major(dout, n, oc), Mat::row_major(w, oc, c));
-        product(prec, MatMut::row_major(dx, n, c), dout, w, accumulate_dx);
+        let dout = Mat::row_major(dout, n, oc);
+        weight.times(MatMut::row_major(dx, n, c), dout, w, false, accumulate_dx);
     }
     let (dout_t, x) = (Mat::row_major(dout, n, oc).t(), Mat::row_major(x, n, c));
-    product(prec, MatMut::row_major(dw, oc, c), dout_t, x, true);
+    product(
+        weight.precision(),
+        MatMut::row_major(dw, oc, c),
+        dout_t,
+        x,
+        true,
+    );
     if let Some(db) = db {
         bias_grad(db, dout);
     }

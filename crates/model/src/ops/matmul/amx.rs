@@ -196,11 +196,14 @@ pub(super) struct Packs {
 }
 
 /// `C (+)= bf16(A)·bf16(B)` on AMX, on up to `threads` threads (`k > 0`; [`available`]).
+/// `b_panels`: `B` already packed (`⌈n/32⌉·2` blocks of `⌈k/32⌉` tiles), else it is packed
+/// from `b` here.
 pub(super) fn product(
     packs: &mut Packs,
     mut c: MatMut<'_>,
     a: Mat<'_>,
     b: Mat<'_>,
+    b_panels: Option<&[u16]>,
     accumulate: bool,
     threads: usize,
 ) {
@@ -208,8 +211,17 @@ pub(super) fn product(
     let kb = k.div_ceil(TK);
     let (mb, nb) = (m.div_ceil(2 * T) * 2, n.div_ceil(2 * T) * 2);
     pack(&mut packs.a, Side::A, a, mb, kb, threads);
-    pack(&mut packs.b, Side::B, b, nb, kb, threads);
-    let (pa, pb) = (&packs.a, &packs.b);
+    let pb: &[u16] = match b_panels {
+        Some(p) => {
+            assert!(p.len() >= nb * kb * TILE, "prepared B panels too short");
+            p
+        }
+        None => {
+            pack(&mut packs.b, Side::B, b, nb, kb, threads);
+            &packs.b
+        }
+    };
+    let pa = &packs.a;
     let rs = c.row_stride();
     let cp = SendPtr(c.as_mut_ptr());
     let row_pair = |ip: usize| {

@@ -16,6 +16,7 @@
 //! Casts go into per-thread scratch buffers that grow to the largest operand and stay, so
 //! a steady-state step does not allocate for them.
 
+use super::prepared::Prepared;
 use super::{kernel, matmul_with, Mat, MatMut};
 use gemmkit::bf16;
 use rayon::prelude::*;
@@ -113,14 +114,46 @@ pub(super) fn product(
     accumulate: bool,
     threads: usize,
 ) {
+    run(kern, c, a, b, None, accumulate, threads)
+}
+
+/// [`product`] with `B` prepared beforehand (see [`super::prepared`]); `b` gives its shape
+/// and strides.
+pub(super) fn product_prepared(
+    kern: Bf16Kernel,
+    c: MatMut<'_>,
+    a: Mat<'_>,
+    b: Mat<'_>,
+    prepared: Prepared<'_>,
+    accumulate: bool,
+    threads: usize,
+) {
+    run(kern, c, a, b, Some(prepared), accumulate, threads)
+}
+
+fn run(
+    kern: Bf16Kernel,
+    c: MatMut<'_>,
+    a: Mat<'_>,
+    b: Mat<'_>,
+    prepared: Option<Prepared<'_>>,
+    accumulate: bool,
+    threads: usize,
+) {
     with_scratch(|s| match kern {
         Bf16Kernel::Amx if amx_available() => {
-            super::amx::product(&mut s.amx, c, a, b, accumulate, threads)
+            let panels = match prepared {
+                Some(Prepared::Panels(p)) => Some(p),
+                _ => None,
+            };
+            super::amx::product(&mut s.amx, c, a, b, panels, accumulate, threads)
         }
         Bf16Kernel::Amx => panic!("AMX bf16 kernel requested on a CPU or OS without AMX"),
-        Bf16Kernel::Native if native_available() => native(s, c, a, b, accumulate, threads),
+        Bf16Kernel::Native if native_available() => {
+            native(s, c, a, b, prepared, accumulate, threads)
+        }
         Bf16Kernel::Native => panic!("bf16 native kernel requested on a CPU without AVX-512 BF16"),
-        Bf16Kernel::Emulated => emulated(s, c, a, b, accumulate, threads),
+        Bf16Kernel::Emulated => emulated(s, c, a, b, prepared, accumulate, threads),
     })
 }
 
@@ -158,15 +191,23 @@ fn emulated(
     c: MatMut<'_>,
     a: Mat<'_>,
     b: Mat<'_>,
+    prepared: Option<Prepared<'_>>,
     accumulate: bool,
     threads: usize,
 ) {
     let (da, rsa, csa) = contiguous(a, &mut s.ga);
-    let (db, rsb, csb) = contiguous(b, &mut s.gb);
     cast_into(&mut s.fa, da, threads, round_bf16);
-    cast_into(&mut s.fb, db, threads, round_bf16);
     let a = Mat::new(&s.fa, a.rows(), a.cols(), rsa, csa);
-    let b = Mat::new(&s.fb, b.rows(), b.cols(), rsb, csb);
+    let b = match prepared {
+        Some(Prepared::Rounded(copy)) => {
+            Mat::new(copy, b.rows(), b.cols(), b.row_stride(), b.col_stride())
+        }
+        _ => {
+            let (db, rsb, csb) = contiguous(b, &mut s.gb);
+            cast_into(&mut s.fb, db, threads, round_bf16);
+            Mat::new(&s.fb, b.rows(), b.cols(), rsb, csb)
+        }
+    };
     let par = if threads > 1 {
         super::Par::Pool
     } else {
@@ -182,15 +223,22 @@ fn native(
     mut c: MatMut<'_>,
     a: Mat<'_>,
     b: Mat<'_>,
+    prepared: Option<Prepared<'_>>,
     accumulate: bool,
     threads: usize,
 ) {
     let (m, k, n) = (a.rows(), a.cols(), b.cols());
     let (da, rsa, csa) = contiguous(a, &mut s.ga);
-    let (db, rsb, csb) = contiguous(b, &mut s.gb);
     let to_bf16 = |x| bf16::from_bits(bf16_bits(x));
     cast_into(&mut s.a, da, threads, to_bf16);
-    cast_into(&mut s.b, db, threads, to_bf16);
+    let (bb, rsb, csb): (&[bf16], _, _) = match prepared {
+        Some(Prepared::Bf16(copy)) => (copy, b.row_stride(), b.col_stride()),
+        _ => {
+            let (db, rsb, csb) = contiguous(b, &mut s.gb);
+            cast_into(&mut s.b, db, threads, to_bf16);
+            (&s.b, rsb, csb)
+        }
+    };
     let par = if threads > 1 && m * n * k >= MIN_PARALLEL_VOLUME {
         gemmkit::Parallelism::Rayon(threads)
     } else {
@@ -210,7 +258,7 @@ fn native(
             k,
             m,
             1.0,
-            s.b.as_ptr(),
+            bb.as_ptr(),
             csb as isize,
             rsb as isize,
             s.a.as_ptr(),

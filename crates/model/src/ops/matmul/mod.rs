@@ -26,6 +26,7 @@ mod matrixmultiply;
 #[cfg(feature = "openblas")]
 mod openblas;
 mod operand;
+mod prepared;
 mod reference;
 mod rows;
 #[cfg(test)]
@@ -38,6 +39,7 @@ pub use bf16::{
     round_bf16, Bf16Kernel,
 };
 pub use operand::{Mat, MatMut};
+pub use prepared::{matmul_bf16_prepared, PreparedWeight};
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// Which matmul implementation to use.
