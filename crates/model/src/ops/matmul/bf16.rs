@@ -105,33 +105,10 @@ fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
 }
 
 /// `C = bf16(A)·bf16(B)`, or `C +=` when `accumulate`, f32 accumulation, on up to `threads`
-/// threads. Shapes are checked by the caller ([`super::matmul_bf16`]); `k > 0`.
+/// threads; `B` cast from `b` here, or `prepared` beforehand (see [`super::prepared`]; `b`
+/// then gives its shape and strides). Shapes are checked by the caller
+/// ([`super::matmul_bf16`]); `k > 0`.
 pub(super) fn product(
-    kern: Bf16Kernel,
-    c: MatMut<'_>,
-    a: Mat<'_>,
-    b: Mat<'_>,
-    accumulate: bool,
-    threads: usize,
-) {
-    run(kern, c, a, b, None, accumulate, threads)
-}
-
-/// [`product`] with `B` prepared beforehand (see [`super::prepared`]); `b` gives its shape
-/// and strides.
-pub(super) fn product_prepared(
-    kern: Bf16Kernel,
-    c: MatMut<'_>,
-    a: Mat<'_>,
-    b: Mat<'_>,
-    prepared: Prepared<'_>,
-    accumulate: bool,
-    threads: usize,
-) {
-    run(kern, c, a, b, Some(prepared), accumulate, threads)
-}
-
-fn run(
     kern: Bf16Kernel,
     c: MatMut<'_>,
     a: Mat<'_>,

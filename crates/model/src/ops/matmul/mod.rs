@@ -158,7 +158,7 @@ pub fn matmul_bf16(
     par: Par,
 ) {
     if let Some(threads) = prepare(&mut c, a, b, accumulate, par) {
-        bf16::product(kern, c, a, b, accumulate, threads);
+        bf16::product(kern, c, a, b, None, accumulate, threads);
     }
 }
 

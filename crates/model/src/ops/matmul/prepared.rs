@@ -111,7 +111,7 @@ pub fn matmul_bf16_prepared(
             Bf16Kernel::Native => Prepared::Bf16(&w.copy_bf16),
             Bf16Kernel::Emulated => Prepared::Rounded(&w.copy_f32),
         };
-        super::bf16::product_prepared(kern, c, a, b, prepared, accumulate, threads);
+        super::bf16::product(kern, c, a, b, Some(prepared), accumulate, threads);
     }
 }
 
@@ -129,20 +129,15 @@ pub(super) enum Prepared<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::matmul::matmul_bf16;
     use crate::ops::matmul::tests::values;
-    use crate::ops::matmul::{bf16_amx_available, bf16_native_available, matmul_bf16};
+    use crate::ops::matmul::tests_bf16::bf16_kernels;
 
     /// The prepared weight gives bit for bit what casting `W` at each use gives, for both
     /// products, every kernel this CPU has, odd shapes, overwriting and accumulating.
     #[test]
     fn prepared_weights_equal_casting_per_use() {
-        let mut kerns = vec![Bf16Kernel::Emulated];
-        if bf16_native_available() {
-            kerns.push(Bf16Kernel::Native);
-        }
-        if bf16_amx_available() {
-            kerns.push(Bf16Kernel::Amx);
-        }
+        let kerns = bf16_kernels();
         for (n, oc, c) in [(1, 1, 1), (37, 29, 53), (64, 96, 32), (5, 70, 33)] {
             let w = values(oc * c, 13, 29);
             let x = values(n * c, 7, 31);

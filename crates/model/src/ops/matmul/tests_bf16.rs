@@ -8,7 +8,7 @@ use super::*;
 use crate::rng::Rng;
 
 /// The bf16 kernels this CPU can run.
-fn bf16_kernels() -> Vec<Bf16Kernel> {
+pub(super) fn bf16_kernels() -> Vec<Bf16Kernel> {
     let mut k = vec![Bf16Kernel::Emulated];
     if bf16_native_available() {
         k.push(Bf16Kernel::Native);
