@@ -65,19 +65,7 @@ impl Weight<'_> {
 
 /// `out = x·Wᵀ + b` (`b` optional: it seeds the output, the product accumulates onto it).
 pub fn forward(out: &mut [f32], x: &[f32], w: &[f32], b: Option<&[f32]>, c: usize) {
-    forward_in(Precision::Fp32, out, x, w, b, c);
-}
-
-/// [`forward`] with the product in precision `prec`.
-pub fn forward_in(
-    prec: Precision,
-    out: &mut [f32],
-    x: &[f32],
-    w: &[f32],
-    b: Option<&[f32]>,
-    c: usize,
-) {
-    forward_with(Weight::Plain(prec), out, x, w, b, c);
+    forward_with(Weight::Plain(Precision::Fp32), out, x, w, b, c);
 }
 
 /// [`forward`] reading `w` as `weight` says (plain in a precision, or prepared).
@@ -113,33 +101,8 @@ pub fn backward(
     c: usize,
     accumulate_dx: bool,
 ) {
-    backward_in(Precision::Fp32, dx, dw, db, dout, x, w, c, accumulate_dx);
-}
-
-/// [`backward`] with both products in precision `prec`.
-#[allow(clippy::too_many_arguments)]
-pub fn backward_in(
-    prec: Precision,
-    dx: Option<&mut [f32]>,
-    dw: &mut [f32],
-    db: Option<&mut [f32]>,
-    dout: &[f32],
-    x: &[f32],
-    w: &[f32],
-    c: usize,
-    accumulate_dx: bool,
-) {
-    backward_with(
-        Weight::Plain(prec),
-        dx,
-        dw,
-        db,
-        dout,
-        x,
-        w,
-        c,
-        accumulate_dx,
-    );
+    let f32 = Weight::Plain(Precision::Fp32);
+    backward_with(f32, dx, dw, db, dout, x, w, c, accumulate_dx);
 }
 
 /// [`backward`] reading `w` as `weight` says (`dW = doutᵀ·x` in its precision).
