@@ -61,6 +61,7 @@ fn decoding(a: &GenerateArgs) -> anyhow::Result<Decoding> {
 /// Runs generation for an encoder–decoder checkpoint.
 pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     let decoding = decoding(&a)?;
+    let precision = a.dtype.resolve()?;
     if let Some(p) = &a.output {
         let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
         anyhow::ensure!(
@@ -77,12 +78,14 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
             .collect(),
         (None, None) => anyhow::bail!("give --source TEXT or --source-file FILE"),
     };
-    let ckpt = Seq2SeqCheckpoint::load(&a.checkpoint)?;
+    let mut ckpt = Seq2SeqCheckpoint::load(&a.checkpoint)?;
+    ckpt.model.backend_mut().set_precision(precision);
     let opts = ckpt.options(decoding, a.max_new_tokens);
     if a.source.is_some() {
         // A single source: check it before printing anything (an empty one is an error).
         ckpt.encode_source(&lines[0])?;
     }
+    eprintln!("dtype: {}", precision.describe());
     let mut stdout = std::io::stdout().lock();
     let mut saved = String::new();
     for (i, line) in lines.iter().enumerate() {
