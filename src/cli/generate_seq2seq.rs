@@ -85,14 +85,19 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         // A single source: check it before printing anything (an empty one is an error).
         ckpt.encode_source(&lines[0])?;
     }
-    eprintln!("dtype: {}", precision.describe());
     let mut stdout = std::io::stdout().lock();
     let mut saved = String::new();
+    let mut said_dtype = false;
     for (i, line) in lines.iter().enumerate() {
         let out = if a.source_file.is_some() && line.trim().is_empty() {
             String::new() // keep the output aligned with the input
         } else {
             let (text, warnings) = ckpt.translate(line, &opts)?;
+            if !said_dtype {
+                // after the first translation: bad options are one error line, nothing before
+                eprintln!("dtype: {}", precision.describe());
+                said_dtype = true;
+            }
             for w in warnings {
                 match &a.source_file {
                     Some(f) => eprintln!("warning: {}:{}: {w}", f.display(), i + 1),
