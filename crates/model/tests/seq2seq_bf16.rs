@@ -120,7 +120,10 @@ fn bf16_loss_and_gradients_are_within_bf16_tolerance_of_fp32() {
         for k in kernels() {
             let (l16, g16) = loss_and_grads(&c, Precision::Bf16(k));
             let what = format!("{k:?} {:?} {:?}", c.norm, c.pos_encoding);
-            assert!((l16 - l32).abs() < 1e-2 * l32, "{what}: loss {l16} vs {l32}");
+            assert!(
+                (l16 - l32).abs() < 1e-2 * l32,
+                "{what}: loss {l16} vs {l32}"
+            );
             assert_ne!(l16.to_bits(), l32.to_bits(), "{what}: bf16 ran as fp32?");
             let diff = l2(g16.iter().zip(&g32).map(|(a, b)| a - b));
             assert!(diff < 2e-2 * norm32, "{what}: |Δg| {diff} vs |g| {norm32}");
@@ -156,7 +159,11 @@ fn a_few_bf16_steps_track_fp32_and_repeat_bit_for_bit() {
         for (i, (a, b)) in l16.iter().zip(&l32).enumerate() {
             assert!((a - b).abs() < 2e-2 * b, "{k:?} step {i}: {a} vs fp32 {b}");
         }
-        assert_eq!(train(c, Precision::Bf16(k), 6).1, w16, "{k:?}: not repeatable");
+        assert_eq!(
+            train(c, Precision::Bf16(k), 6).1,
+            w16,
+            "{k:?}: not repeatable"
+        );
     }
 }
 
@@ -188,6 +195,9 @@ fn the_cached_decoder_runs_in_the_backends_precision() {
         assert!(to32 > 1e-5 * scale, "{k:?}: decoded in fp32");
         assert!(to32 < 2e-2 * scale, "{k:?}: {to32} vs |logits| {scale}");
         // the same operand rounding as the training forward: far closer to it than to fp32
-        assert!(to16 < 0.1 * to32, "{k:?}: {to16} from bf16, {to32} from fp32");
+        assert!(
+            to16 < 0.1 * to32,
+            "{k:?}: {to16} from bf16, {to32} from fp32"
+        );
     }
 }

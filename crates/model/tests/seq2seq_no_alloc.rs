@@ -80,7 +80,10 @@ fn seq2seq_training_step_does_not_allocate_after_the_first() {
         ] {
             for threads in [1, 2] {
                 let n = allocations(threads, prec, norm, pos);
-                assert_eq!(n, 0, "{prec:?} {norm:?} {pos:?} {threads} threads: {n} allocations");
+                assert_eq!(
+                    n, 0,
+                    "{prec:?} {norm:?} {pos:?} {threads} threads: {n} allocations"
+                );
             }
         }
     }

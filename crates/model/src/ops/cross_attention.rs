@@ -330,8 +330,9 @@ mod tests {
             for h in 0..d.nh {
                 for i in 0..d.tq {
                     let qi = &q[(b * d.tq + i) * d.qs + h * hs..][..hs];
-                    let keys: Vec<usize> =
-                        (0..d.tk).filter(|&j| pad.is_none_or(|m| !m[b * d.tk + j])).collect();
+                    let keys: Vec<usize> = (0..d.tk)
+                        .filter(|&j| pad.is_none_or(|m| !m[b * d.tk + j]))
+                        .collect();
                     let sc: Vec<f64> = keys
                         .iter()
                         .map(|&j| {
