@@ -3,20 +3,11 @@
 //! a few optimizer steps that track fp32, bit-for-bit determinism per dtype, and the cached
 //! decoder (what `generate` runs) taking the backend's precision too.
 
-use lmforge_model::ops::matmul::{bf16_amx_available, bf16_native_available, Bf16Kernel};
+#[path = "common/bf16_kernels.rs"]
+mod bf16_kernels;
+use bf16_kernels::kernels;
 use lmforge_model::seq2seq::{Norm, Seq2seq, Seq2seqBatch, Seq2seqConfig};
 use lmforge_model::{Activation, AdamW, AdamWConfig, Cpu, PosEncoding, Precision};
-
-fn kernels() -> Vec<Bf16Kernel> {
-    let mut k = vec![Bf16Kernel::Emulated];
-    if bf16_native_available() {
-        k.push(Bf16Kernel::Native);
-    }
-    if bf16_amx_available() {
-        k.push(Bf16Kernel::Amx);
-    }
-    k
-}
 
 /// 2+2 layers, 32 wide (wide enough for bf16 rounding to be felt in every product).
 fn cfg(norm: Norm, pos: PosEncoding, tie: bool) -> Seq2seqConfig {

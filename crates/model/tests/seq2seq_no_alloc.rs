@@ -8,25 +8,11 @@
 use lmforge_model::ops::matmul::{set_kernel, Bf16Kernel, Kernel};
 use lmforge_model::seq2seq::{Norm, Seq2seq, Seq2seqBatch, Seq2seqConfig};
 use lmforge_model::{AdamW, AdamWConfig, Cpu, PosEncoding, Precision};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator, only counting calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-}
-
-#[global_allocator]
-static A: Counting = Counting;
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::ALLOCS;
 
 /// Allocations during two steady-state steps (dropout on, padded sources) on `threads`.
 fn allocations(threads: usize, prec: Precision, norm: Norm, pos: PosEncoding) -> usize {
