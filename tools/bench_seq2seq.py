@@ -137,7 +137,7 @@ def main():
             if res is None:
                 notes.append(f"{name} round {r + 1}: failed: {(out['stderr'].strip() or out['stdout'].strip())[-500:]}")
                 continue
-            res["rss_mb"] = out["rss_mb"]
+            res["rss_mb"], res["round"] = out["rss_mb"], r
             runs[name].append(res)
             print(f"round {r + 1} {name}: {res['tokens_per_s']:.0f} tokens/s ({res['ms_per_step']:.0f} ms/step)", flush=True)
     best = {n: max(v, key=lambda x: x["tokens_per_s"]) for n, v in runs.items() if v}
@@ -166,6 +166,16 @@ def main():
     for name, v in runs.items():
         detail = f" ({v[0]['dtype_detail']})" if v and "dtype_detail" in v[0] else ""
         print(f"note: {name}{detail}: tokens/s per round " + ", ".join(f"{x['tokens_per_s']:.0f}" for x in v))
+    # Same-round ratios: each round's lmforge row over that round's torch row, so a slow spell
+    # that hit one round hits both sides of its ratio; the median over rounds.
+    for name in runs:
+        for base in ("torch eager fp32", "torch bf16"):
+            by_round = {y["round"]: y for y in runs.get(base, [])}
+            pairs = [(x, by_round[x["round"]]) for x in runs[name] if x["round"] in by_round]
+            if name.startswith("lmforge") and pairs:
+                rs = sorted(x["tokens_per_s"] / y["tokens_per_s"] for x, y in pairs)
+                print(f"note: {name} / {base}, same round: median {rs[len(rs) // 2]:.2f}x "
+                      f"(rounds: {', '.join(f'{r:.2f}x' for r in rs)})")
     for n in notes:
         print("note:", n)
 
