@@ -142,7 +142,10 @@ fn generate_and_eval_an_encoder_decoder_checkpoint() {
     ]);
     assert_eq!(ok(&out).lines().count(), 1);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("dtype: bf16 mixed precision (emulated"), "{err}");
+    assert!(
+        err.contains("dtype: bf16 mixed precision (emulated"),
+        "{err}"
+    );
 
     let eval_json = |dtype: &str| {
         let json = ok(&lmforge(&[
@@ -161,7 +164,10 @@ fn generate_and_eval_an_encoder_decoder_checkpoint() {
     let v = eval_json("fp32");
     assert_eq!(v["dtype"], "fp32");
     let (l16, l32) = (v16["loss"].as_f64().unwrap(), v["loss"].as_f64().unwrap());
-    assert!(l16 != l32 && (l16 - l32).abs() < 1e-2 * l32, "bf16 {l16} vs fp32 {l32}");
+    assert!(
+        l16 != l32 && (l16 - l32).abs() < 1e-2 * l32,
+        "bf16 {l16} vs fp32 {l32}"
+    );
     assert_eq!(v["pairs"], 2);
     assert_eq!(v["decoded"], 2);
     let loss = v["loss"].as_f64().unwrap();
@@ -205,7 +211,14 @@ fn seq2seq_bad_input_is_one_error_line() {
         "--dtype: unknown dtype \"bogus\"",
     );
     assert_one_line_error(
-        &lmforge(&["eval", "--checkpoint", s(&ckpt), s(&data), "--dtype", "bogus"]),
+        &lmforge(&[
+            "eval",
+            "--checkpoint",
+            s(&ckpt),
+            s(&data),
+            "--dtype",
+            "bogus",
+        ]),
         "--dtype: unknown dtype \"bogus\"",
     );
     // A GPT checkpoint refuses --source.

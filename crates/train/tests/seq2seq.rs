@@ -189,7 +189,11 @@ fn an_fp32_run_resumes_in_bf16_and_back() {
     assert_eq!(part("fp32", 20, false).steps, 20);
     assert_eq!(dtype_of(&run), "fp32");
     assert_eq!(part("bf16-emulated", 20, true).steps, 40);
-    assert_eq!(dtype_of(&run), "bf16", "config.toml records the dtype that ran");
+    assert_eq!(
+        dtype_of(&run),
+        "bf16",
+        "config.toml records the dtype that ran"
+    );
     let last = part("fp32", 20, true);
     assert_eq!(last.steps, 60);
     let recs = lmforge_train::metrics::read_records(&run.join("metrics.jsonl")).unwrap();
