@@ -130,14 +130,44 @@ fn generate_and_eval_an_encoder_decoder_checkpoint() {
     );
     assert_eq!(written.lines().nth(1).unwrap(), "");
 
-    let json = ok(&lmforge(&[
-        "eval",
+    // bf16 (emulated: any CPU) decodes on the same f32 weights and says so
+    let out = lmforge(&[
+        "generate",
         "--checkpoint",
         s(&ckpt),
-        s(&data),
-        "--json",
-    ]));
-    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+        "--source",
+        "ab ba",
+        "--dtype",
+        "bf16-emulated",
+    ]);
+    assert_eq!(ok(&out).lines().count(), 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("dtype: bf16 mixed precision (emulated"),
+        "{err}"
+    );
+
+    let eval_json = |dtype: &str| {
+        let json = ok(&lmforge(&[
+            "eval",
+            "--checkpoint",
+            s(&ckpt),
+            s(&data),
+            "--json",
+            "--dtype",
+            dtype,
+        ]));
+        serde_json::from_str::<serde_json::Value>(json.trim()).unwrap()
+    };
+    let v16 = eval_json("bf16-emulated");
+    assert_eq!(v16["dtype"], "bf16");
+    let v = eval_json("fp32");
+    assert_eq!(v["dtype"], "fp32");
+    let (l16, l32) = (v16["loss"].as_f64().unwrap(), v["loss"].as_f64().unwrap());
+    assert!(
+        l16 != l32 && (l16 - l32).abs() < 1e-2 * l32,
+        "bf16 {l16} vs fp32 {l32}"
+    );
     assert_eq!(v["pairs"], 2);
     assert_eq!(v["decoded"], 2);
     let loss = v["loss"].as_f64().unwrap();
@@ -174,6 +204,22 @@ fn seq2seq_bad_input_is_one_error_line() {
     assert_one_line_error(
         &g(&["--source", "ab", "--beams", "0"]),
         "--beams must be at least 1",
+    );
+    // --dtype is checked for encoder-decoder checkpoints too: one line naming the flag.
+    assert_one_line_error(
+        &g(&["--source", "ab", "--dtype", "bogus"]),
+        "--dtype: unknown dtype \"bogus\"",
+    );
+    assert_one_line_error(
+        &lmforge(&[
+            "eval",
+            "--checkpoint",
+            s(&ckpt),
+            s(&data),
+            "--dtype",
+            "bogus",
+        ]),
+        "--dtype: unknown dtype \"bogus\"",
     );
     // A GPT checkpoint refuses --source.
     let gpt = concat!(env!("CARGO_MANIFEST_DIR"), "/models/shakespeare-char");

@@ -38,7 +38,9 @@ fn data_folder(a: &EvalArgs, ckpt_dir: &Path) -> anyhow::Result<PathBuf> {
 
 /// Runs `lmforge eval` on an encoder–decoder checkpoint.
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
+    let precision = a.dtype.resolve()?;
     let mut ckpt = Seq2SeqCheckpoint::load(&a.checkpoint)?;
+    ckpt.model.backend_mut().set_precision(precision);
     let dir = data_folder(&a, &ckpt.dir)?;
     let data = PairDataDir::open(&dir)?;
     for (side, data_fp, ckpt_fp) in [
@@ -71,6 +73,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         },
         None => Decoding::Greedy,
     };
+    eprintln!("dtype: {}", precision.describe());
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(
@@ -91,7 +94,11 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     )?;
     bar.finish_and_clear();
     if a.json {
-        println!("{}", serde_json::to_value(&r)?);
+        let mut v = serde_json::to_value(&r)?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("dtype".into(), precision.dtype().into());
+        }
+        println!("{v}");
     } else {
         println!(
             "evaluated {} ({} split): {} pairs, {} target tokens",
@@ -100,6 +107,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
             r.pairs,
             r.target_tokens
         );
+        println!("dtype:          {}", precision.dtype());
         println!("loss:           {:.4} nats/token", r.loss);
         println!("perplexity:     {:.3}", r.perplexity);
         if r.decoded > 0 {

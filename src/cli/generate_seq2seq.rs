@@ -61,6 +61,7 @@ fn decoding(a: &GenerateArgs) -> anyhow::Result<Decoding> {
 /// Runs generation for an encoder–decoder checkpoint.
 pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     let decoding = decoding(&a)?;
+    let precision = a.dtype.resolve()?;
     if let Some(p) = &a.output {
         let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
         anyhow::ensure!(
@@ -77,7 +78,8 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
             .collect(),
         (None, None) => anyhow::bail!("give --source TEXT or --source-file FILE"),
     };
-    let ckpt = Seq2SeqCheckpoint::load(&a.checkpoint)?;
+    let mut ckpt = Seq2SeqCheckpoint::load(&a.checkpoint)?;
+    ckpt.model.backend_mut().set_precision(precision);
     let opts = ckpt.options(decoding, a.max_new_tokens);
     if a.source.is_some() {
         // A single source: check it before printing anything (an empty one is an error).
@@ -85,11 +87,17 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     }
     let mut stdout = std::io::stdout().lock();
     let mut saved = String::new();
+    let mut said_dtype = false;
     for (i, line) in lines.iter().enumerate() {
         let out = if a.source_file.is_some() && line.trim().is_empty() {
             String::new() // keep the output aligned with the input
         } else {
             let (text, warnings) = ckpt.translate(line, &opts)?;
+            if !said_dtype {
+                // after the first translation: bad options are one error line, nothing before
+                eprintln!("dtype: {}", precision.describe());
+                said_dtype = true;
+            }
             for w in warnings {
                 match &a.source_file {
                     Some(f) => eprintln!("warning: {}:{}: {w}", f.display(), i + 1),

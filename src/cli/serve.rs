@@ -68,9 +68,13 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
     // is neither fails in Checkpoint::load, with the message `generate` gives.)
     let (dir, block, note, model): (PathBuf, usize, String, ServedModel) =
         if is_seq2seq_checkpoint(&dir).unwrap_or(false) {
-            let c = Seq2SeqCheckpoint::load(&dir)?;
+            let mut c = Seq2SeqCheckpoint::load(&dir)?;
+            c.model.backend_mut().set_precision(precision);
             let block = c.model.config().src_block_size;
-            let note = "encoder-decoder: the prompt is the source; fp32".to_string();
+            let note = format!(
+                "encoder-decoder: the prompt is the source; {}",
+                precision.describe()
+            );
             (c.dir.clone(), block, note, c.into())
         } else {
             let mut c = Checkpoint::load(&dir)?;

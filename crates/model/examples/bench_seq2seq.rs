@@ -5,14 +5,17 @@
 //! ```text
 //! cargo run --release -p lmforge-model --example bench_seq2seq -- \
 //!     [--layers 6] [--n-embd 512] [--n-head 8] [--src-len 64] [--tgt-len 64] [--batch 16] \
-//!     [--vocab 8000] [--steps 10] [--warmup 2] [--threads N]
+//!     [--vocab 8000] [--steps 10] [--warmup 2] [--threads N] [--dtype fp32|bf16|…]
 //! ```
+//!
+//! `--dtype` takes `lmforge train`'s values (default `fp32`); the JSON's `impl` is
+//! `lmforge fp32` or `lmforge bf16`, its `dtype_detail` the kernel that ran.
 
 use std::time::Instant;
 
 use lmforge_model::rng::Rng;
 use lmforge_model::seq2seq::{Seq2seq, Seq2seqBatch, Seq2seqConfig};
-use lmforge_model::{AdamW, AdamWConfig, Cpu};
+use lmforge_model::{AdamW, AdamWConfig, Cpu, DtypeArg, Precision};
 
 fn arg(args: &[String], name: &str, default: usize) -> usize {
     args.iter()
@@ -21,8 +24,27 @@ fn arg(args: &[String], name: &str, default: usize) -> usize {
         .map_or(default, |v| v.parse().unwrap_or(default))
 }
 
+/// The precision `--dtype` asks for (`fp32` when not given), or the one-line reason it cannot
+/// run here.
+fn precision(args: &[String]) -> Result<Precision, String> {
+    let value = args
+        .iter()
+        .position(|a| a == "--dtype")
+        .and_then(|i| args.get(i + 1))
+        .map_or("fp32", String::as_str);
+    let arg: DtypeArg = value.parse().map_err(|e| format!("--dtype: {e}"))?;
+    Precision::resolve(arg).map_err(|e| format!("--dtype: {e}"))
+}
+
 fn main() -> Result<(), lmforge_model::Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let prec = match precision(&args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
     let (layers, c, nh) = (
         arg(&args, "--layers", 6),
         arg(&args, "--n-embd", 512),
@@ -43,6 +65,7 @@ fn main() -> Result<(), lmforge_model::Error> {
     }
     let cfg = Seq2seqConfig::new(v, v, layers, nh, c, s, t);
     let mut m = Seq2seq::new(cfg, 1)?;
+    m.backend_mut().set_precision(prec);
     let dev = Cpu::new();
     let mut opt = AdamW::for_tensors(&dev, &m.layout().tensors.clone(), AdamWConfig::default());
     let mut rng = Rng::new(3);
@@ -76,7 +99,9 @@ fn main() -> Result<(), lmforge_model::Error> {
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     println!(
-        "{{\"impl\": \"lmforge fp32\", \"params\": {}, \"tokens_per_s\": {:.1}, \"ms_per_step\": {:.2}, \"loss\": {loss:.4}, \"threads\": {}}}",
+        "{{\"impl\": \"lmforge {}\", \"dtype_detail\": \"{}\", \"params\": {}, \"tokens_per_s\": {:.1}, \"ms_per_step\": {:.2}, \"loss\": {loss:.4}, \"threads\": {}}}",
+        prec.dtype(),
+        prec.describe(),
         m.num_params(),
         (b * t) as f64 / median,
         median * 1e3,

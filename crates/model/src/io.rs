@@ -8,6 +8,7 @@ use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::model::Gpt;
 use crate::optim::{AdamW, AdamWConfig};
+use crate::params::TensorInfo;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -162,10 +163,17 @@ pub fn load_model_dir(dir: &Path) -> Result<Gpt> {
 /// allocated: a corrupt `config.json` (say `n_embd` 2^30) is an error naming both files,
 /// not an allocation of terabytes.
 fn check_weights_fit_file(cfg: &ModelConfig, model_file: &Path) -> Result<()> {
+    check_f32_weights_fit(cfg.param_count(), model_file)
+}
+
+/// Refuses `model_file` when it is too short for `weights` f32 values (`None`: a count that
+/// overflowed), the check [`load_model_dir`] runs before allocating (the encoder–decoder's
+/// loader too).
+pub(crate) fn check_f32_weights_fit(weights: Option<usize>, model_file: &Path) -> Result<()> {
     let file_len = std::fs::metadata(model_file)
         .map_err(|e| Error::io(model_file, e))?
         .len();
-    let need = cfg.param_count().map(|n| n as u64 * 4);
+    let need = weights.map(|n| n as u64 * 4);
     if need.is_some_and(|bytes| bytes <= file_len) {
         return Ok(());
     }
@@ -173,7 +181,7 @@ fn check_weights_fit_file(cfg: &ModelConfig, model_file: &Path) -> Result<()> {
         file: model_file.to_path_buf(),
         msg: format!(
             "holds {file_len} bytes, too few for the {} f32 weights {CONFIG_FILE} describes; the two files do not belong together",
-            cfg.param_count().map_or("(overflowing)".into(), |n| n.to_string())
+            weights.map_or("(overflowing)".into(), |n| n.to_string())
         ),
     })
 }
@@ -184,35 +192,37 @@ pub fn save_optimizer(opt: &AdamW, model: &Gpt, path: &Path) -> Result<()> {
         .named_state(model)
         .map(|(n, s, v)| (n, s.to_vec(), f32_bytes(&v), Dtype::F32))
         .collect();
-    ts.push((
-        "step".into(),
-        vec![],
-        (opt.step as i64).to_le_bytes().to_vec(),
-        Dtype::I64,
-    ));
+    ts.push(step_tensor(opt.step));
     write_tensors(path, ts)
+}
+
+/// The optimizer file's `step` tensor (I64, shape `[]`).
+pub(crate) fn step_tensor(step: u64) -> (String, Vec<usize>, Vec<u8>, Dtype) {
+    let bytes = (step as i64).to_le_bytes().to_vec();
+    ("step".into(), vec![], bytes, Dtype::I64)
 }
 
 /// Load AdamW state written by [`save_optimizer`] for `model`, with hyper-parameters `config`.
 pub fn load_optimizer(model: &Gpt, config: AdamWConfig, path: &Path) -> Result<AdamW> {
+    let mut opt = AdamW::new(model, config);
+    read_optimizer_into(&mut opt, &model.layout().tensors, path)?;
+    Ok(opt)
+}
+
+/// Reads an optimizer file (`exp_avg.<name>`, `exp_avg_sq.<name>` of each of `tensors`, and
+/// `step`) into `opt`, whose moments are laid out as `tensors` (the GPT's and the
+/// encoder–decoder's files alike).
+pub(crate) fn read_optimizer_into(
+    opt: &mut AdamW,
+    tensors: &[TensorInfo],
+    path: &Path,
+) -> Result<()> {
     let bytes = read_file(path)?;
     let st = parse(path, &bytes)?;
-    let mut opt = AdamW::new(model, config);
-    for t in &model.layout().tensors {
-        read_f32_into(
-            &st,
-            path,
-            &format!("exp_avg.{}", t.name),
-            &t.shape,
-            &mut opt.m[t.range()],
-        )?;
-        read_f32_into(
-            &st,
-            path,
-            &format!("exp_avg_sq.{}", t.name),
-            &t.shape,
-            &mut opt.v[t.range()],
-        )?;
+    for t in tensors {
+        let (m, v) = (&mut opt.m[t.range()], &mut opt.v[t.range()]);
+        read_f32_into(&st, path, &format!("exp_avg.{}", t.name), &t.shape, m)?;
+        read_f32_into(&st, path, &format!("exp_avg_sq.{}", t.name), &t.shape, v)?;
     }
     let step = st.tensor("step").map_err(|_| Error::MissingTensor {
         file: path.to_path_buf(),
@@ -229,7 +239,7 @@ pub fn load_optimizer(model: &Gpt, config: AdamWConfig, path: &Path) -> Result<A
     let mut b = [0u8; 8];
     b.copy_from_slice(step.data());
     opt.step = i64::from_le_bytes(b).max(0) as u64;
-    Ok(opt)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -2,21 +2,12 @@
 //! selected explicitly), bit-for-bit determinism per dtype and thread count, and switching
 //! precision on the same f32 weights (what resuming a checkpoint in another dtype does).
 
-use lmforge_model::ops::matmul::{bf16_amx_available, bf16_native_available, Bf16Kernel};
+#[path = "common/bf16_kernels.rs"]
+mod bf16_kernels;
+use bf16_kernels::kernels;
 use lmforge_model::{
     Activation, AdamW, AdamWConfig, Gpt, ModelConfig, Norm, PosEncoding, Precision,
 };
-
-fn kernels() -> Vec<Bf16Kernel> {
-    let mut k = vec![Bf16Kernel::Emulated];
-    if bf16_native_available() {
-        k.push(Bf16Kernel::Native);
-    }
-    if bf16_amx_available() {
-        k.push(Bf16Kernel::Amx);
-    }
-    k
-}
 
 fn config(tie: bool) -> ModelConfig {
     let mut c = ModelConfig::new(37, 2, 4, 64, 16);

@@ -6,25 +6,11 @@
 
 use lmforge_model::ops::matmul::{set_kernel, Kernel};
 use lmforge_model::{Activation, AdamW, AdamWConfig, Gpt, ModelConfig, Norm, PosEncoding};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator, only counting calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-}
-
-#[global_allocator]
-static A: Counting = Counting;
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::ALLOCS;
 
 /// Allocations during steady-state training steps of the tiny model (dropout on) on a pool of
 /// `threads`, with `shards` batch shards (0 = automatic) and batch `b`; the first step, which

@@ -162,3 +162,108 @@ fn bad_data_is_one_clear_error() {
     let e = train(&c, &quiet()).err().unwrap().to_string();
     assert!(e.contains("arch"), "{e}");
 }
+
+#[test]
+fn an_fp32_run_resumes_in_bf16_and_back() {
+    let d = tempfile::tempdir().unwrap();
+    let data = reversal_pairs(d.path());
+    let run = d.path().join("run");
+    let dtype_of = |dir: &Path| TrainConfig::load(&dir.join("config.toml")).unwrap().dtype;
+    let part = |dtype: &str, steps: usize, resume: bool| {
+        // a resumed run continues its saved config.toml, dtype changed
+        let base = match resume {
+            true => TrainConfig::load(&run.join("config.toml")).unwrap(),
+            false => config(&data, &run),
+        };
+        let cfg = TrainConfig {
+            dtype: dtype.into(),
+            ..base
+        };
+        let opts = RunOptions {
+            resume: resume.then(|| run.clone()),
+            stop_after: Some(steps),
+            ..quiet()
+        };
+        train(&cfg, &opts).unwrap()
+    };
+    assert_eq!(part("fp32", 20, false).steps, 20);
+    assert_eq!(dtype_of(&run), "fp32");
+    assert_eq!(part("bf16-emulated", 20, true).steps, 40);
+    assert_eq!(
+        dtype_of(&run),
+        "bf16",
+        "config.toml records the dtype that ran"
+    );
+    let last = part("fp32", 20, true);
+    assert_eq!(last.steps, 60);
+    let recs = lmforge_train::metrics::read_records(&run.join("metrics.jsonl")).unwrap();
+    let dtypes: Vec<(usize, &str)> = recs.iter().map(|r| (r.step, r.dtype.as_str())).collect();
+    assert_eq!(
+        dtypes,
+        [(0, "fp32"), (20, "fp32"), (40, "bf16"), (60, "fp32")]
+    );
+    // f32 checkpoints whatever ran: the bf16 part's weights load as usual
+    let m = load_model_dir(&run.join("checkpoints/last")).unwrap();
+    assert!(m.params().iter().all(|p| p.is_finite()));
+
+    // the same run all in fp32 ends close by (bf16 rounding moved it only a little)
+    let all32 = d.path().join("all32");
+    let cfg = TrainConfig {
+        dtype: "fp32".into(),
+        ..config(&data, &all32)
+    };
+    let full = train(&cfg, &quiet()).unwrap();
+    let (a, b) = (full.last_val_loss.unwrap(), last.last_val_loss.unwrap());
+    assert!((a - b).abs() < 0.05 * a, "fp32 {a} vs fp32→bf16→fp32 {b}");
+    assert_ne!(a.to_bits(), b.to_bits(), "the bf16 part ran as fp32?");
+}
+
+#[test]
+fn bf16_training_tracks_fp32_on_every_kernel_here() {
+    use lmforge_model::ops::matmul::{bf16_amx_available, bf16_native_available};
+    let d = tempfile::tempdir().unwrap();
+    let data = reversal_pairs(d.path());
+    let losses = |dtype: &str| {
+        let run = d.path().join(dtype);
+        let cfg = TrainConfig {
+            dtype: dtype.into(),
+            max_iters: 20,
+            ckpt_interval: None,
+            ..config(&data, &run)
+        };
+        train(&cfg, &quiet()).unwrap();
+        let recs = lmforge_train::metrics::read_records(&run.join("metrics.jsonl")).unwrap();
+        recs.iter().map(|r| r.train_loss).collect::<Vec<f32>>()
+    };
+    let l32 = losses("fp32");
+    let mut dtypes = vec!["bf16-emulated"];
+    // native: AVX-512 BF16 dot products, or AMX tiles where the CPU has them
+    if bf16_native_available() || bf16_amx_available() {
+        dtypes.push("bf16-native");
+    }
+    for dtype in dtypes {
+        let l16 = losses(dtype);
+        assert_eq!(l16.len(), l32.len());
+        for (a, b) in l16.iter().zip(&l32) {
+            assert!((a - b).abs() < 0.03 * b, "{dtype}: loss {a} vs fp32 {b}");
+        }
+    }
+}
+
+#[test]
+fn a_bad_dtype_is_one_clear_error_and_leaves_no_folder() {
+    let d = tempfile::tempdir().unwrap();
+    let data = reversal_pairs(d.path());
+    let run = d.path().join("run");
+    let cfg = TrainConfig {
+        dtype: "bogus".into(),
+        ..config(&data, &run)
+    };
+    let e = train(&cfg, &quiet()).err().unwrap().to_string();
+    assert!(
+        e.contains("dtype") && e.contains("\"bogus\"") && e.contains("bf16-emulated"),
+        "{e}"
+    );
+    assert!(!e.contains('\n'), "{e}");
+    assert!(!run.exists(), "a refused run leaves no folder");
+}

@@ -89,37 +89,63 @@ fn for_each_task(d: CrossDims, scratch: &mut [f32], f: impl Fn(usize, &mut [f32]
         });
 }
 
-/// Whether key `j` of sequence `bi` is padding.
+/// The padding flags `[Tk]` of sequence `bi`'s keys (None: no padding mask).
 #[inline]
-fn padded(key_pad: Option<&[bool]>, bi: usize, tk: usize, j: usize) -> bool {
-    key_pad.is_some_and(|m| m[bi * tk + j])
+fn pad_row(key_pad: Option<&[bool]>, bi: usize, tk: usize) -> Option<&[bool]> {
+    key_pad.map(|m| &m[bi * tk..(bi + 1) * tk])
 }
 
-/// Softmax of one score row in place over the kept keys (scaled by `scale`), 0 at padded ones;
-/// returns the row's log-sum-exp (`+∞` when every key is padding: the row is all zeros).
-fn softmax_row(row: &mut [f32], keep: impl Fn(usize) -> bool, scale: f32) -> f32 {
-    let mut mx = f32::NEG_INFINITY;
-    for (j, &s) in row.iter().enumerate() {
-        if keep(j) {
-            mx = mx.max(s * scale);
+crate::simd_fn! {
+    /// Softmax of one score row in place over the kept keys (`pad[j]` false; all without a
+    /// mask), scaled by `scale`, 0 at padded ones; returns the row's log-sum-exp (`+∞` when
+    /// every key is padding: the row is all zeros). Compiled for AVX2+FMA where the CPU has
+    /// them (the exp polynomial's `mul_add`s are otherwise calls to a software fma).
+    fn softmax_row(row: &mut [f32], pad: Option<&[bool]>, scale: f32) -> f32 {
+        let keep = |j: usize| pad.is_none_or(|m| !m[j]);
+        let mut mx = f32::NEG_INFINITY;
+        for (j, &s) in row.iter().enumerate() {
+            if keep(j) {
+                mx = mx.max(s * scale);
+            }
+        }
+        if mx == f32::NEG_INFINITY {
+            row.fill(0.0);
+            return f32::INFINITY;
+        }
+        let mut sum = 0.0f32;
+        for (j, s) in row.iter_mut().enumerate() {
+            *s = if keep(j) {
+                exp(s.mul_add(scale, -mx))
+            } else {
+                0.0
+            };
+            sum += *s;
+        }
+        let inv = 1.0 / sum;
+        row.iter_mut().for_each(|p| *p *= inv);
+        mx + sum.ln()
+    }
+}
+
+crate::simd_fn! {
+    /// Backward's recomputed probabilities of one row: `row ← exp(row·scale − lse)` at the
+    /// kept keys, 0 at padded ones and everywhere when `lse` is `+∞` (no kept key).
+    fn probs_row(row: &mut [f32], pad: Option<&[bool]>, scale: f32, lse: f32) {
+        let all_padded = !lse.is_finite();
+        for (j, x) in row.iter_mut().enumerate() {
+            let keep = !all_padded && pad.is_none_or(|m| !m[j]);
+            *x = if keep { exp(x.mul_add(scale, -lse)) } else { 0.0 };
         }
     }
-    if mx == f32::NEG_INFINITY {
-        row.fill(0.0);
-        return f32::INFINITY;
+}
+
+crate::simd_fn! {
+    /// `ds ← p·(ds − delta)·scale` (one row of the scores' gradient).
+    fn dscore_row(ds: &mut [f32], p: &[f32], delta: f32, scale: f32) {
+        for (g, &pj) in ds.iter_mut().zip(p) {
+            *g = pj * (*g - delta) * scale;
+        }
     }
-    let mut sum = 0.0f32;
-    for (j, s) in row.iter_mut().enumerate() {
-        *s = if keep(j) {
-            exp(s.mul_add(scale, -mx))
-        } else {
-            0.0
-        };
-        sum += *s;
-    }
-    let inv = 1.0 / sum;
-    row.iter_mut().for_each(|p| *p *= inv);
-    mx + sum.ln()
 }
 
 /// `row ← row·mask` for the probabilities of one query row whose first element has index
@@ -164,12 +190,9 @@ pub fn forward(
         let p = &mut s[..tq * tk];
         // S = Q·Kᵀ  [tq, tk]
         matmul(MatMut::row_major(p, tq, tk), qh, kh.t(), false, Par::Single);
+        let pad = pad_row(key_pad, bi, tk);
         for i in 0..tq {
-            let l = softmax_row(
-                &mut p[i * tk..(i + 1) * tk],
-                |j| !padded(key_pad, bi, tk, j),
-                scale,
-            );
+            let l = softmax_row(&mut p[i * tk..(i + 1) * tk], pad, scale);
             // SAFETY: this task alone writes lse[task·tq..(task+1)·tq] (asserted in bounds).
             unsafe { *lp.get().add(task * tq + i) = l };
             if let Some(mk) = drop {
@@ -242,12 +265,9 @@ pub fn backward(
         let doh = head(&dout[bi * tq * c + h * hs..], tq, hs, c);
         // P = exp(S·scale − lse), 0 at padded keys (and on rows with no kept key: lse = ∞)
         matmul(MatMut::row_major(p, tq, tk), qh, kh.t(), false, Par::Single);
+        let pad = pad_row(key_pad, bi, tk);
         for i in 0..tq {
-            let l = lse[task * tq + i];
-            for (j, x) in p[i * tk..(i + 1) * tk].iter_mut().enumerate() {
-                let keep = !padded(key_pad, bi, tk, j) && l.is_finite();
-                *x = if keep { exp(x.mul_add(scale, -l)) } else { 0.0 };
-            }
+            probs_row(&mut p[i * tk..(i + 1) * tk], pad, scale, lse[task * tq + i]);
         }
         // SAFETY (the three views): rows of sequence bi, columns of head h of dq/dk/dv are
         // written by this task alone, and lie inside the buffers asserted above.
@@ -288,9 +308,7 @@ pub fn backward(
             if let Some(mk) = drop {
                 drop_row(dsr, mk, (task * tq + i) * tk);
             }
-            for (g, &pj) in dsr.iter_mut().zip(pr) {
-                *g = pj * (*g - delta) * scale;
-            }
+            dscore_row(dsr, pr, delta, scale);
         }
         // dQ = dS·K ; dK = dSᵀ·Q
         let dsm = Mat::row_major(ds, tq, tk);
@@ -312,8 +330,9 @@ mod tests {
             for h in 0..d.nh {
                 for i in 0..d.tq {
                     let qi = &q[(b * d.tq + i) * d.qs + h * hs..][..hs];
-                    let keys: Vec<usize> =
-                        (0..d.tk).filter(|&j| !padded(pad, b, d.tk, j)).collect();
+                    let keys: Vec<usize> = (0..d.tk)
+                        .filter(|&j| pad.is_none_or(|m| !m[b * d.tk + j]))
+                        .collect();
                     let sc: Vec<f64> = keys
                         .iter()
                         .map(|&j| {

@@ -7,7 +7,8 @@ use super::config::{Arch, Seq2seqConfig};
 use super::model::Seq2seq;
 use crate::error::{Error, Result};
 use crate::io::{
-    f32_bytes, parse, read_f32_into, read_file, write_tensors, CONFIG_FILE, MODEL_FILE,
+    check_f32_weights_fit, f32_bytes, parse, read_f32_into, read_file, read_optimizer_into,
+    step_tensor, write_tensors, CONFIG_FILE, MODEL_FILE,
 };
 use crate::optim::{AdamW, AdamWConfig};
 use safetensors::tensor::Dtype;
@@ -74,14 +75,8 @@ pub fn save_model_dir(model: &Seq2seq, dir: &Path) -> Result<()> {
 pub fn load_model_dir(dir: &Path) -> Result<Seq2seq> {
     let cfg = load_config(&dir.join(CONFIG_FILE))?;
     let file = dir.join(MODEL_FILE);
-    let len = std::fs::metadata(&file)
-        .map_err(|e| Error::io(&file, e))?
-        .len();
-    let need = super::params::Seq2seqLayout::new(&cfg).total as u64 * 4;
-    if len < need {
-        let msg = format!("holds {len} bytes, too few for the {need} bytes of f32 weights {CONFIG_FILE} describes; the two files do not belong together");
-        return Err(Error::Safetensors { file, msg });
-    }
+    let weights = super::params::Seq2seqLayout::new(&cfg).total;
+    check_f32_weights_fit(Some(weights), &file)?;
     let bytes = read_file(&file)?;
     let st = parse(&file, &bytes)?;
     let mut m = Seq2seq::zeroed(cfg)?;
@@ -102,61 +97,20 @@ pub fn load_model_dir(dir: &Path) -> Result<Seq2seq> {
 pub fn save_optimizer(opt: &AdamW, model: &Seq2seq, path: &Path) -> Result<()> {
     let mut ts = Vec::new();
     for t in &model.layout().tensors {
-        ts.push((
-            format!("exp_avg.{}", t.name),
-            t.shape.clone(),
-            f32_bytes(&opt.m[t.range()]),
-            Dtype::F32,
-        ));
-        ts.push((
-            format!("exp_avg_sq.{}", t.name),
-            t.shape.clone(),
-            f32_bytes(&opt.v[t.range()]),
-            Dtype::F32,
-        ));
+        for (moment, x) in [("exp_avg", &opt.m), ("exp_avg_sq", &opt.v)] {
+            let name = format!("{moment}.{}", t.name);
+            ts.push((name, t.shape.clone(), f32_bytes(&x[t.range()]), Dtype::F32));
+        }
     }
-    ts.push((
-        "step".into(),
-        vec![],
-        (opt.step as i64).to_le_bytes().to_vec(),
-        Dtype::I64,
-    ));
+    ts.push(step_tensor(opt.step));
     write_tensors(path, ts)
 }
 
 /// Load AdamW state written by [`save_optimizer`] for `model`.
 pub fn load_optimizer(model: &Seq2seq, config: AdamWConfig, path: &Path) -> Result<AdamW> {
-    let bytes = read_file(path)?;
-    let st = parse(path, &bytes)?;
     let tensors = &model.layout().tensors;
     let mut opt = AdamW::for_tensors(model.backend(), tensors, config);
-    for t in tensors {
-        read_f32_into(
-            &st,
-            path,
-            &format!("exp_avg.{}", t.name),
-            &t.shape,
-            &mut opt.m[t.range()],
-        )?;
-        read_f32_into(
-            &st,
-            path,
-            &format!("exp_avg_sq.{}", t.name),
-            &t.shape,
-            &mut opt.v[t.range()],
-        )?;
-    }
-    let step = st.tensor("step").map_err(|_| Error::MissingTensor {
-        file: path.to_path_buf(),
-        name: "step".into(),
-    })?;
-    let bytes: [u8; 8] = step.data().try_into().map_err(|_| Error::TensorDtype {
-        file: path.to_path_buf(),
-        name: "step".into(),
-        got: format!("{:?}", step.dtype()),
-        want: "I64 scalar",
-    })?;
-    opt.step = i64::from_le_bytes(bytes).max(0) as u64;
+    read_optimizer_into(&mut opt, tensors, path)?;
     Ok(opt)
 }
 

@@ -624,14 +624,7 @@ impl Seq2seq {
                 dy,
                 dx,
                 dh,
-                |db, di, g| {
-                    let hin = if norm == super::config::Norm::Pre {
-                        &subs[2].ln[..]
-                    } else {
-                        &subs[1].out[..]
-                    };
-                    branch::mlp_backward(dxc, g, &blk.base, hin, mlp, db, di, dfc)
-                },
+                |hin, db, di, g| branch::mlp_backward(dxc, g, &blk.base, hin, mlp, db, di, dfc),
             );
             std::mem::swap(dy, dx);
             let cross = &a.dec_cross[i];
@@ -655,12 +648,7 @@ impl Seq2seq {
                 dy,
                 dx,
                 dh,
-                |db, di, g| {
-                    let hin = if norm == super::config::Norm::Pre {
-                        &subs[1].ln[..]
-                    } else {
-                        &subs[0].out[..]
-                    };
+                |hin, db, di, g| {
                     branch::cross_backward(
                         dxc,
                         g,
@@ -698,12 +686,7 @@ impl Seq2seq {
                 dy,
                 dx,
                 dh,
-                |db, di, g| {
-                    let hin = if norm == super::config::Norm::Pre {
-                        &subs[0].ln[..]
-                    } else {
-                        x0
-                    };
+                |hin, db, di, g| {
                     branch::self_attn_backward(
                         dxc,
                         g,
@@ -773,14 +756,7 @@ impl Seq2seq {
                 dy,
                 dx,
                 dh,
-                |db, di, g| {
-                    let hin = if norm == super::config::Norm::Pre {
-                        &subs[1].ln[..]
-                    } else {
-                        &subs[0].out[..]
-                    };
-                    branch::mlp_backward(exc, g, blk, hin, mlp, db, di, dfc)
-                },
+                |hin, db, di, g| branch::mlp_backward(exc, g, blk, hin, mlp, db, di, dfc),
             );
             std::mem::swap(dy, dx);
             let attn = &a.enc_attn[i];
@@ -802,12 +778,7 @@ impl Seq2seq {
                 dy,
                 dx,
                 dh,
-                |db, di, g| {
-                    let hin = if norm == super::config::Norm::Pre {
-                        &subs[0].ln[..]
-                    } else {
-                        x0
-                    };
+                |hin, db, di, g| {
                     branch::self_attn_backward(
                         exc,
                         g,

@@ -103,9 +103,19 @@ pub(crate) fn forward(
     }
 }
 
+/// The input the branch saw in [`forward`]: `LN(x)` (pre-LN, saved in `s.ln`) or the stream
+/// `x` itself (post-LN). `[N,C]`
+pub(crate) fn branch_input<'a>(norm: Norm, x: &'a [f32], s: &'a Sub) -> &'a [f32] {
+    match norm {
+        Norm::Pre => &s.ln,
+        Norm::Post => x,
+    }
+}
+
 /// Backward from `dy` (the gradient of `out`) to `dx` (overwritten); `dh` is scratch `[N,C]`;
-/// `f_back(dbranch, dinput, grads)` accumulates the branch's input and parameter gradients
-/// (`dbranch` through the forward's dropout mask `drop`).
+/// `f_back(h, dbranch, dinput, grads)` accumulates the branch's input and parameter gradients
+/// (`h`: the branch's input, [`branch_input`]; `dbranch` through the forward's dropout mask
+/// `drop`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn backward(
     dev: &Cpu,
@@ -120,9 +130,10 @@ pub(crate) fn backward(
     dy: &[f32],
     dx: &mut [f32],
     dh: &mut [f32],
-    f_back: impl FnOnce(&[f32], &mut [f32], &mut [f32]),
+    f_back: impl FnOnce(&[f32], &[f32], &mut [f32], &mut [f32]),
 ) {
     let (w, _) = wb(tensors, p, ln);
+    let h = branch_input(norm, x, s);
     match norm {
         Norm::Pre => {
             dev.zero(dh);
@@ -131,9 +142,9 @@ pub(crate) fn backward(
                     // dx holds the masked dbranch until the branch has read it
                     dev.copy(dx, dy);
                     dev.dropout(dx, m);
-                    f_back(dx, dh, g);
+                    f_back(h, dx, dh, g);
                 }
-                None => f_back(dy, dh, g),
+                None => f_back(h, dy, dh, g),
             }
             dev.copy(dx, dy);
             let (dw, db) = wb_mut(tensors, g, ln);
@@ -146,7 +157,7 @@ pub(crate) fn backward(
             if let Some(m) = drop {
                 dev.dropout(dh, m);
             }
-            f_back(dh, dx, g);
+            f_back(h, dh, dx, g);
         }
     }
 }

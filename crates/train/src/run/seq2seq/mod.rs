@@ -13,7 +13,7 @@ use std::time::Instant;
 use lmforge_checkpoint::{find_checkpoint, LAST};
 use lmforge_data::pairs::{PadTo, PairBatch, PairBatches, PairDataDir, PairSampler};
 use lmforge_model::seq2seq::{io as s2s_io, Norm, Seq2seq, Seq2seqBatch, Seq2seqConfig};
-use lmforge_model::{AdamW, AdamWConfig, Cpu};
+use lmforge_model::{AdamW, AdamWConfig, Cpu, Precision};
 
 use super::eval::Evaluation;
 use super::folder::{RunFolder, CONFIG_FILE, METRICS_FILE, PLOT_FILE};
@@ -106,6 +106,9 @@ impl Seq2seqRun {
     /// Opens a new run (or resumes `opts.resume`) of the encoder–decoder `cfg` describes.
     pub fn open(cfg: &TrainConfig, opts: &RunOptions) -> Result<Seq2seqRun> {
         cfg.validate()?;
+        // resolved before any folder is made: a dtype this CPU cannot run leaves nothing
+        let dtype = cfg.dtype_arg()?;
+        let precision = Precision::resolve(dtype).map_err(TrainError::Config)?;
         let (resumed, (folder, notes)) = match &opts.resume {
             Some(dir) => (
                 Some(save::check_resumable(cfg, dir)?),
@@ -135,7 +138,7 @@ impl Seq2seqRun {
             eps: 1e-8,
             weight_decay: cfg.weight_decay,
         };
-        let (model, opt) = match &resumed {
+        let (mut model, opt) = match &resumed {
             Some((last, st)) => {
                 let mut model = s2s_io::load_model_dir(last)?;
                 model.set_dropout_seed(cfg.seed);
@@ -153,6 +156,11 @@ impl Seq2seqRun {
                 (model, opt)
             }
         };
+        // every Linear product (self/cross-attention, memory K/V, MLP, head) takes it
+        model.backend_mut().set_precision(precision);
+        if let Some(notice) = precision.notice(dtype) {
+            eprintln!("{notice}");
+        }
         let shape = data.shape(
             cfg.batch_size,
             mcfg.src_block_size,
@@ -173,9 +181,9 @@ impl Seq2seqRun {
             None => cfg.max_iters,
         };
         let decay_iters = cfg.lr_decay_iters.unwrap_or(max_iters);
-        // config.toml records what runs: fp32 (the encoder–decoder has no bf16 path yet)
+        // config.toml records the dtype that runs, so the run can be repeated as it was
         let cfg = &TrainConfig {
-            dtype: "fp32".into(),
+            dtype: precision.dtype().into(),
             ..cfg.clone()
         };
         let config_path = folder.file(CONFIG_FILE);
@@ -248,6 +256,8 @@ impl Seq2seqRun {
             self.data.train.len(),
             self.data.val.len(),
         );
+        let precision = self.model.backend().precision();
+        eprintln!("dtype: {}", precision.describe());
         if self.steps_at_start > 0 {
             eprintln!(
                 "resuming {} at step {}",
@@ -328,7 +338,7 @@ impl RunLoop for Seq2seqRun {
             grad_norm: self.grad_norm,
             tokens_per_s: self.clock.take_window_rate(),
             elapsed_s: self.clock.elapsed_s(),
-            dtype: "fp32".into(),
+            dtype: self.model.backend().precision().dtype().into(),
         };
         append_record(&self.folder.file(METRICS_FILE), &record)?;
         self.records.push(record);
