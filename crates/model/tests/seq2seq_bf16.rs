@@ -6,6 +6,7 @@
 #[path = "common/bf16_kernels.rs"]
 mod bf16_kernels;
 use bf16_kernels::kernels;
+use lmforge_model::backend::Backend;
 use lmforge_model::seq2seq::{Norm, Seq2seq, Seq2seqBatch, Seq2seqConfig};
 use lmforge_model::{Activation, AdamW, AdamWConfig, Cpu, PosEncoding, Precision};
 
@@ -125,7 +126,18 @@ fn bf16_loss_and_gradients_are_within_bf16_tolerance_of_fp32() {
 
 /// The losses of `steps` AdamW steps on the fixed batch, and the final weights' bits.
 fn train(c: &Seq2seqConfig, prec: Precision, steps: usize) -> (Vec<f32>, Vec<u32>) {
+    train_keeping(c, prec, steps, true)
+}
+
+/// [`train`] with the backend keeping weight preparations between uses (`keep`) or not.
+fn train_keeping(
+    c: &Seq2seqConfig,
+    prec: Precision,
+    steps: usize,
+    keep: bool,
+) -> (Vec<f32>, Vec<u32>) {
     let mut m = model(c, prec);
+    m.backend_mut().keep_prepared_weights(keep);
     let p = Pairs::new(c);
     let dev = Cpu::new(); // the optimizer is f32 whatever the products run in
     let mut opt = AdamW::for_tensors(&dev, &m.layout().tensors, AdamWConfig::default());
@@ -190,5 +202,19 @@ fn the_cached_decoder_runs_in_the_backends_precision() {
         // and a whole-sequence forward differently)
         assert!(to16 < to32, "{k:?}: {to16} from bf16, {to32} from fp32");
         assert!(to16 < 2e-2 * scale, "{k:?}: {to16} vs |logits| {scale}");
+    }
+}
+
+/// Weights prepared once per update (the default) give the bits of preparing them at every
+/// use: the optimizer's writes through `params_and_grads` must make them stale.
+#[test]
+fn kept_weight_preparations_equal_preparing_per_use() {
+    for c in configs() {
+        for k in kernels() {
+            let kept = train_keeping(&c, Precision::Bf16(k), 3, true);
+            let per_use = train_keeping(&c, Precision::Bf16(k), 3, false);
+            assert_eq!(kept.0, per_use.0, "{k:?}: losses");
+            assert!(kept.1 == per_use.1, "{k:?}: weights differ");
+        }
     }
 }

@@ -95,6 +95,7 @@ impl Seq2seq {
                 p.iter_mut().for_each(|x| *x = (rng.normal() * std) as f32);
             }
         }
+        m.dev.weights_changed();
         Ok(m)
     }
 
@@ -121,7 +122,12 @@ impl Seq2seq {
             grads: vec![0.0; layout.total],
             layout,
             cfg,
-            dev: Cpu::new(),
+            dev: {
+                // every parameter write goes through a method that calls `weights_changed`
+                let mut dev = Cpu::new();
+                dev.keep_prepared_weights(true);
+                dev
+            },
             training: true,
             seed: 0,
             passes: 0,
@@ -186,6 +192,7 @@ impl Seq2seq {
     }
     /// The flat parameters, writable.
     pub fn params_mut(&mut self) -> &mut [f32] {
+        self.dev.weights_changed();
         &mut self.params
     }
     /// The flat gradients.
@@ -194,6 +201,7 @@ impl Seq2seq {
     }
     /// The parameters and gradients together (the optimizer's view).
     pub fn params_and_grads(&mut self) -> (&mut Vec<f32>, &Vec<f32>) {
+        self.dev.weights_changed();
         (&mut self.params, &self.grads)
     }
     /// The tensor called `name`.
