@@ -17,9 +17,6 @@ use lmforge_model::rng::Rng;
 use lmforge_model::seq2seq::{Seq2seq, Seq2seqBatch, Seq2seqConfig};
 use lmforge_model::{AdamW, AdamWConfig, Cpu, DtypeArg, Precision};
 
-#[global_allocator]
-static ALLOC: lmforge_model::hugepages::HugePageAlloc = lmforge_model::hugepages::HugePageAlloc;
-
 fn arg(args: &[String], name: &str, default: usize) -> usize {
     args.iter()
         .position(|a| a == name)

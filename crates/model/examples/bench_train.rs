@@ -9,9 +9,6 @@ use lmforge_model::dtype::{DtypeArg, Precision};
 use lmforge_model::ops::matmul::{set_kernel, Kernel};
 use lmforge_model::ModelConfig;
 
-#[global_allocator]
-static ALLOC: lmforge_model::hugepages::HugePageAlloc = lmforge_model::hugepages::HugePageAlloc;
-
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |name: &str| {

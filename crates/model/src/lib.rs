@@ -66,7 +66,6 @@ pub mod classifier;
 pub mod config;
 pub mod dtype;
 pub mod error;
-pub mod hugepages;
 pub mod infer;
 pub mod io;
 pub mod model;
