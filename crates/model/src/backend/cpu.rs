@@ -336,7 +336,7 @@ impl Backend for Cpu {
         d: CrossDims,
         drop: Option<Mask>,
     ) {
-        ops::cross_attention::forward(out, lse, q, k, v, key_pad, work, d, drop);
+        ops::cross_attention::forward(out, lse, q, k, v, key_pad, work, d, drop, self.precision);
     }
     fn cross_attention_backward(
         &self,
@@ -355,7 +355,10 @@ impl Backend for Cpu {
     ) {
         use ops::cross_attention::KvGrad;
         let dkv = dkv.map_or(KvGrad::InQ, KvGrad::Separate);
-        ops::cross_attention::backward(dq, dkv, dout, out, lse, q, k, v, key_pad, work, d, drop);
+        let prec = self.precision;
+        ops::cross_attention::backward(
+            dq, dkv, dout, out, lse, q, k, v, key_pad, work, d, drop, prec,
+        );
     }
 
     fn cross_entropy(

@@ -20,9 +20,11 @@
 //! Each worker needs `2·Tq·Tk` floats of scratch ([`scratch_per_worker`]); parallelism is over
 //! (batch, head) pairs, split statically, so the bits do not depend on the worker count.
 
+use crate::dtype::Precision;
+use crate::ops::attention::product;
 use crate::ops::dropout::Mask;
 use crate::ops::math::{dot, exp};
-use crate::ops::matmul::{matmul, Mat, MatMut, Par};
+use crate::ops::matmul::{Mat, MatMut};
 use crate::ops::sendptr::SendPtr;
 use rayon::prelude::*;
 
@@ -161,7 +163,8 @@ fn head(data: &[f32], rows: usize, hs: usize, stride: usize) -> Mat<'_> {
     Mat::new(data, rows, hs, stride, 1)
 }
 
-/// Forward: fills `out` and `lse` (see the module docs for shapes).
+/// Forward: fills `out` and `lse` (see the module docs for shapes); the products in `prec`
+/// (bf16 operands under mixed precision, as for the causal attention).
 #[allow(clippy::too_many_arguments)]
 pub fn forward(
     out: &mut [f32],
@@ -173,6 +176,7 @@ pub fn forward(
     scratch: &mut [f32],
     d: CrossDims,
     drop: Option<Mask>,
+    prec: Precision,
 ) {
     let (tq, tk, c, nh, hs) = (d.tq, d.tk, d.c, d.nh, d.hs());
     assert!(q.len() >= CrossDims::need(d.q_rows(), d.qs, c));
@@ -189,7 +193,7 @@ pub fn forward(
         let vh = head(&v[bi * tk * d.kvs + h * hs..], tk, hs, d.kvs);
         let p = &mut s[..tq * tk];
         // S = Q·Kᵀ  [tq, tk]
-        matmul(MatMut::row_major(p, tq, tk), qh, kh.t(), false, Par::Single);
+        product(prec, MatMut::row_major(p, tq, tk), qh, kh.t(), false);
         let pad = pad_row(key_pad, bi, tk);
         for i in 0..tq {
             let l = softmax_row(&mut p[i * tk..(i + 1) * tk], pad, scale);
@@ -202,7 +206,7 @@ pub fn forward(
         // O = P·V  [tq, hs] into the (bi, h) columns of out
         // SAFETY: rows bi·tq.. of out, columns h·hs..(h+1)·hs: this task's alone, in bounds.
         let o = unsafe { MatMut::from_raw(op.get().add(bi * tq * c + h * hs), tq, hs, c) };
-        matmul(o, Mat::row_major(p, tq, tk), vh, false, Par::Single);
+        product(prec, o, Mat::row_major(p, tq, tk), vh, false);
     });
 }
 
@@ -232,6 +236,7 @@ pub fn backward(
     scratch: &mut [f32],
     d: CrossDims,
     drop: Option<Mask>,
+    prec: Precision,
 ) {
     let (tq, tk, c, nh, hs) = (d.tq, d.tk, d.c, d.nh, d.hs());
     assert!(dq.len() >= CrossDims::need(d.q_rows(), d.qs, c));
@@ -264,7 +269,7 @@ pub fn backward(
         let vh = head(&v[bi * tk * d.kvs + h * hs..], tk, hs, d.kvs);
         let doh = head(&dout[bi * tq * c + h * hs..], tq, hs, c);
         // P = exp(S·scale − lse), 0 at padded keys (and on rows with no kept key: lse = ∞)
-        matmul(MatMut::row_major(p, tq, tk), qh, kh.t(), false, Par::Single);
+        product(prec, MatMut::row_major(p, tq, tk), qh, kh.t(), false);
         let pad = pad_row(key_pad, bi, tk);
         for i in 0..tq {
             probs_row(&mut p[i * tk..(i + 1) * tk], pad, scale, lse[task * tq + i]);
@@ -292,15 +297,9 @@ pub fn backward(
             }
             None => p,
         };
-        matmul(dvh, Mat::row_major(pd, tq, tk).t(), doh, false, Par::Single);
+        product(prec, dvh, Mat::row_major(pd, tq, tk).t(), doh, false);
         // dP = dO·Vᵀ  [tq, tk], then dS = P∘(dP − D)·scale
-        matmul(
-            MatMut::row_major(ds, tq, tk),
-            doh,
-            vh.t(),
-            false,
-            Par::Single,
-        );
+        product(prec, MatMut::row_major(ds, tq, tk), doh, vh.t(), false);
         for i in 0..tq {
             let row = (bi * tq + i) * c + h * hs;
             let delta = dot(&dout[row..row + hs], &out[row..row + hs]);
@@ -312,14 +311,15 @@ pub fn backward(
         }
         // dQ = dS·K ; dK = dSᵀ·Q
         let dsm = Mat::row_major(ds, tq, tk);
-        matmul(dqh, dsm, kh, false, Par::Single);
-        matmul(dkh, dsm.t(), qh, false, Par::Single);
+        product(prec, dqh, dsm, kh, false);
+        product(prec, dkh, dsm.t(), qh, false);
     });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    const F32: Precision = Precision::Fp32;
     use crate::ops::testutil::*;
 
     /// Direct f64 attention with the key padding mask.
@@ -378,7 +378,18 @@ mod tests {
         let mut out = vec![0.0; d.q_rows() * d.c];
         let mut lse = vec![0.0; d.b * d.nh * d.tq];
         let mut s = vec![0.0; w * scratch_per_worker(d)];
-        forward(&mut out, &mut lse, q, kv, &kv[d.c..], pad, &mut s, d, drop);
+        forward(
+            &mut out,
+            &mut lse,
+            q,
+            kv,
+            &kv[d.c..],
+            pad,
+            &mut s,
+            d,
+            drop,
+            F32,
+        );
         (out, lse)
     }
 
@@ -425,6 +436,7 @@ mod tests {
             &mut s,
             d,
             drop,
+            F32,
         );
         let f_q = |x: &[f32]| weighted_sum(&run_drop(x, &kv, pad, d, 1, drop).0, &g);
         check_grad("q", &q, &dq, f_q, 1e-2, 2e-3);
@@ -472,6 +484,7 @@ mod tests {
             &mut s,
             d,
             None,
+            F32,
         );
         let f_q = |x: &[f32]| weighted_sum(&run(x, &kv, Some(&pad), d, 1).0, &g);
         check_grad("q", &q, &dq, f_q, 1e-2, 2e-3);
@@ -511,6 +524,7 @@ mod tests {
                 &mut s,
                 d,
                 None,
+                F32,
             );
             (out, lse)
         };
@@ -536,6 +550,7 @@ mod tests {
             &mut s,
             d,
             None,
+            F32,
         );
         let f = |x: &[f32]| weighted_sum(&fwd(x).0, &g);
         check_grad("qkv", &qkv, &dqkv, f, 1e-2, 2e-3);
@@ -576,6 +591,7 @@ mod tests {
             &mut s,
             d,
             None,
+            F32,
         );
         assert!(dq[..d.tq * d.qs].iter().all(|&x| x == 0.0));
         assert!(dkv.iter().all(|x| x.is_finite()));
