@@ -3,8 +3,8 @@
 //! bf16 is mixed precision as torch autocast does it: parameters, gradients, AdamW moments,
 //! checkpoints, LayerNorm, softmax and its statistics, GELU, cross-entropy and the residual
 //! stream stay f32; the matrix products — the Linear layers' (forward `x·Wᵀ`, backward `dY·W`
-//! and `dYᵀ·X`, the tied/untied `lm_head` included) and attention's — causal, padded and
-//! cross-attention (`Q·Kᵀ`, `P·V` and their gradients) — round their operands to bf16 and accumulate in f32
+//! and `dYᵀ·X`, the tied/untied `lm_head` included) and the causal self-attention's (`Q·Kᵀ`,
+//! `P·V` and their gradients) — round their operands to bf16 and accumulate in f32
 //! ([`crate::ops::matmul::matmul_bf16`]). Their outputs stay f32 (torch rounds them to bf16).
 //! A Linear weight is rounded once per optimizer step (see [`crate::ops::matmul::PreparedWeight`]).
 //! Native bf16 means AMX tiles where the CPU and OS allow them, else AVX-512 BF16 dot
