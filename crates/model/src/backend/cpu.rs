@@ -336,7 +336,7 @@ impl Backend for Cpu {
         d: CrossDims,
         drop: Option<Mask>,
     ) {
-        ops::cross_attention::forward(out, lse, q, k, v, key_pad, work, d, drop, self.precision);
+        ops::cross_attention::forward(out, lse, q, k, v, key_pad, work, d, drop);
     }
     fn cross_attention_backward(
         &self,
@@ -355,10 +355,7 @@ impl Backend for Cpu {
     ) {
         use ops::cross_attention::KvGrad;
         let dkv = dkv.map_or(KvGrad::InQ, KvGrad::Separate);
-        let prec = self.precision;
-        ops::cross_attention::backward(
-            dq, dkv, dout, out, lse, q, k, v, key_pad, work, d, drop, prec,
-        );
+        ops::cross_attention::backward(dq, dkv, dout, out, lse, q, k, v, key_pad, work, d, drop);
     }
 
     fn cross_entropy(

@@ -147,7 +147,7 @@ unsafe fn head_rows_mut<'a>(
 /// `C (+)= A·B` for one block on the calling thread, in `prec`: under bf16 mixed precision
 /// the operands (Q, K, V, P, dO, dS) are rounded to bf16 with f32 accumulation, as torch
 /// autocast runs attention's products; softmax and its statistics stay f32.
-pub(crate) fn product(prec: Precision, c: MatMut<'_>, a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
+fn product(prec: Precision, c: MatMut<'_>, a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
     match prec {
         Precision::Fp32 => matmul(c, a, b, accumulate, Par::Single),
         Precision::Bf16(kern) => matmul_bf16(kern, c, a, b, accumulate, Par::Single),

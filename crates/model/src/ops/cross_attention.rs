@@ -20,11 +20,9 @@
 //! Each worker needs `2·Tq·Tk` floats of scratch ([`scratch_per_worker`]); parallelism is over
 //! (batch, head) pairs, split statically, so the bits do not depend on the worker count.
 
-use crate::dtype::Precision;
-use crate::ops::attention::product;
 use crate::ops::dropout::Mask;
 use crate::ops::math::{dot, exp};
-use crate::ops::matmul::{Mat, MatMut};
+use crate::ops::matmul::{matmul, Mat, MatMut, Par};
 use crate::ops::sendptr::SendPtr;
 use rayon::prelude::*;
 
@@ -163,8 +161,7 @@ fn head(data: &[f32], rows: usize, hs: usize, stride: usize) -> Mat<'_> {
     Mat::new(data, rows, hs, stride, 1)
 }
 
-/// Forward: fills `out` and `lse` (see the module docs for shapes); the products in `prec`
-/// (bf16 operands under mixed precision, as for the causal attention).
+/// Forward: fills `out` and `lse` (see the module docs for shapes).
 #[allow(clippy::too_many_arguments)]
 pub fn forward(
     out: &mut [f32],
@@ -176,7 +173,6 @@ pub fn forward(
     scratch: &mut [f32],
     d: CrossDims,
     drop: Option<Mask>,
-    prec: Precision,
 ) {
     let (tq, tk, c, nh, hs) = (d.tq, d.tk, d.c, d.nh, d.hs());
     assert!(q.len() >= CrossDims::need(d.q_rows(), d.qs, c));
@@ -193,7 +189,7 @@ pub fn forward(
         let vh = head(&v[bi * tk * d.kvs + h * hs..], tk, hs, d.kvs);
         let p = &mut s[..tq * tk];
         // S = Q·Kᵀ  [tq, tk]
-        product(prec, MatMut::row_major(p, tq, tk), qh, kh.t(), false);
+        matmul(MatMut::row_major(p, tq, tk), qh, kh.t(), false, Par::Single);
         let pad = pad_row(key_pad, bi, tk);
         for i in 0..tq {
             let l = softmax_row(&mut p[i * tk..(i + 1) * tk], pad, scale);
@@ -206,7 +202,7 @@ pub fn forward(
         // O = P·V  [tq, hs] into the (bi, h) columns of out
         // SAFETY: rows bi·tq.. of out, columns h·hs..(h+1)·hs: this task's alone, in bounds.
         let o = unsafe { MatMut::from_raw(op.get().add(bi * tq * c + h * hs), tq, hs, c) };
-        product(prec, o, Mat::row_major(p, tq, tk), vh, false);
+        matmul(o, Mat::row_major(p, tq, tk), vh, false, Par::Single);
     });
 }
 
@@ -236,7 +232,6 @@ pub fn backward(
     scratch: &mut [f32],
     d: CrossDims,
     drop: Option<Mask>,
-    prec: Precision,
 ) {
     let (tq, tk, c, nh, hs) = (d.tq, d.tk, d.c, d.nh, d.hs());
     assert!(dq.len() >= CrossDims::need(d.q_rows(), d.qs, c));
@@ -269,7 +264,7 @@ pub fn backward(
         let vh = head(&v[bi * tk * d.kvs + h * hs..], tk, hs, d.kvs);
         let doh = head(&dout[bi * tq * c + h * hs..], tq, hs, c);
         // P = exp(S·scale − lse), 0 at padded keys (and on rows with no kept key: lse = ∞)
-        product(prec, MatMut::row_major(p, tq, tk), qh, kh.t(), false);
+        matmul(MatMut::row_major(p, tq, tk), qh, kh.t(), false, Par::Single);
         let pad = pad_row(key_pad, bi, tk);
         for i in 0..tq {
             probs_row(&mut p[i * tk..(i + 1) * tk], pad, scale, lse[task * tq + i]);
@@ -297,9 +292,15 @@ pub fn backward(
             }
             None => p,
         };
-        product(prec, dvh, Mat::row_major(pd, tq, tk).t(), doh, false);
+        matmul(dvh, Mat::row_major(pd, tq, tk).t(), doh, false, Par::Single);
         // dP = dO·Vᵀ  [tq, tk], then dS = P∘(dP − D)·scale
-        product(prec, MatMut::row_major(ds, tq, tk), doh, vh.t(), false);
+        matmul(
+            MatMut::row_major(ds, tq, tk),
+            doh,
+            vh.t(),
+            false,
+            Par::Single,
+        );
         for i in 0..tq {
             let row = (bi * tq + i) * c + h * hs;
             let delta = dot(&dout[row..row + hs], &out[row..row + hs]);
@@ -311,15 +312,14 @@ pub fn backward(
         }
         // dQ = dS·K ; dK = dSᵀ·Q
         let dsm = Mat::row_major(ds, tq, tk);
-        product(prec, dqh, dsm, kh, false);
-        product(prec, dkh, dsm.t(), qh, false);
+        matmul(dqh, dsm, kh, false, Par::Single);
+        matmul(dkh, dsm.t(), qh, false, Par::Single);
     });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    const F32: Precision = Precision::Fp32;
     use crate::ops::testutil::*;
 
     /// Direct f64 attention with the key padding mask.
@@ -378,18 +378,7 @@ mod tests {
         let mut out = vec![0.0; d.q_rows() * d.c];
         let mut lse = vec![0.0; d.b * d.nh * d.tq];
         let mut s = vec![0.0; w * scratch_per_worker(d)];
-        forward(
-            &mut out,
-            &mut lse,
-            q,
-            kv,
-            &kv[d.c..],
-            pad,
-            &mut s,
-            d,
-            drop,
-            F32,
-        );
+        forward(&mut out, &mut lse, q, kv, &kv[d.c..], pad, &mut s, d, drop);
         (out, lse)
     }
 
@@ -436,7 +425,6 @@ mod tests {
             &mut s,
             d,
             drop,
-            F32,
         );
         let f_q = |x: &[f32]| weighted_sum(&run_drop(x, &kv, pad, d, 1, drop).0, &g);
         check_grad("q", &q, &dq, f_q, 1e-2, 2e-3);
@@ -484,7 +472,6 @@ mod tests {
             &mut s,
             d,
             None,
-            F32,
         );
         let f_q = |x: &[f32]| weighted_sum(&run(x, &kv, Some(&pad), d, 1).0, &g);
         check_grad("q", &q, &dq, f_q, 1e-2, 2e-3);
@@ -524,7 +511,6 @@ mod tests {
                 &mut s,
                 d,
                 None,
-                F32,
             );
             (out, lse)
         };
@@ -550,7 +536,6 @@ mod tests {
             &mut s,
             d,
             None,
-            F32,
         );
         let f = |x: &[f32]| weighted_sum(&fwd(x).0, &g);
         check_grad("qkv", &qkv, &dqkv, f, 1e-2, 2e-3);
@@ -591,7 +576,6 @@ mod tests {
             &mut s,
             d,
             None,
-            F32,
         );
         assert!(dq[..d.tq * d.qs].iter().all(|&x| x == 0.0));
         assert!(dkv.iter().all(|x| x.is_finite()));
