@@ -17,7 +17,7 @@
 //! hands a process AMX state only after `arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA)`, asked
 //! once in [`available`].
 
-use super::amx_pack::{pack, Side, T, TILE, TK};
+use super::amx_pack::{pack, pair_blocks, Side, T, TILE, TK};
 use super::{Mat, MatMut};
 use crate::ops::sendptr::SendPtr;
 use rayon::prelude::*;
@@ -209,7 +209,7 @@ pub(super) fn product(
 ) {
     let (m, n, k) = (a.rows(), b.cols(), a.cols());
     let kb = k.div_ceil(TK);
-    let (mb, nb) = (m.div_ceil(2 * T) * 2, n.div_ceil(2 * T) * 2);
+    let (mb, nb) = (pair_blocks(m), pair_blocks(n));
     pack(&mut packs.a, Side::A, a, mb, kb, threads);
     let pb: &[u16] = match b_panels {
         Some(p) => {

@@ -27,6 +27,12 @@ pub(super) const TK: usize = 32;
 /// bf16 values per packed tile (1 KiB).
 pub(super) const TILE: usize = T * TK;
 
+/// Blocks of 16 for `n` rows or columns, rounded up to a pair (the tile kernel computes 32×32
+/// blocks of C).
+pub(super) fn pair_blocks(n: usize) -> usize {
+    n.div_ceil(2 * T) * 2
+}
+
 /// Which operand a tile belongs to (they differ in layout).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Side {

@@ -9,7 +9,7 @@
 //! a `PreparedWeight` must prepare it again after `W` changes (the CPU backend's cache does
 //! that by an epoch the model advances on every parameter write).
 
-use super::amx_pack::{pack, Side, T, TK};
+use super::amx_pack::{pack, pair_blocks, Side, TK};
 use super::bf16::{bf16_bits, round_bf16, Bf16Kernel};
 use super::{prepare, Mat, MatMut, Par};
 use gemmkit::bf16;
@@ -47,7 +47,7 @@ impl PreparedWeight {
                     &mut self.panels_t,
                     Side::B,
                     wt,
-                    blocks(oc),
+                    pair_blocks(oc),
                     c.div_ceil(TK),
                     threads,
                 );
@@ -55,7 +55,7 @@ impl PreparedWeight {
                     &mut self.panels,
                     Side::B,
                     wm,
-                    blocks(c),
+                    pair_blocks(c),
                     oc.div_ceil(TK),
                     threads,
                 );
@@ -82,11 +82,6 @@ impl PreparedWeight {
     pub fn shape(&self) -> (usize, usize) {
         (self.oc, self.c)
     }
-}
-
-/// Column blocks of 16 for `n` columns, rounded up to a pair (the AMX kernel's 32-wide step).
-fn blocks(n: usize) -> usize {
-    n.div_ceil(2 * T) * 2
 }
 
 /// `C (+)= bf16(A)·B` where `B` is `Wᵀ` (`transposed`) or `W` of the prepared `w`, on the
