@@ -77,11 +77,6 @@ impl PreparedWeight {
     pub fn kernel(&self) -> Option<Bf16Kernel> {
         self.kern
     }
-
-    /// `[oc, c]`.
-    pub fn shape(&self) -> (usize, usize) {
-        (self.oc, self.c)
-    }
 }
 
 /// `C (+)= bf16(A)·B` where `B` is `Wᵀ` (`transposed`) or `W` of the prepared `w`, on the
