@@ -7,7 +7,7 @@
 //! `dlogits` overwrites the logits (the fused classifier keeps one `[rows, V]` chunk buffer).
 //! Targets must already be validated (`-1` or `< V`).
 
-use crate::ops::math::exp;
+use crate::ops::math::{exp_sum, max, scale};
 use rayon::prelude::*;
 
 /// The ignore index (PyTorch's default is -100; nanoGPT passes -1).
@@ -19,32 +19,11 @@ crate::simd_fn! {
             l.fill(0.0);
             return 0.0;
         }
-        let mut mx = f32::NEG_INFINITY;
-        for &v in l.iter() {
-            mx = mx.max(v);
-        }
-        let t = target as usize;
-        let at_target = l[t];
-        let mut acc = [0.0f32; 8];
-        let n8 = l.len() / 8 * 8;
-        for i in (0..n8).step_by(8) {
-            for k in 0..8 {
-                let e = exp(l[i + k] - mx);
-                l[i + k] = e;
-                acc[k] += e;
-            }
-        }
-        let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-        for x in &mut l[n8..] {
-            let e = exp(*x - mx);
-            *x = e;
-            s += e;
-        }
-        let scale = inv_n / s;
-        for d in l.iter_mut() {
-            *d *= scale;
-        }
-        l[t] -= inv_n;
+        let mx = max(l);
+        let at_target = l[target as usize];
+        let s = exp_sum(l, 1.0, mx);
+        scale(l, inv_n / s);
+        l[target as usize] -= inv_n;
         mx + s.ln() - at_target
     }
 }

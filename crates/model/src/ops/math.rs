@@ -123,24 +123,23 @@ pub fn max(a: &[f32]) -> f32 {
     m
 }
 
-/// `a[i] ← e^(a[i]·scale − shift)`, returning the sum (8 fixed partial sums).
+/// `a[i] ← e^(a[i]·scale − shift)`, returning the sum (8 fixed partial sums, as [`sum`]).
+/// Two loops, not one: the element-wise exp then vectorises at the full vector width, and
+/// the second pass reads a row that is still in cache.
 #[inline(always)]
 pub fn exp_sum(a: &mut [f32], scale: f32, shift: f32) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let mut c = a.chunks_exact_mut(8);
-    for x in &mut c {
-        for l in 0..8 {
-            let e = exp(x[l] * scale - shift);
-            x[l] = e;
-            acc[l] += e;
-        }
-    }
-    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for x in c.into_remainder() {
+    for x in a.iter_mut() {
         *x = exp(*x * scale - shift);
-        s += *x;
     }
-    s
+    sum(a)
+}
+
+/// `a[i] ← a[i]·s`.
+#[inline(always)]
+pub fn scale(a: &mut [f32], s: f32) {
+    for x in a {
+        *x *= s;
+    }
 }
 
 /// Sum with 8 fixed partial sums.
