@@ -1,6 +1,7 @@
 //! Measure the candidate matmul kernels on our training shapes.
-//! `cargo run --release -p lmforge-model --example matmul_bench [threads] [single]`
-//! (`single`: every product on one thread, as inside a batch shard's pass.)
+//! `cargo run --release -p lmforge-model --example matmul_bench [threads] [single|pool] [PREFIX]`
+//! (`single`: every product on one thread, as inside a batch shard's pass; `PREFIX`: only the
+//! shapes whose label starts with it — `M`, `S` or `V`.)
 //! Besides the f32 kernels it measures the bf16 ones (emulated; native where the CPU has
 //! AVX-512 BF16) — operand casts included, as the model pays them.
 use lmforge_model::ops::matmul::{
@@ -74,7 +75,65 @@ fn main() {
         ("S fc fwd 768x512x128", 768, 512, 128, false, true),
         ("S dW 384x128x768", 384, 128, 768, true, false),
         ("S dinp 768x128x512", 768, 128, 512, false, false),
+        // the classifier at o200k_base (4×256 wide, one chunk of 335 rows)
+        (
+            "V head fwd x·Wᵀ 335x200019x256",
+            335,
+            200_019,
+            256,
+            false,
+            true,
+        ),
+        (
+            "V head dx dl·W 335x256x200019",
+            335,
+            256,
+            200_019,
+            false,
+            false,
+        ),
+        (
+            "V head dW dlᵀ·x 200019x256x335",
+            200_019,
+            256,
+            335,
+            true,
+            false,
+        ),
+        (
+            "V head dWᵀ xᵀ·dl 256x200019x335",
+            256,
+            200_019,
+            335,
+            true,
+            false,
+        ),
+        (
+            "W head fwd x·Wᵀ 2048x200019x256",
+            2048,
+            200_019,
+            256,
+            false,
+            true,
+        ),
+        (
+            "W head dx dl·W 2048x256x200019",
+            2048,
+            256,
+            200_019,
+            false,
+            false,
+        ),
+        (
+            "W head dW dlᵀ·x 200019x256x2048",
+            200_019,
+            256,
+            2048,
+            true,
+            false,
+        ),
     ];
+    let only = std::env::args().nth(3).unwrap_or_default();
     let par = if std::env::args().nth(2).as_deref() == Some("single") {
         Par::Single
     } else {
@@ -85,6 +144,9 @@ fn main() {
         bf16_native_available()
     );
     for (label, m, n, k, at, bt) in shapes {
+        if !label.starts_with(only.as_str()) {
+            continue;
+        }
         let f = |c| bench(c, m, n, k, at, bt, par);
         let g = f(Cand::F32(Kernel::Gemm));
         let mm = f(Cand::F32(Kernel::MatrixMultiply));

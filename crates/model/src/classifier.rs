@@ -6,6 +6,7 @@
 //! 1. `logits = x_chunk·Wᵀ (+ b)`                    `[m,V]` in the one chunk buffer
 //! 2. fused softmax + cross-entropy in place: row losses, and `logits ← dlogits`
 //! 3. with gradients: `dx_chunk = dlogits·W` `[m,C]`, `dW += dlogitsᵀ·x_chunk` `[V,C]`
+//!    (or `dWᵀ += x_chunkᵀ·dlogits` `[C,V]` where the backend computes that faster)
 //!    (and `db += Σ_rows dlogits` `[V]` when the untied head has a bias, `head_bias`)
 //!
 //! Why the gradients are taken in the forward and *staged* here (not written to the model's
@@ -51,8 +52,11 @@ pub(crate) struct HeadBufs<B: Backend> {
     /// staged `d loss / d x` for every row of the shard `[N, C]` (empty until gradients are
     /// first asked for)
     pub dx: B::Buf,
-    /// staged `d loss / d W` of `lm_head` `[V, C]` (empty until gradients are first asked for)
+    /// staged `d loss / d W` of `lm_head` `[V, C]`, or `[C, V]` when `dw_transposed` (empty
+    /// until gradients are first asked for)
     pub dw: B::Buf,
+    /// `dw` holds `dWᵀ` (the backend's choice, [`Backend::head_grad_transposed`])
+    pub dw_transposed: bool,
     /// staged `d loss / d b` of `lm_head.bias` `[V]` (empty unless the head has a bias)
     pub db: B::Buf,
 }
@@ -65,6 +69,7 @@ impl<B: Backend> HeadBufs<B> {
             row_loss: dev.alloc(0),
             dx: dev.alloc(0),
             dw: dev.alloc(0),
+            dw_transposed: false,
             db: dev.alloc(0),
         }
     }
@@ -126,7 +131,8 @@ pub(crate) struct Inputs<'a, B: Backend> {
 
 /// Loss of the shard's rows, summed (the mean's numerator). With `grads`, also stages
 /// `d (Σ loss / n_valid) / d x` in `bufs.dx` and the head weight's (and bias's) gradient in
-/// `bufs.dw` (`bufs.db`), overwritten, not accumulated.
+/// `bufs.dw` (`bufs.db`), overwritten, not accumulated — `dWᵀ [C,V]` where the backend
+/// prefers it ([`Backend::head_grad_transposed`]; `bufs.dw_transposed` says which).
 pub(crate) fn run<B: Backend>(
     dev: &B,
     bufs: &mut HeadBufs<B>,
@@ -134,7 +140,9 @@ pub(crate) fn run<B: Backend>(
     grads: bool,
 ) -> f64 {
     let (n, c, v) = (inp.targets.len(), inp.c, inp.v);
+    let transposed = dev.head_grad_transposed(c, v);
     if grads {
+        bufs.dw_transposed = transposed;
         dev.zero(B::dst(&mut bufs.dw, 0..v * c));
         if inp.b.is_some() {
             dev.zero(B::dst(&mut bufs.db, 0..v));
@@ -157,7 +165,11 @@ pub(crate) fn run<B: Backend>(
                 B::dst(&mut bufs.dw, 0..v * c),
             );
             let db = inp.b.map(|_| B::dst(&mut bufs.db, 0..v));
-            dev.linear_backward(Some(dx), dw, db, dl, x, inp.w, c, false);
+            if transposed {
+                dev.linear_backward_t(Some(dx), dw, db, dl, x, inp.w, c, false);
+            } else {
+                dev.linear_backward(Some(dx), dw, db, dl, x, inp.w, c, false);
+            }
         }
         r0 += m;
     }

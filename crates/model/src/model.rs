@@ -716,6 +716,7 @@ impl<B: Backend> Gpt<B> {
             let head = HeadGrads {
                 dx: B::src(&h.dx, 0..m * c),
                 dw: B::src(&h.dw, 0..v * c),
+                dw_transposed: h.dw_transposed,
                 db: net.lay.lm_head_bias.map(|_| B::src(&h.db, 0..v)),
             };
             pass::backward(&net, job.acts, job.grads, sh, pos, head);

@@ -528,8 +528,9 @@ fn through_dropout<'a, B: Backend>(
 pub(crate) struct HeadGrads<'a, B: Backend> {
     /// `d loss / d ln_f(x)` `[b·t, C]`
     pub dx: B::Src<'a>,
-    /// `d loss / d lm_head.weight` `[V, C]`
+    /// `d loss / d lm_head.weight` `[V, C]`, or `[C, V]` when `dw_transposed`
     pub dw: B::Src<'a>,
+    pub dw_transposed: bool,
     /// `d loss / d lm_head.bias` `[V]` (`head_bias` models only)
     pub db: Option<B::Src<'a>>,
 }
@@ -554,7 +555,12 @@ pub(crate) fn backward<B: Backend>(
     let nc = n * c;
 
     // lm_head: dW += staged dW (tied: into wte's gradient)
-    dev.accumulate(B::dst(g, lay.r(lay.head())), head.dw);
+    let g_head = B::dst(g, lay.r(lay.head()));
+    if head.dw_transposed {
+        dev.accumulate_transposed(g_head, head.dw, c);
+    } else {
+        dev.accumulate(g_head, head.dw);
+    }
     if let (Some(i), Some(db)) = (lay.lm_head_bias, head.db) {
         dev.accumulate(B::dst(g, lay.r(i)), db);
     }

@@ -67,6 +67,10 @@ fn cpu_bf16_backend_fails_the_fp32_bounds() {
 enum Fault {
     /// `dW` overwritten instead of accumulated
     LinearBackwardOverwritesDw,
+    /// the transposed `dW` written as the weight is laid out
+    LinearBackwardTAsWeight,
+    /// the transposed gradient added without transposing it
+    AccumulateTransposedPlain,
     /// the last output value off by 1e-4 (only for sequences past one query block)
     AttentionForwardLastValue,
     /// the fused residual normalises the sum but leaves `x` as it was
@@ -154,6 +158,12 @@ impl Backend for Faulty {
     }
     fn accumulate(&self, acc: &mut [f32], x: &[f32]) {
         self.cpu.accumulate(acc, x)
+    }
+    fn accumulate_transposed(&self, acc: &mut [f32], x: &[f32], cols: usize) {
+        if self.has(Fault::AccumulateTransposedPlain) {
+            return self.cpu.accumulate(acc, x);
+        }
+        self.cpu.accumulate_transposed(acc, x, cols)
     }
     fn sum_squares(&self, x: &[f32]) -> f64 {
         self.cpu.sum_squares(x)
@@ -256,6 +266,25 @@ impl Backend for Faulty {
         }
         self.cpu
             .linear_backward(dx, dw, db, dout, x, w, c, accumulate_dx)
+    }
+    fn linear_backward_t(
+        &self,
+        dx: Option<&mut [f32]>,
+        dwt: &mut [f32],
+        db: Option<&mut [f32]>,
+        dout: &[f32],
+        x: &[f32],
+        w: &[f32],
+        c: usize,
+        accumulate_dx: bool,
+    ) {
+        if self.has(Fault::LinearBackwardTAsWeight) {
+            return self
+                .cpu
+                .linear_backward(dx, dwt, db, dout, x, w, c, accumulate_dx);
+        }
+        self.cpu
+            .linear_backward_t(dx, dwt, db, dout, x, w, c, accumulate_dx)
     }
     fn gelu_forward(&self, y: &mut [f32], x: &[f32], bias: Option<&[f32]>, act: Activation) {
         let act = if self.has(Fault::GeluIgnoresTanh) {
@@ -414,6 +443,8 @@ impl Backend for Faulty {
 fn a_backend_with_one_wrong_op_is_rejected_naming_the_op() {
     for (fault, op) in [
         (Fault::LinearBackwardOverwritesDw, "linear_backward"),
+        (Fault::LinearBackwardTAsWeight, "linear_backward_t"),
+        (Fault::AccumulateTransposedPlain, "accumulate_transposed"),
         (Fault::AttentionForwardLastValue, "attention_forward"),
         (Fault::ResidualNotInPlace, "layernorm_forward_residual"),
         (Fault::GeluIgnoresTanh, "gelu_forward"),

@@ -441,7 +441,7 @@ pub fn memory<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> {
 }
 
 /// `zero`, `scale`, `accumulate`, `sum_squares`, `residual`, `dropout` (lengths crossing any
-/// chunking a backend may use).
+/// chunking a backend may use), and `accumulate_transposed`.
 pub fn vector<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> {
     let mut ck = Checker::new(dev, tol);
     for len in [1, 5, 40_003] {
@@ -502,6 +502,22 @@ pub fn vector<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> {
             .map(|(i, &v)| v as f64 * mask.factor(i as u64) as f64)
             .collect();
         ck.expect(&r, "x", &want, None)?;
+    }
+    // `acc [R,C] += xᵀ`, shapes past any block size a backend may use
+    for (rows, cols) in [(1, 1), (3, 70), (67, 5), (130, 33)] {
+        ck.at("accumulate_transposed", format!("rows={rows} cols={cols}"));
+        let (a, x) = (
+            randn(rows * cols, 4, 1.0, 0.0),
+            randn(rows * cols, 5, 1.0, 0.0),
+        );
+        let (mut acc, xr) = (ck.up(&a), ck.up(&x));
+        dev.accumulate_transposed(acc.dst(), xr.src(), cols);
+        let at = |r: usize, c: usize| (a[r * cols + c], x[c * rows + r]);
+        let (want, mag): (Vec<f64>, Vec<f64>) = (0..rows * cols)
+            .map(|i| at(i / cols, i % cols))
+            .map(|(a, x)| (a as f64 + x as f64, a.abs() as f64 + x.abs() as f64))
+            .unzip();
+        ck.expect(&acc, "acc", &want, Some(&mag))?;
     }
     ck.done()
 }
@@ -973,7 +989,8 @@ fn rows_of(bias: &[f32], rows: usize) -> Vec<f32> {
 }
 
 /// Linear forward (bias or not) and backward (`dx` absent, overwritten or accumulated; `dW`
-/// and `db` accumulated), on shapes past any tile size, and finite differences.
+/// — as the weight or transposed — and `db` accumulated), on shapes past any tile size, and
+/// finite differences.
 pub fn linear<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> {
     let mut ck = Checker::new(dev, tol);
     for (n, c, oc) in [(1, 3, 5), (7, 17, 11), (33, 40, 67), (70, 5, 130)] {
@@ -1003,10 +1020,21 @@ pub fn linear<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> {
         }
         let dout = randn(n * oc, 43, 1.0, 0.0);
         let dout_r = ck.up(&dout);
-        // (bias, dx: None = absent, Some(accumulate))
-        for (with_bias, dx_mode) in [(true, Some(false)), (false, Some(true)), (true, None)] {
+        // (transposed dW, bias, dx: None = absent, Some(accumulate))
+        for (transposed, with_bias, dx_mode) in [
+            (false, true, Some(false)),
+            (false, false, Some(true)),
+            (false, true, None),
+            (true, true, Some(false)),
+            (true, false, None),
+        ] {
+            let op = if transposed {
+                "linear_backward_t"
+            } else {
+                "linear_backward"
+            };
             ck.at(
-                "linear_backward",
+                op,
                 format!("n={n} c={c} oc={oc} bias={with_bias} dx={dx_mode:?}"),
             );
             let dx0 = match dx_mode {
@@ -1017,16 +1045,12 @@ pub fn linear<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> {
             let (mut dx, mut dw, mut db) = (ck.up(&dx0), ck.up(&dw0), ck.up(&db0));
             let dx_dst = dx_mode.map(|_| dx.dst());
             let db_dst = with_bias.then(|| db.dst());
-            dev.linear_backward(
-                dx_dst,
-                dw.dst(),
-                db_dst,
-                dout_r.src(),
-                xr.src(),
-                wr.src(),
-                c,
-                dx_mode == Some(true),
-            );
+            let (g, xs, ws, acc) = (dout_r.src(), xr.src(), wr.src(), dx_mode == Some(true));
+            if transposed {
+                dev.linear_backward_t(dx_dst, dw.dst(), db_dst, g, xs, ws, c, acc);
+            } else {
+                dev.linear_backward(dx_dst, dw.dst(), db_dst, g, xs, ws, c, acc);
+            }
             let dx_init = if dx_mode == Some(true) { &dx0[..] } else { &[] };
             let (want, mag) = product_ref(
                 n,
@@ -1043,8 +1067,12 @@ pub fn linear<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> {
                     ck.exact("dx (absent, untouched)", &got, &dx0)?
                 }
             }
-            let (want, mag) =
-                product_ref(oc, c, n, |o, r| dout[r * oc + o], |r, i| x[r * c + i], &dw0);
+            let (want, mag) = if transposed {
+                // dWᵀ [C,OC] += xᵀ·dout, onto dw0 read as [C,OC]
+                product_ref(c, oc, n, |i, r| x[r * c + i], |r, o| dout[r * oc + o], &dw0)
+            } else {
+                product_ref(oc, c, n, |o, r| dout[r * oc + o], |r, i| x[r * c + i], &dw0)
+            };
             ck.expect(&dw, "dw", &want, Some(&mag))?;
             let (want, mag) = if with_bias {
                 product_ref(1, oc, n, |_, _| 1.0, |r, o| dout[r * oc + o], &db0)
@@ -1101,7 +1129,26 @@ fn linear_fd<B: Backend>(ck: &mut Checker<'_, B>) -> Result<(), String> {
     );
     ck.grad("x", &x, &dx, |v| objective(v, &w, &b))?;
     ck.grad("w", &w, &dw, |v| objective(&x, v, &b))?;
-    ck.grad("b", &b, &db, |v| objective(&x, &w, v))
+    ck.grad("b", &b, &db, |v| objective(&x, &w, v))?;
+    // the transposed layout: dWᵀ [C,OC], read back as [OC,C]
+    ck.at(
+        "linear_backward_t",
+        format!("n={n} c={c} oc={oc} bias=false"),
+    );
+    let mut dwt = ck.up(&vec![0.0; oc * c]);
+    dev.linear_backward_t(
+        None,
+        dwt.dst(),
+        None,
+        gr.src(),
+        xr.src(),
+        wr.src(),
+        c,
+        false,
+    );
+    let dwt = ck.read(&dwt, "dwt")?;
+    let dw: Vec<f32> = (0..oc * c).map(|i| dwt[(i % c) * oc + i / c]).collect();
+    ck.grad("w", &w, &dw, |v| objective(&x, v, &b))
 }
 
 // ---- GELU -----------------------------------------------------------------------------------

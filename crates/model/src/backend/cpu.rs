@@ -11,8 +11,10 @@ use super::{AdamWStep, Backend, CrossDims, Dims, Mask, Segment};
 use crate::config::Activation;
 use crate::dtype::Precision;
 use crate::ops;
-use crate::ops::linear::Weight;
-use crate::ops::matmul::{bf16_amx_available, bf16_native_available, Bf16Kernel};
+use crate::ops::linear::{GradLayout, Weight};
+use crate::ops::matmul::{
+    self as matmul, bf16_amx_available, bf16_native_available, Bf16Kernel, Kernel,
+};
 use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::Mutex;
@@ -241,8 +243,35 @@ impl Backend for Cpu {
         accumulate_dx: bool,
     ) {
         self.with_weight(w, c, |weight| {
-            ops::linear::backward_with(weight, dx, dw, db, dout, x, w, c, accumulate_dx)
+            let layout = GradLayout::AsWeight;
+            ops::linear::backward_with(weight, layout, dx, dw, db, dout, x, w, c, accumulate_dx)
         });
+    }
+    fn linear_backward_t(
+        &self,
+        dx: Option<&mut [f32]>,
+        dwt: &mut [f32],
+        db: Option<&mut [f32]>,
+        dout: &[f32],
+        x: &[f32],
+        w: &[f32],
+        c: usize,
+        accumulate_dx: bool,
+    ) {
+        self.with_weight(w, c, |weight| {
+            let layout = GradLayout::Transposed;
+            ops::linear::backward_with(weight, layout, dx, dwt, db, dout, x, w, c, accumulate_dx)
+        });
+    }
+    fn accumulate_transposed(&self, acc: &mut [f32], x: &[f32], cols: usize) {
+        ops::vector::accumulate_transposed(acc, x, cols);
+    }
+    fn head_grad_transposed(&self, _c: usize, _v: usize) -> bool {
+        // fp32 `gemm` writes a tall `[V,C]` product at ~160 GFLOP/s and its wide transpose at
+        // ~290 (o200k_base × 256); AMX and the other kernels are faster as the weight is
+        // (docs/performance.md, "The head's weight gradient, transposed")
+        self.precision == Precision::Fp32
+            && matches!(matmul::kernel(), Kernel::Gemm | Kernel::GemmSplit)
     }
 
     fn gelu_forward(&self, y: &mut [f32], x: &[f32], bias: Option<&[f32]>, act: Activation) {

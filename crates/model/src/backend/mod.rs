@@ -208,6 +208,30 @@ pub trait Backend: Send + Sync + Sized + 'static {
         accumulate_dx: bool,
     );
 
+    /// [`linear_backward`](Self::linear_backward) with the weight gradient stored transposed:
+    /// `dWᵀ += xᵀ·dout` into `dwt [C,OC]` (see [`head_grad_transposed`](Self::head_grad_transposed)).
+    #[allow(clippy::too_many_arguments)]
+    fn linear_backward_t(
+        &self,
+        dx: Option<Self::Dst<'_>>,
+        dwt: Self::Dst<'_>,
+        db: Option<Self::Dst<'_>>,
+        dout: Self::Src<'_>,
+        x: Self::Src<'_>,
+        w: Self::Src<'_>,
+        c: usize,
+        accumulate_dx: bool,
+    );
+    /// `acc [R,C] += xᵀ` for `x [C,R]` (`cols` = C): a transposed staged gradient added in.
+    fn accumulate_transposed(&self, acc: Self::Dst<'_>, x: Self::Src<'_>, cols: usize);
+    /// Whether the fused classifier should stage the head's weight gradient `[V,C]` transposed
+    /// ([`linear_backward_t`](Self::linear_backward_t)) because this backend computes it
+    /// faster that way; added into the model's gradient once per step with
+    /// [`accumulate_transposed`](Self::accumulate_transposed). Default: no.
+    fn head_grad_transposed(&self, _c: usize, _v: usize) -> bool {
+        false
+    }
+
     // ---- the MLP activation `x, y [N,H]`, `bias [H]` (the fused bias of the Linear before it)
     // Named after GELU, the default; `act` also selects ReLU (same entry points: value,
     // value with the derivative kept in place, and the product with that derivative).

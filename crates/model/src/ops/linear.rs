@@ -102,13 +102,30 @@ pub fn backward(
     accumulate_dx: bool,
 ) {
     let f32 = Weight::Plain(Precision::Fp32);
-    backward_with(f32, dx, dw, db, dout, x, w, c, accumulate_dx);
+    let layout = GradLayout::AsWeight;
+    backward_with(f32, layout, dx, dw, db, dout, x, w, c, accumulate_dx);
 }
 
-/// [`backward`] reading `w` as `weight` says (`dW = doutᵀ·x` in its precision).
+/// How a weight gradient is laid out: as the weight, `[OC,C]`, or transposed, `[C,OC]`.
+///
+/// Why transposed exists: for a very tall weight — a vocabulary head, `[200,019, 256]` — the
+/// fp32 `gemm` kernel computes `dWᵀ = xᵀ·dout` (a wide output) ~1.7× faster than `dW =
+/// doutᵀ·x` (a tall one); the fused classifier stages its gradient that way where the
+/// backend says so ([`Backend::head_grad_transposed`](crate::backend::Backend::head_grad_transposed)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GradLayout {
+    /// `[OC,C]`, as the weight
+    AsWeight,
+    /// `[C,OC]`
+    Transposed,
+}
+
+/// [`backward`] reading `w` as `weight` says (`dW = doutᵀ·x` in its precision), with `dw`
+/// laid out as `layout` says.
 #[allow(clippy::too_many_arguments)]
 pub fn backward_with(
     weight: Weight<'_>,
+    layout: GradLayout,
     dx: Option<&mut [f32]>,
     dw: &mut [f32],
     db: Option<&mut [f32]>,
@@ -124,14 +141,14 @@ pub fn backward_with(
         let dout = Mat::row_major(dout, n, oc);
         weight.times(MatMut::row_major(dx, n, c), dout, w, false, accumulate_dx);
     }
-    let (dout_t, x) = (Mat::row_major(dout, n, oc).t(), Mat::row_major(x, n, c));
-    product(
-        weight.precision(),
-        MatMut::row_major(dw, oc, c),
-        dout_t,
-        x,
-        true,
-    );
+    let (g, xm) = (Mat::row_major(dout, n, oc), Mat::row_major(x, n, c));
+    let prec = weight.precision();
+    match layout {
+        // dW [OC,C] += doutᵀ·x
+        GradLayout::AsWeight => product(prec, MatMut::row_major(dw, oc, c), g.t(), xm, true),
+        // dWᵀ [C,OC] += xᵀ·dout
+        GradLayout::Transposed => product(prec, MatMut::row_major(dw, c, oc), xm.t(), g, true),
+    }
     if let Some(db) = db {
         bias_grad(db, dout);
     }

@@ -25,6 +25,36 @@ pub fn accumulate(acc: &mut [f32], x: &[f32]) {
         .for_each(|(a, x)| a.iter_mut().zip(x).for_each(|(a, x)| *a += x));
 }
 
+/// Side of the square blocks [`accumulate_transposed`] moves (a 32×32 block of each side is
+/// 8 KiB: both stay in L1 while one is read down its columns).
+const TBLOCK: usize = 32;
+
+/// `acc [R,C] += xᵀ` for `x [C,R]` (`cols` = C): a staged transposed gradient added into the
+/// weight's. Blocks of [`TBLOCK`] rows of `acc` per task; each element gets exactly one add,
+/// so the result does not depend on the thread count.
+pub fn accumulate_transposed(acc: &mut [f32], x: &[f32], cols: usize) {
+    let rows = acc.len() / cols.max(1);
+    assert_eq!(
+        x.len(),
+        rows * cols,
+        "accumulate_transposed: shapes do not fit"
+    );
+    acc.par_chunks_mut(TBLOCK * cols)
+        .enumerate()
+        .for_each(|(bi, a)| {
+            let r0 = bi * TBLOCK;
+            let nr = a.len() / cols;
+            for c0 in (0..cols).step_by(TBLOCK) {
+                for j in c0..(c0 + TBLOCK).min(cols) {
+                    let xr = &x[j * rows + r0..j * rows + r0 + nr];
+                    for (i, v) in xr.iter().enumerate() {
+                        a[i * cols + j] += v;
+                    }
+                }
+            }
+        });
+}
+
 /// `Σ x²` in f64: one partial per [`CHUNK`] floats (in `partials`, resized once), summed in
 /// order, so the result is the same for any thread count.
 pub fn sum_squares(x: &[f32], partials: &mut Vec<f64>) -> f64 {
