@@ -16,7 +16,7 @@
 
 use crate::dtype::Precision;
 use crate::ops::dropout::Mask;
-use crate::ops::math::{dot, exp, max};
+use crate::ops::math::{dot, exp, exp_sum, max};
 use crate::ops::matmul::{matmul, matmul_bf16, Mat, MatMut, Par};
 use crate::ops::sendptr::SendPtr;
 use rayon::prelude::*;
@@ -371,24 +371,30 @@ pub fn decode(
         let n_keys = past + r + 1;
         for h in 0..nh {
             let q = &qkv[r * 3 * c + h * hs..r * 3 * c + (h + 1) * hs];
-            let sc = &mut scratch[..n_keys];
-            let mut mx = f32::NEG_INFINITY;
-            for (j, s) in sc.iter_mut().enumerate() {
-                *s = dot(q, &k[j * c + h * hs..j * c + (h + 1) * hs]) * scale;
-                mx = mx.max(*s);
-            }
-            let mut sum = 0.0;
-            for s in sc.iter_mut() {
-                *s = exp(*s - mx);
-                sum += *s;
-            }
             let o = &mut out[r * c + h * hs..r * c + (h + 1) * hs];
-            o.fill(0.0);
-            for (j, s) in sc.iter().enumerate() {
-                let pj = s / sum;
-                for (o, vv) in o.iter_mut().zip(&v[j * c + h * hs..j * c + (h + 1) * hs]) {
-                    *o += pj * vv;
-                }
+            let sc = &mut scratch[..n_keys];
+            decode_head(o, q, &k[h * hs..], &v[h * hs..], sc, c, scale);
+        }
+    }
+}
+
+crate::simd_fn! {
+    /// One decoded row of one head: `o = softmax(q·Kᵀ·scale)·V` over the `sc.len()` cached
+    /// keys, `k` and `v` starting at the head's first column with rows `c` floats apart;
+    /// `sc` holds the score row. Compiled for AVX2+FMA where the CPU has them (the exp
+    /// polynomial's `mul_add`s are otherwise calls to a software fma).
+    fn decode_head(o: &mut [f32], q: &[f32], k: &[f32], v: &[f32], sc: &mut [f32], c: usize, scale: f32) {
+        let hs = q.len();
+        for (j, s) in sc.iter_mut().enumerate() {
+            *s = dot(q, &k[j * c..j * c + hs]) * scale;
+        }
+        let mx = max(sc);
+        let sum = exp_sum(sc, 1.0, mx);
+        o.fill(0.0);
+        for (j, s) in sc.iter().enumerate() {
+            let pj = s / sum;
+            for (o, vv) in o.iter_mut().zip(&v[j * c..j * c + hs]) {
+                *o += pj * vv;
             }
         }
     }

@@ -8,8 +8,10 @@
 //! `[16 k-pairs][16 cols][2]`; both zero-padded, so edge tiles need no special case. A 2×2
 //! block of C tiles (32×32) accumulates over all of k in tile registers `tmm0–3` (A in
 //! `tmm4–5`, B in `tmm6–7`), starting from C itself when accumulating (`tileloadd` with C's
-//! row stride) and stored straight back (`tilestored`); only blocks that cross C's edge go
-//! through a staging buffer. The tile configuration is loaded once per task, not per block.
+//! row stride) and stored straight back (`tilestored`) where C's tile rows are whole cache
+//! lines; otherwise, and for blocks that cross C's edge, through an aligned staging buffer.
+//! Panels are 64-byte aligned too: a `tileloadd` whose rows straddle cache lines ran ~4×
+//! slower. The tile configuration is loaded once per task, not per block.
 //! Packing is in `amx_pack.rs` (AVX-512 vector packers, which every AMX CPU can run). Row
 //! blocks split over rayon tasks; no task splits `k`, so results do not depend on the thread count.
 //!
@@ -17,7 +19,7 @@
 //! hands a process AMX state only after `arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA)`, asked
 //! once in [`available`].
 
-use super::amx_pack::{pack, pair_blocks, Side, T, TILE, TK};
+use super::amx_pack::{pack, pair_blocks, Panels, Side, T, TILE, TK};
 use super::{Mat, MatMut};
 use crate::ops::sendptr::SendPtr;
 use rayon::prelude::*;
@@ -188,11 +190,26 @@ unsafe fn block_2x2(
     }
 }
 
+/// A 32×32 f32 block of C, 64-byte aligned (each tile row one cache line).
+#[repr(C, align(64))]
+struct Stage([f32; 4 * T * T]);
+
+/// How one 32×32 block of C is computed.
+#[derive(Clone, Copy)]
+enum Block {
+    /// in C itself (C's tile rows are cache-line aligned)
+    Direct,
+    /// in [`Stage`], C copied in (when accumulating) and out unchanged
+    Staged,
+    /// in [`Stage`] from zero, then added to (or written into) the part of C there is
+    Edge,
+}
+
 /// Per-thread packing scratch.
 #[derive(Default)]
 pub(super) struct Packs {
-    a: Vec<u16>,
-    b: Vec<u16>,
+    a: Panels,
+    b: Panels,
 }
 
 /// `C (+)= bf16(A)·bf16(B)` on AMX, on up to `threads` threads (`k > 0`; [`available`]).
@@ -203,7 +220,7 @@ pub(super) fn product(
     mut c: MatMut<'_>,
     a: Mat<'_>,
     b: Mat<'_>,
-    b_panels: Option<&[u16]>,
+    b_panels: Option<&Panels>,
     accumulate: bool,
     threads: usize,
 ) {
@@ -213,20 +230,24 @@ pub(super) fn product(
     pack(&mut packs.a, Side::A, a, mb, kb, threads);
     let pb: &[u16] = match b_panels {
         Some(p) => {
+            let p = p.values();
             assert!(p.len() >= nb * kb * TILE, "prepared B panels too short");
             p
         }
         None => {
             pack(&mut packs.b, Side::B, b, nb, kb, threads);
-            &packs.b
+            packs.b.values()
         }
     };
-    let pa = &packs.a;
+    let pa = packs.a.values();
     let rs = c.row_stride();
     let cp = SendPtr(c.as_mut_ptr());
+    // C's tile rows are whole cache lines only when C starts on one and its row stride is a
+    // multiple of 16 floats; otherwise blocks go through an aligned buffer (same values: C
+    // is copied in and out unchanged, so the result does not depend on C's address)
+    let c_aligned = c.as_mut_ptr() as usize % 64 == 0 && rs % T == 0;
     let row_pair = |ip: usize| {
-        // an edge block (past C's last row or column) goes through this buffer
-        let mut edge = [0.0f32; 4 * T * T];
+        let mut stage = Stage([0.0; 4 * T * T]);
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AMX is available (the caller's contract).
         unsafe {
@@ -235,17 +256,36 @@ pub(super) fn product(
         for jp in 0..nb / 2 {
             let panel = |v: &[u16], blk: usize| v[blk * kb * TILE..].as_ptr();
             let (i0, j0) = (2 * ip * T, 2 * jp * T);
-            let inside = i0 + 2 * T <= m && j0 + 2 * T <= n;
-            let (dst, ld, load) = if inside {
-                // SAFETY: the 32×32 block at (i0, j0) lies inside C; row pairs are disjoint
-                // between tasks.
-                (unsafe { cp.get().add(i0 * rs + j0) }, rs, accumulate)
+            let (rows, cols) = ((2 * T).min(m - i0), (2 * T).min(n - j0));
+            // row `r` of the block in C
+            let c_row = |r: usize| {
+                // SAFETY: row `i0 + r < m` and columns `j0..j0 + cols ≤ n` of C; row pairs are
+                // disjoint between tasks.
+                unsafe { std::slice::from_raw_parts_mut(cp.get().add((i0 + r) * rs + j0), cols) }
+            };
+            let block = if rows < 2 * T || cols < 2 * T {
+                Block::Edge
+            } else if c_aligned {
+                Block::Direct
             } else {
-                (edge.as_mut_ptr(), 2 * T, false)
+                Block::Staged
+            };
+            let (dst, ld, load) = match block {
+                // SAFETY: the 32×32 block at (i0, j0) lies inside C.
+                Block::Direct => (unsafe { cp.get().add(i0 * rs + j0) }, rs, accumulate),
+                Block::Staged => {
+                    if accumulate {
+                        for r in 0..rows {
+                            stage.0[r * 2 * T..(r + 1) * 2 * T].copy_from_slice(c_row(r));
+                        }
+                    }
+                    (stage.0.as_mut_ptr(), 2 * T, accumulate)
+                }
+                Block::Edge => (stage.0.as_mut_ptr(), 2 * T, false),
             };
             #[cfg(target_arch = "x86_64")]
             // SAFETY: tiles are configured; the panels hold `kb` tiles; `dst` is a 32×32 block
-            // with row stride `ld` that only this task touches (C's or `edge`).
+            // with row stride `ld` that only this task touches (C's or `stage`).
             unsafe {
                 block_2x2(
                     panel(pa, 2 * ip),
@@ -258,20 +298,16 @@ pub(super) fn product(
                     load,
                 );
             }
-            if !inside {
-                for r in 0..(2 * T).min(m - i0) {
-                    let cols = (2 * T).min(n - j0);
-                    // SAFETY: row `i0 + r < m` and columns `j0..j0 + cols ≤ n` of C; row
-                    // pairs are disjoint between tasks.
-                    let row = unsafe {
-                        std::slice::from_raw_parts_mut(cp.get().add((i0 + r) * rs + j0), cols)
-                    };
-                    let src = &edge[r * 2 * T..r * 2 * T + cols];
-                    if accumulate {
-                        row.iter_mut().zip(src).for_each(|(d, s)| *d += s);
-                    } else {
-                        row.copy_from_slice(src);
+            for r in 0..rows {
+                let src = &stage.0[r * 2 * T..r * 2 * T + cols];
+                match block {
+                    Block::Direct => break,
+                    Block::Staged => c_row(r).copy_from_slice(src),
+                    // an edge block was computed from zero: added to C (or written)
+                    Block::Edge if accumulate => {
+                        c_row(r).iter_mut().zip(src).for_each(|(d, s)| *d += s)
                     }
+                    Block::Edge => c_row(r).copy_from_slice(src),
                 }
             }
         }

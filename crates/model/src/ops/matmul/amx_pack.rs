@@ -27,6 +27,40 @@ pub(super) const TK: usize = 32;
 /// bf16 values per packed tile (1 KiB).
 pub(super) const TILE: usize = T * TK;
 
+/// One packed tile (1 KiB), aligned to 64 bytes so each of its 16 rows is one cache line:
+/// `tileloadd` of rows that straddle two lines ran ~4× slower (docs/performance.md).
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+pub(super) struct Tile([u16; TILE]);
+
+/// Packed panels: tiles one after another, each 64-byte aligned.
+#[derive(Debug, Default)]
+pub struct Panels(Vec<Tile>);
+
+impl Panels {
+    /// Grows to at least `tiles` tiles (never shrinks; new tiles are zero).
+    fn grow(&mut self, tiles: usize) {
+        if self.0.len() < tiles {
+            self.0.resize(tiles, Tile([0; TILE]));
+        }
+    }
+
+    /// The tiles' values, `TILE` per tile.
+    pub(super) fn values(&self) -> &[u16] {
+        // SAFETY: `Tile` is `repr(C)` over `[u16; TILE]` with no padding (1 KiB is a multiple
+        // of its 64-byte alignment), so the tiles are `len·TILE` contiguous `u16`s.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast::<u16>(), self.0.len() * TILE) }
+    }
+
+    /// [`values`](Self::values), writable.
+    fn values_mut(&mut self) -> &mut [u16] {
+        // SAFETY: as in `values`, and `&mut self` makes the view exclusive.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast::<u16>(), self.0.len() * TILE)
+        }
+    }
+}
+
 /// Blocks of 16 for `n` rows or columns, rounded up to a pair (the tile kernel computes 32×32
 /// blocks of C).
 pub(super) fn pair_blocks(n: usize) -> usize {
@@ -46,25 +80,23 @@ pub(super) enum Side {
 /// threads. The tile order of the work follows the operand's contiguous dimension, so each task
 /// reads whole runs of memory in order.
 pub(super) fn pack(
-    dst: &mut Vec<u16>,
+    dst: &mut Panels,
     side: Side,
     x: Mat<'_>,
     blocks: usize,
     kb: usize,
     threads: usize,
 ) {
-    let len = blocks * kb * TILE;
-    if dst.len() < len {
-        dst.resize(len, 0);
-    }
-    let out = SendPtr(dst.as_mut_ptr());
+    dst.grow(blocks * kb);
+    let out = SendPtr(dst.values_mut().as_mut_ptr());
     // `true`: one task per k-tile (across blocks); `false`: one task per block (across k)
     let by_k_tile = match side {
         Side::A => x.col_stride() != 1 && x.row_stride() == 1,
         Side::B => x.col_stride() == 1,
     };
     let tile = |blk: usize, kt: usize| {
-        // SAFETY: tile `(blk, kt)` lies in `dst[..len]` and only this call writes it.
+        // SAFETY: tile `(blk, kt)` lies in `dst` (grown to `blocks·kb` tiles) and only this
+        // call writes it.
         let t = unsafe { &mut *(out.get().add((blk * kb + kt) * TILE) as *mut [u16; TILE]) };
         pack_tile(side, x, blk, kt, t);
     };
@@ -438,8 +470,12 @@ mod tests {
                     };
                     let (blocks, kb) = (wide.div_ceil(T) + 1, kdim.div_ceil(TK));
                     for threads in [1, 2] {
-                        let mut got = vec![0xdead; blocks * kb * TILE + 5];
-                        pack(&mut got, side, x, blocks, kb, threads);
+                        let mut panels = Panels::default();
+                        panels.grow(blocks * kb + 1);
+                        panels.values_mut().fill(0xdead);
+                        pack(&mut panels, side, x, blocks, kb, threads);
+                        let got = panels.values();
+                        assert_eq!(got.as_ptr() as usize % 64, 0, "tiles 64-byte aligned");
                         for blk in 0..blocks {
                             for kt in 0..kb {
                                 let mut want = [0u16; TILE];

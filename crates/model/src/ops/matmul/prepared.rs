@@ -9,7 +9,7 @@
 //! a `PreparedWeight` must prepare it again after `W` changes (the CPU backend's cache does
 //! that by an epoch the model advances on every parameter write).
 
-use super::amx_pack::{pack, pair_blocks, Side, TK};
+use super::amx_pack::{pack, pair_blocks, Panels, Side, TK};
 use super::bf16::{bf16_bits, round_bf16, Bf16Kernel};
 use super::{prepare, Mat, MatMut, Par};
 use gemmkit::bf16;
@@ -21,8 +21,8 @@ pub struct PreparedWeight {
     oc: usize,
     c: usize,
     /// AMX: tile panels of `Wᵀ` (forward) and of `W` (backward `dY·W`)
-    panels_t: Vec<u16>,
-    panels: Vec<u16>,
+    panels_t: Panels,
+    panels: Panels,
     /// native: `W` in bf16, row-major
     copy_bf16: Vec<bf16>,
     /// emulated: `W` rounded to bf16 values, row-major
@@ -109,7 +109,7 @@ pub fn matmul_bf16_prepared(
 #[derive(Clone, Copy)]
 pub(super) enum Prepared<'a> {
     /// AMX tile panels of `B` (pair layout, blocks of 16 columns in pairs).
-    Panels(&'a [u16]),
+    Panels(&'a Panels),
     /// `B`'s floats in bf16, at `B`'s strides.
     Bf16(&'a [bf16]),
     /// `B`'s floats rounded to bf16 values, at `B`'s strides.

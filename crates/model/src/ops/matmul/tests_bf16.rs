@@ -134,3 +134,47 @@ fn bf16_kernels_read_views_with_no_unit_stride() {
         check_bf16_kernels(Mat::new(&big_a, k, m, 2 * m, 2).t(), b);
     }
 }
+
+#[test]
+fn amx_result_does_not_depend_on_where_c_lies() {
+    if !bf16_amx_available() {
+        return;
+    }
+    // C blocks are computed in C itself when its tile rows are cache lines (64-byte aligned
+    // start, row stride a multiple of 16 floats), else through an aligned buffer: same bits
+    let (m, n, k, rs) = (70, 70, 100, 96);
+    let (a, b, init) = (
+        values(m * k, 5, 97),
+        values(k * n, 6, 89),
+        values(m * n, 7, 83),
+    );
+    let (a, b) = (Mat::row_major(&a, m, k), Mat::row_major(&b, k, n));
+    let mut buf = vec![0.0f32; m * rs + 32];
+    let aligned = (64 - buf.as_ptr() as usize % 64) % 64 / 4;
+    let mut results = Vec::new();
+    for (offset, stride) in [(aligned, rs), (aligned + 1, rs), (aligned, rs - 1)] {
+        for accumulate in [false, true] {
+            let c = &mut buf[offset..offset + m * stride];
+            for i in 0..m * n {
+                c[i / n * stride + i % n] = init[i];
+            }
+            let kern = Bf16Kernel::Amx;
+            matmul_bf16(
+                kern,
+                MatMut::new(c, m, n, stride),
+                a,
+                b,
+                accumulate,
+                Par::Pool,
+            );
+            let got: Vec<u32> = (0..m * n)
+                .map(|i| c[i / n * stride + i % n].to_bits())
+                .collect();
+            results.push(((offset, stride, accumulate), got));
+        }
+    }
+    for (case, got) in &results[2..] {
+        let want = &results[usize::from(case.2)].1;
+        assert!(got == want, "C at {case:?} differs from the aligned C");
+    }
+}
