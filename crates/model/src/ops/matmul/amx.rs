@@ -245,7 +245,7 @@ pub(super) fn product(
     // C's tile rows are whole cache lines only when C starts on one and its row stride is a
     // multiple of 16 floats; otherwise blocks go through an aligned buffer (same values: C
     // is copied in and out unchanged, so the result does not depend on C's address)
-    let c_aligned = c.as_mut_ptr() as usize % 64 == 0 && rs % T == 0;
+    let c_aligned = (c.as_mut_ptr() as usize).is_multiple_of(64) && rs.is_multiple_of(T);
     let row_pair = |ip: usize| {
         let mut stage = Stage([0.0; 4 * T * T]);
         #[cfg(target_arch = "x86_64")]
