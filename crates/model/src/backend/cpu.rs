@@ -266,12 +266,13 @@ impl Backend for Cpu {
     fn accumulate_transposed(&self, acc: &mut [f32], x: &[f32], cols: usize) {
         ops::vector::accumulate_transposed(acc, x, cols);
     }
-    fn head_grad_transposed(&self, _c: usize, _v: usize) -> bool {
+    fn head_grad_transposed(&self, c: usize, v: usize) -> bool {
         // fp32 `gemm` writes a tall `[V,C]` product at ~160 GFLOP/s and its wide transpose at
         // ~290 (o200k_base × 256); AMX and the other kernels are faster as the weight is
-        // (docs/performance.md, "The head's weight gradient, transposed")
+        // (docs/performance.md, "Real vocabularies in fp32")
         self.precision == Precision::Fp32
             && matches!(matmul::kernel(), Kernel::Gemm | Kernel::GemmSplit)
+            && v >= 8 * c
     }
 
     fn gelu_forward(&self, y: &mut [f32], x: &[f32], bias: Option<&[f32]>, act: Activation) {
