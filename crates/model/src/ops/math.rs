@@ -1,12 +1,51 @@
 //! Scalar maths written so that LLVM vectorises loops over them (no libm calls, no
-//! branches), plus the [`simd_fn!`](crate::simd_fn) macro that compiles a loop twice — baseline and
-//! AVX2+FMA — and picks at run time. Both versions perform the same operations in the same
-//! order (Rust never contracts `a*b+c` into an FMA by itself, and an explicit `mul_add` is a
-//! fused multiply-add in both: an instruction in one, libm's exact `fmaf` in the other), so they
-//! give the same bits.
+//! branches), plus the [`simd_fn!`](crate::simd_fn) macro that compiles a loop twice —
+//! baseline and AVX2+FMA — and picks at run time. Both versions perform the same operations in
+//! the same order (Rust never contracts `a*b+c` into an FMA or reassociates a sum by itself,
+//! and an explicit `mul_add` is a fused multiply-add in both: an instruction in one, libm's
+//! exact `fmaf` in the other), so they give the same bits; [`set_simd_cap`] caps the tier, and
+//! `tests/simd_tiers.rs` runs each and compares. (An AVX-512 tier measured no faster: these
+//! loops are bound by memory, not vector width.)
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// The widest code [`simd_fn!`](crate::simd_fn) functions may run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SimdCap {
+    /// the baseline x86-64 (or other target) build
+    Baseline = 0,
+    /// AVX2 + FMA, 8 floats per vector
+    Avx2 = 1,
+}
+
+static SIMD_CAP: AtomicU8 = AtomicU8::new(SimdCap::Avx2 as u8);
+
+/// Caps the tier [`simd_fn!`](crate::simd_fn) functions pick, process-wide (default: the
+/// widest the CPU has). For tests and benchmarks.
+pub fn set_simd_cap(cap: SimdCap) {
+    SIMD_CAP.store(cap as u8, Ordering::Relaxed);
+}
+
+/// Whether the tier `cap` is allowed and the CPU has it.
+#[doc(hidden)]
+#[inline]
+pub fn simd_allows(cap: SimdCap) -> bool {
+    if SIMD_CAP.load(Ordering::Relaxed) < cap as u8 {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        cap == SimdCap::Baseline
+            || (std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        cap == SimdCap::Baseline
+    }
+}
 
 /// Define `fn name(args) [-> ret] { body }` that runs an AVX2+FMA-compiled copy of `body` when
-/// the CPU has it, else the baseline copy.
+/// the CPU has it (and [`set_simd_cap`] allows), else the baseline copy.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! simd_fn {
@@ -19,10 +58,11 @@ macro_rules! simd_fn {
             fn inner($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             {
+                use $crate::ops::math::{simd_allows, SimdCap};
                 #[target_feature(enable = "avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
                 unsafe fn fast($($arg: $ty),*) $(-> $ret)? { inner($($arg),*) }
-                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                if simd_allows(SimdCap::Avx2) {
                     // SAFETY: the CPU supports the features `fast` was compiled for.
                     return unsafe { fast($($arg),*) };
                 }
