@@ -30,7 +30,7 @@ pub fn accumulate(acc: &mut [f32], x: &[f32]) {
 const TBLOCK: usize = 32;
 
 /// `acc [R,C] += xᵀ` for `x [C,R]` (`cols` = C): a staged transposed gradient added into the
-/// weight's. Blocks of [`TBLOCK`] rows of `acc` per task; each element gets exactly one add,
+/// weight's. Blocks of 32 rows of `acc` per task; each element gets exactly one add,
 /// so the result does not depend on the thread count.
 pub fn accumulate_transposed(acc: &mut [f32], x: &[f32], cols: usize) {
     let rows = acc.len() / cols.max(1);
