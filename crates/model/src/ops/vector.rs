@@ -25,8 +25,8 @@ pub fn accumulate(acc: &mut [f32], x: &[f32]) {
         .for_each(|(a, x)| a.iter_mut().zip(x).for_each(|(a, x)| *a += x));
 }
 
-/// Side of the square blocks [`accumulate_transposed`] moves (a 32×32 block of each side is
-/// 8 KiB: both stay in L1 while one is read down its columns).
+/// Side of the square blocks [`accumulate_transposed`] moves (a 32×32 block of each operand is
+/// 4 KiB: both stay in L1 while one is read down its columns).
 const TBLOCK: usize = 32;
 
 /// `acc [R,C] += xᵀ` for `x [C,R]` (`cols` = C): a staged transposed gradient added into the
