@@ -25,8 +25,8 @@ pub fn accumulate(acc: &mut [f32], x: &[f32]) {
         .for_each(|(a, x)| a.iter_mut().zip(x).for_each(|(a, x)| *a += x));
 }
 
-/// Side of the square blocks [`accumulate_transposed`] moves (a 32×32 block of each operand is
-/// 4 KiB: both stay in L1 while one is read down its columns).
+/// Rows of `acc` per [`accumulate_transposed`] task: 32 rows of a 256-wide gradient are 32 KiB
+/// (stays in L1 while its columns are filled from contiguous runs of `x`).
 const TBLOCK: usize = 32;
 
 /// `acc [R,C] += xᵀ` for `x [C,R]` (`cols` = C): a staged transposed gradient added into the
@@ -42,14 +42,10 @@ pub fn accumulate_transposed(acc: &mut [f32], x: &[f32], cols: usize) {
     acc.par_chunks_mut(TBLOCK * cols)
         .enumerate()
         .for_each(|(bi, a)| {
-            let r0 = bi * TBLOCK;
-            let nr = a.len() / cols;
-            for c0 in (0..cols).step_by(TBLOCK) {
-                for j in c0..(c0 + TBLOCK).min(cols) {
-                    let xr = &x[j * rows + r0..j * rows + r0 + nr];
-                    for (i, v) in xr.iter().enumerate() {
-                        a[i * cols + j] += v;
-                    }
+            let (r0, nr) = (bi * TBLOCK, a.len() / cols);
+            for j in 0..cols {
+                for (i, v) in x[j * rows + r0..j * rows + r0 + nr].iter().enumerate() {
+                    a[i * cols + j] += v;
                 }
             }
         });

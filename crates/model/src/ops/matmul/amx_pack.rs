@@ -35,7 +35,7 @@ pub(super) struct Tile([u16; TILE]);
 
 /// Packed panels: tiles one after another, each 64-byte aligned.
 #[derive(Debug, Default)]
-pub struct Panels(Vec<Tile>);
+pub(super) struct Panels(Vec<Tile>);
 
 impl Panels {
     /// Grows to at least `tiles` tiles (never shrinks; new tiles are zero).
