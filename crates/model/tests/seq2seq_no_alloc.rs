@@ -1,9 +1,9 @@
 //! "No allocation inside a training step" for the encoder–decoder: once warm (the first step
 //! for a shape, and in bf16 until every pool thread has grown its scratch), a step (zero_grad,
 //! forward, backward, clip, AdamW) performs no heap allocation in our code, in fp32 and in
-//! bf16 (emulated: the portable kernel). Counted with a global allocator wrapper, with the allocation-free reference matmul kernel (the production
-//! kernels malloc their packing workspace per call: theirs, not ours), as tests/no_alloc.rs
-//! does for the GPT.
+//! bf16 (emulated: the portable kernel). Counted with a global allocator wrapper, with the
+//! allocation-free reference matmul kernel (the production kernels malloc their packing
+//! workspace per call: theirs, not ours), as tests/no_alloc.rs does for the GPT.
 
 use lmforge_model::ops::matmul::{set_kernel, Bf16Kernel, Kernel};
 use lmforge_model::seq2seq::{Norm, Seq2seq, Seq2seqBatch, Seq2seqConfig};
