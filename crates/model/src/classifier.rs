@@ -35,11 +35,17 @@ pub const CHUNK_BYTES: usize = 512 << 20;
 /// writes all of `dW [V,C]`, so very thin chunks turn it memory-bound.
 pub const MIN_CHUNK_ROWS: usize = 64;
 
-/// Rows per chunk: `requested` when non-zero, else as many as fit [`CHUNK_BYTES`] (at least
-/// [`MIN_CHUNK_ROWS`]); never more than the `n` rows there are.
+/// Rows per chunk: `requested` when non-zero, else the `n` rows split evenly into as few chunks
+/// as fit [`CHUNK_BYTES`] each (at least [`MIN_CHUNK_ROWS`] rows): 4 × 512 rather than
+/// 3 × 671 + 35 at o200k_base — a thin last chunk costs nearly a whole pass over the head
+/// weight and its gradient for a sliver of rows. Never more than the `n` rows there are.
 pub fn chunk_rows(requested: usize, n: usize, v: usize) -> usize {
-    let auto = (CHUNK_BYTES / (4 * v.max(1))).max(MIN_CHUNK_ROWS);
-    let rows = if requested == 0 { auto } else { requested };
+    let rows = if requested == 0 {
+        let most = (CHUNK_BYTES / (4 * v.max(1))).max(MIN_CHUNK_ROWS);
+        n.div_ceil(n.div_ceil(most).max(1))
+    } else {
+        requested
+    };
     rows.clamp(1, n.max(1))
 }
 
@@ -174,4 +180,37 @@ pub(crate) fn run<B: Backend>(
         r0 += m;
     }
     total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn automatic_chunks_are_even_and_within_the_byte_budget() {
+        // o200k_base, batch 8 × block 256: 671 rows fit; four even chunks, not 3 × 671 + 35
+        assert_eq!(chunk_rows(0, 2048, 200_019), 512);
+        for (n, v) in [
+            (2048, 200_019),
+            (3072, 50_257),
+            (2049, 200_019),
+            (7, 65),
+            (1, 10),
+        ] {
+            let rows = chunk_rows(0, n, v);
+            let chunks = n.div_ceil(rows);
+            let cap = (CHUNK_BYTES / (4 * v)).max(MIN_CHUNK_ROWS);
+            assert!(rows <= cap.min(n), "{n} rows, V {v}: {rows} per chunk");
+            // as few chunks as the budget allows, the last short by less than one row a chunk
+            assert_eq!(chunks, n.div_ceil(cap), "{n} rows, V {v}");
+            let last = n - (chunks - 1) * rows;
+            assert!(
+                last + chunks > rows,
+                "{n} rows, V {v}: last chunk {last} of {rows}"
+            );
+        }
+        // an explicit request is kept (clamped to the rows there are)
+        assert_eq!(chunk_rows(100, 2048, 200_019), 100);
+        assert_eq!(chunk_rows(5000, 2048, 200_019), 2048);
+    }
 }
