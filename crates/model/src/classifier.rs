@@ -24,8 +24,9 @@
 use crate::backend::Backend;
 
 /// Bytes of logits one chunk may hold when the chunk size is automatic
-/// ([`Gpt::set_classifier_chunk`](crate::Gpt::set_classifier_chunk)): 671 rows at
-/// V = 200,019, 2,671 at 50,257, every row of a character model. Not an L2-sized chunk: each
+/// ([`Gpt::set_classifier_chunk`](crate::Gpt::set_classifier_chunk)): at most 671 rows at
+/// V = 200,019, 2,671 at 50,257, every row of a character model ([`chunk_rows`] then shares
+/// the rows evenly among the chunks). Not an L2-sized chunk: each
 /// chunk's weight-gradient product reads and writes all of `dW [V,C]` (205 MB at 200,019 ×
 /// 256), so thin chunks turn that product memory-bound; measured in `docs/performance.md`.
 pub const CHUNK_BYTES: usize = 512 << 20;

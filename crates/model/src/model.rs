@@ -437,8 +437,9 @@ impl<B: Backend> Gpt<B> {
         want.clamp(1, b.max(1))
     }
 
-    /// Rows per chunk of the fused classifier (0 = automatic, the default: as many rows as
-    /// fit [`classifier::CHUNK_BYTES`] of logits, at least [`classifier::MIN_CHUNK_ROWS`]).
+    /// Rows per chunk of the fused classifier (0 = automatic, the default: the rows split
+    /// evenly into as few chunks as fit [`classifier::CHUNK_BYTES`] of logits each, at least
+    /// [`classifier::MIN_CHUNK_ROWS`] rows; see [`classifier::chunk_rows`]).
     /// Any value gives the same loss and gradients up to float summation order; a chunk of
     /// all `b·t` rows is the unchunked computation.
     pub fn set_classifier_chunk(&mut self, rows: usize) {
