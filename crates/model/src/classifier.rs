@@ -21,7 +21,7 @@
 //!
 //! Shapes: `N` rows of the shard, `C` = n_embd, `V` = vocabulary, `m` ≤ chunk rows.
 
-use crate::backend::Backend;
+use crate::backend::{Backend, GradLayout};
 
 /// Bytes of logits one chunk may hold when the chunk size is automatic
 /// ([`Gpt::set_classifier_chunk`](crate::Gpt::set_classifier_chunk)): at most 671 rows at
@@ -148,6 +148,11 @@ pub(crate) fn run<B: Backend>(
 ) -> f64 {
     let (n, c, v) = (inp.targets.len(), inp.c, inp.v);
     let transposed = dev.head_grad_transposed(c, v);
+    let layout = if transposed {
+        GradLayout::Transposed
+    } else {
+        GradLayout::AsWeight
+    };
     if grads {
         bufs.dw_transposed = transposed;
         dev.zero(B::dst(&mut bufs.dw, 0..v * c));
@@ -172,11 +177,7 @@ pub(crate) fn run<B: Backend>(
                 B::dst(&mut bufs.dw, 0..v * c),
             );
             let db = inp.b.map(|_| B::dst(&mut bufs.db, 0..v));
-            if transposed {
-                dev.linear_backward_t(Some(dx), dw, db, dl, x, inp.w, c, false);
-            } else {
-                dev.linear_backward(Some(dx), dw, db, dl, x, inp.w, c, false);
-            }
+            dev.linear_backward_with(layout, Some(dx), dw, db, dl, x, inp.w, c, false);
         }
         r0 += m;
     }

@@ -99,7 +99,7 @@ impl Faulty {
     }
 }
 
-use lmforge_model::backend::{AdamWStep, Backend, CrossDims, Dims, Mask, Segment};
+use lmforge_model::backend::{AdamWStep, Backend, CrossDims, Dims, GradLayout, Mask, Segment};
 use lmforge_model::Activation;
 use std::ops::Range;
 
@@ -250,8 +250,9 @@ impl Backend for Faulty {
     fn linear_forward(&self, out: &mut [f32], x: &[f32], w: &[f32], b: Option<&[f32]>, c: usize) {
         self.cpu.linear_forward(out, x, w, b, c)
     }
-    fn linear_backward(
+    fn linear_backward_with(
         &self,
+        layout: GradLayout,
         dx: Option<&mut [f32]>,
         dw: &mut [f32],
         db: Option<&mut [f32]>,
@@ -261,30 +262,19 @@ impl Backend for Faulty {
         c: usize,
         accumulate_dx: bool,
     ) {
-        if self.has(Fault::LinearBackwardOverwritesDw) {
-            dw.fill(0.0);
-        }
+        let layout = match layout {
+            GradLayout::AsWeight if self.has(Fault::LinearBackwardOverwritesDw) => {
+                dw.fill(0.0);
+                layout
+            }
+            // a transposed gradient written in the weight's layout
+            GradLayout::Transposed if self.has(Fault::LinearBackwardTAsWeight) => {
+                GradLayout::AsWeight
+            }
+            _ => layout,
+        };
         self.cpu
-            .linear_backward(dx, dw, db, dout, x, w, c, accumulate_dx)
-    }
-    fn linear_backward_t(
-        &self,
-        dx: Option<&mut [f32]>,
-        dwt: &mut [f32],
-        db: Option<&mut [f32]>,
-        dout: &[f32],
-        x: &[f32],
-        w: &[f32],
-        c: usize,
-        accumulate_dx: bool,
-    ) {
-        if self.has(Fault::LinearBackwardTAsWeight) {
-            return self
-                .cpu
-                .linear_backward(dx, dwt, db, dout, x, w, c, accumulate_dx);
-        }
-        self.cpu
-            .linear_backward_t(dx, dwt, db, dout, x, w, c, accumulate_dx)
+            .linear_backward_with(layout, dx, dw, db, dout, x, w, c, accumulate_dx)
     }
     fn gelu_forward(&self, y: &mut [f32], x: &[f32], bias: Option<&[f32]>, act: Activation) {
         let act = if self.has(Fault::GeluIgnoresTanh) {

@@ -42,7 +42,7 @@
 //! own, looser one. A comparison allows `abs + rel·max(|reference|, magnitude)` where the
 //! magnitude of a sum is the sum of its terms' magnitudes (the scale its rounding error has).
 
-use super::{AdamWStep, Backend, Dims, Mask, Segment};
+use super::{AdamWStep, Backend, Dims, GradLayout, Mask, Segment};
 use crate::config::Activation;
 use crate::rng::Rng;
 use std::fmt;
@@ -1028,6 +1028,7 @@ pub fn linear<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> {
             (true, true, Some(false)),
             (true, false, None),
         ] {
+            // `_t`: the transposed layout (`GradLayout::Transposed`)
             let op = if transposed {
                 "linear_backward_t"
             } else {
@@ -1046,11 +1047,12 @@ pub fn linear<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> {
             let dx_dst = dx_mode.map(|_| dx.dst());
             let db_dst = with_bias.then(|| db.dst());
             let (g, xs, ws, acc) = (dout_r.src(), xr.src(), wr.src(), dx_mode == Some(true));
-            if transposed {
-                dev.linear_backward_t(dx_dst, dw.dst(), db_dst, g, xs, ws, c, acc);
+            let layout = if transposed {
+                GradLayout::Transposed
             } else {
-                dev.linear_backward(dx_dst, dw.dst(), db_dst, g, xs, ws, c, acc);
-            }
+                GradLayout::AsWeight
+            };
+            dev.linear_backward_with(layout, dx_dst, dw.dst(), db_dst, g, xs, ws, c, acc);
             let dx_init = if dx_mode == Some(true) { &dx0[..] } else { &[] };
             let (want, mag) = product_ref(
                 n,
@@ -1136,7 +1138,8 @@ fn linear_fd<B: Backend>(ck: &mut Checker<'_, B>) -> Result<(), String> {
         format!("n={n} c={c} oc={oc} bias=false"),
     );
     let mut dwt = ck.up(&vec![0.0; oc * c]);
-    dev.linear_backward_t(
+    dev.linear_backward_with(
+        GradLayout::Transposed,
         None,
         dwt.dst(),
         None,

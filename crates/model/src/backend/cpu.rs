@@ -231,8 +231,9 @@ impl Backend for Cpu {
             ops::linear::forward_with(weight, out, x, w, b, c)
         });
     }
-    fn linear_backward(
+    fn linear_backward_with(
         &self,
+        layout: GradLayout,
         dx: Option<&mut [f32]>,
         dw: &mut [f32],
         db: Option<&mut [f32]>,
@@ -243,24 +244,7 @@ impl Backend for Cpu {
         accumulate_dx: bool,
     ) {
         self.with_weight(w, c, |weight| {
-            let layout = GradLayout::AsWeight;
             ops::linear::backward_with(weight, layout, dx, dw, db, dout, x, w, c, accumulate_dx)
-        });
-    }
-    fn linear_backward_t(
-        &self,
-        dx: Option<&mut [f32]>,
-        dwt: &mut [f32],
-        db: Option<&mut [f32]>,
-        dout: &[f32],
-        x: &[f32],
-        w: &[f32],
-        c: usize,
-        accumulate_dx: bool,
-    ) {
-        self.with_weight(w, c, |weight| {
-            let layout = GradLayout::Transposed;
-            ops::linear::backward_with(weight, layout, dx, dwt, db, dout, x, w, c, accumulate_dx)
         });
     }
     fn accumulate_transposed(&self, acc: &mut [f32], x: &[f32], cols: usize) {

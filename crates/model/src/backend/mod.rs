@@ -25,6 +25,7 @@ use crate::config::Activation;
 pub use crate::ops::attention::Dims;
 pub use crate::ops::cross_attention::CrossDims;
 pub use crate::ops::dropout::Mask;
+pub use crate::ops::linear::GradLayout;
 use std::borrow::Cow;
 use std::ops::Range;
 
@@ -194,7 +195,8 @@ pub trait Backend: Send + Sync + Sized + 'static {
         b: Option<Self::Src<'_>>,
         c: usize,
     );
-    /// `dx (+)= dout·W` (overwritten unless `accumulate_dx`), `dW += doutᵀ·x`, `db += Σ dout`.
+    /// `dx (+)= dout·W` (overwritten unless `accumulate_dx`), `dW += doutᵀ·x`, `db += Σ dout`:
+    /// [`linear_backward_with`](Self::linear_backward_with) in the weight's layout.
     #[allow(clippy::too_many_arguments)]
     fn linear_backward(
         &self,
@@ -206,15 +208,20 @@ pub trait Backend: Send + Sync + Sized + 'static {
         w: Self::Src<'_>,
         c: usize,
         accumulate_dx: bool,
-    );
+    ) {
+        let layout = GradLayout::AsWeight;
+        self.linear_backward_with(layout, dx, dw, db, dout, x, w, c, accumulate_dx)
+    }
 
-    /// [`linear_backward`](Self::linear_backward) with the weight gradient stored transposed:
-    /// `dWᵀ += xᵀ·dout` into `dwt [C,OC]` (see [`head_grad_transposed`](Self::head_grad_transposed)).
+    /// `dx (+)= dout·W` (overwritten unless `accumulate_dx`), `db += Σ dout`, and the weight
+    /// gradient added in `layout`: `dW [OC,C] += doutᵀ·x`, or `dWᵀ [C,OC] += xᵀ·dout` (see
+    /// [`head_grad_transposed`](Self::head_grad_transposed)).
     #[allow(clippy::too_many_arguments)]
-    fn linear_backward_t(
+    fn linear_backward_with(
         &self,
+        layout: GradLayout,
         dx: Option<Self::Dst<'_>>,
-        dwt: Self::Dst<'_>,
+        dw: Self::Dst<'_>,
         db: Option<Self::Dst<'_>>,
         dout: Self::Src<'_>,
         x: Self::Src<'_>,
@@ -225,7 +232,7 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// `acc [R,C] += xᵀ` for `x [C,R]` (`cols` = C): a transposed staged gradient added in.
     fn accumulate_transposed(&self, acc: Self::Dst<'_>, x: Self::Src<'_>, cols: usize);
     /// Whether the fused classifier should stage the head's weight gradient `[V,C]` transposed
-    /// ([`linear_backward_t`](Self::linear_backward_t)) because this backend computes it
+    /// ([`GradLayout::Transposed`]) because this backend computes it
     /// faster that way; added into the model's gradient once per step with
     /// [`accumulate_transposed`](Self::accumulate_transposed). Default: no.
     fn head_grad_transposed(&self, _c: usize, _v: usize) -> bool {
