@@ -1,6 +1,7 @@
 //! The fused classifier's chunk size, measured: full training passes (forward with targets,
 //! backward) of one model shape at several `Gpt::set_classifier_chunk` values, in interleaved
-//! rounds, each chunk's best round printed with the model's planned memory.
+//! rounds: each chunk's best and median round, the median of its same-round time ratios to
+//! the first chunk listed, and the model's planned memory.
 //!
 //! `cargo run --release -p lmforge-model --example classifier_bench -- [--n-layer 4]
 //!  [--n-embd 256] [--n-head 4] [--block-size 256] [--vocab-size 200019] [--batch 8]
@@ -55,7 +56,8 @@ fn main() {
     let v = cfg.vocab_size;
     let idx: Vec<u32> = (0..b * t).map(|i| ((i * 7919) % v) as u32).collect();
     let tg: Vec<i32> = (0..b * t).map(|i| ((i * 104_729 + 1) % v) as i32).collect();
-    let mut best = vec![f64::MAX; chunks.len()];
+    // seconds per round, per chunk size
+    let mut times = vec![Vec::with_capacity(rounds); chunks.len()];
     let mut losses = vec![0.0f32; chunks.len()];
     for _ in 0..rounds {
         for (k, &chunk) in chunks.iter().enumerate() {
@@ -64,24 +66,30 @@ fn main() {
             let t0 = Instant::now();
             let loss = model.forward(&idx, Some(&tg), b, t).expect("forward");
             model.backward().expect("backward");
-            best[k] = best[k].min(t0.elapsed().as_secs_f64());
+            times[k].push(t0.elapsed().as_secs_f64());
             losses[k] = loss.unwrap_or(f32::NAN);
         }
     }
     println!(
-        "{} layers × {}, block {t}, batch {b}, vocab {v}, {} threads; best of {rounds} interleaved rounds",
+        "{} layers × {}, block {t}, batch {b}, vocab {v}, {} threads; {rounds} interleaved rounds",
         cfg.n_layer,
         cfg.n_embd,
         rayon::current_num_threads()
     );
-    println!("| chunk rows | ms fwd+bwd | tok/s | loss |");
-    println!("|---:|---:|---:|---:|");
+    // Same-round ratios against the first chunk size: the host's slow and fast spells hit
+    // both sides of a pair alike, so their median is steadier than any one side's times.
+    println!("| chunk rows | best ms fwd+bwd | median ms | tok/s (best) | median time ratio to the first | loss |");
+    println!("|---:|---:|---:|---:|---:|---:|");
     for (k, &chunk) in chunks.iter().enumerate() {
         let rows = lmforge_model::classifier::chunk_rows(chunk, b * t, v);
+        let best = times[k].iter().copied().fold(f64::MAX, f64::min);
+        let ratios: Vec<f64> = times[k].iter().zip(&times[0]).map(|(a, z)| a / z).collect();
         println!(
-            "| {chunk} ({rows}) | {:.1} | {:.0} | {:.5} |",
-            best[k] * 1e3,
-            (b * t) as f64 / best[k],
+            "| {chunk} ({rows}) | {:.1} | {:.1} | {:.0} | {:.3} | {:.5} |",
+            best * 1e3,
+            median(&times[k]) * 1e3,
+            (b * t) as f64 / best,
+            median(&ratios),
             losses[k]
         );
     }
@@ -89,4 +97,14 @@ fn main() {
         "model buffers after all chunks: {:.0} MiB",
         model.memory_bytes() as f64 / (1 << 20) as f64
     );
+}
+
+fn median(xs: &[f64]) -> f64 {
+    let mut s = xs.to_vec();
+    s.sort_by(f64::total_cmp);
+    match s.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
 }
