@@ -104,26 +104,26 @@ use lmforge_model::Activation;
 use std::ops::Range;
 
 impl Backend for Faulty {
-    type Buf = Vec<f32>;
+    type Buf = <Cpu as Backend>::Buf;
     type Src<'a> = &'a [f32];
     type Dst<'a> = &'a mut [f32];
 
     fn name(&self) -> String {
         format!("cpu with {:?}", self.fault)
     }
-    fn alloc(&self, len: usize) -> Vec<f32> {
+    fn alloc(&self, len: usize) -> Self::Buf {
         self.cpu.alloc(len)
     }
-    fn len(buf: &Vec<f32>) -> usize {
+    fn len(buf: &Self::Buf) -> usize {
         Cpu::len(buf)
     }
-    fn src(buf: &Vec<f32>, r: Range<usize>) -> &[f32] {
+    fn src(buf: &Self::Buf, r: Range<usize>) -> &[f32] {
         Cpu::src(buf, r)
     }
-    fn dst(buf: &mut Vec<f32>, r: Range<usize>) -> &mut [f32] {
+    fn dst(buf: &mut Self::Buf, r: Range<usize>) -> &mut [f32] {
         Cpu::dst(buf, r)
     }
-    fn dst_pair(buf: &mut Vec<f32>, a: Range<usize>, b: Range<usize>) -> (&mut [f32], &mut [f32]) {
+    fn dst_pair(buf: &mut Self::Buf, a: Range<usize>, b: Range<usize>) -> (&mut [f32], &mut [f32]) {
         Cpu::dst_pair(buf, a, b)
     }
     fn reborrow<'b>(d: &'b mut &mut [f32]) -> &'b mut [f32] {
@@ -147,7 +147,7 @@ impl Backend for Faulty {
     fn copy(&self, dst: &mut [f32], src: &[f32]) {
         self.cpu.copy(dst, src)
     }
-    fn copy_within(&self, buf: &mut Vec<f32>, src: Range<usize>, to: usize) {
+    fn copy_within(&self, buf: &mut Self::Buf, src: Range<usize>, to: usize) {
         self.cpu.copy_within(buf, src, to)
     }
     fn zero(&self, x: &mut [f32]) {

@@ -1,4 +1,4 @@
-//! The CPU backend: host `Vec<f32>` buffers and the hand-written kernels of [`crate::ops`]
+//! The CPU backend: host buffers ([`AlignedBuf`]: 64-byte aligned `f32`s) and the hand-written kernels of [`crate::ops`]
 //! (AVX2/FMA dispatched at run time, rayon for threads). It is the reference every other
 //! backend is tested against ([`conformance`](super::conformance)).
 //!
@@ -6,6 +6,7 @@
 //! ([`Backend::on_this_thread`]) every product stays on the calling thread, so a small model
 //! runs one whole pass per thread instead of forking and joining at every op.
 
+pub use super::aligned::AlignedBuf;
 use super::weight_cache::WeightCache;
 use super::{AdamWStep, Backend, CrossDims, Dims, Mask, Segment};
 use crate::config::Activation;
@@ -80,7 +81,7 @@ impl Cpu {
 }
 
 impl Backend for Cpu {
-    type Buf = Vec<f32>;
+    type Buf = AlignedBuf;
     type Src<'a> = &'a [f32];
     type Dst<'a> = &'a mut [f32];
 
@@ -91,19 +92,23 @@ impl Backend for Cpu {
         }
     }
 
-    fn alloc(&self, len: usize) -> Vec<f32> {
-        vec![0.0; len]
+    fn alloc(&self, len: usize) -> AlignedBuf {
+        AlignedBuf::zeros(len)
     }
-    fn len(buf: &Vec<f32>) -> usize {
+    fn len(buf: &AlignedBuf) -> usize {
         buf.len()
     }
-    fn src(buf: &Vec<f32>, r: Range<usize>) -> &[f32] {
+    fn src(buf: &AlignedBuf, r: Range<usize>) -> &[f32] {
         &buf[r]
     }
-    fn dst(buf: &mut Vec<f32>, r: Range<usize>) -> &mut [f32] {
+    fn dst(buf: &mut AlignedBuf, r: Range<usize>) -> &mut [f32] {
         &mut buf[r]
     }
-    fn dst_pair(buf: &mut Vec<f32>, a: Range<usize>, b: Range<usize>) -> (&mut [f32], &mut [f32]) {
+    fn dst_pair(
+        buf: &mut AlignedBuf,
+        a: Range<usize>,
+        b: Range<usize>,
+    ) -> (&mut [f32], &mut [f32]) {
         assert!(
             a.end <= b.start,
             "dst_pair: regions overlap or are out of order"
@@ -130,14 +135,14 @@ impl Backend for Cpu {
     fn download(&self, src: &[f32], dst: &mut [f32]) {
         dst.copy_from_slice(src);
     }
-    fn host<'a>(&self, buf: &'a Vec<f32>) -> Cow<'a, [f32]> {
-        Cow::Borrowed(buf)
+    fn host<'a>(&self, buf: &'a AlignedBuf) -> Cow<'a, [f32]> {
+        Cow::Borrowed(&buf[..])
     }
     fn copy(&self, dst: &mut [f32], src: &[f32]) {
         dst.copy_from_slice(src);
     }
 
-    fn copy_within(&self, buf: &mut Vec<f32>, src: Range<usize>, to: usize) {
+    fn copy_within(&self, buf: &mut AlignedBuf, src: Range<usize>, to: usize) {
         buf.copy_within(src, to);
     }
 

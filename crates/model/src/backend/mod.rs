@@ -17,6 +17,7 @@
 //! Shape legend: `N` rows (= B·T), `C` channels, `OC` output channels, `H` heads,
 //! `hs = C/H`, `V` vocabulary. Every buffer is row-major `f32`.
 
+mod aligned;
 pub mod conformance;
 pub mod cpu;
 mod weight_cache;

@@ -6,7 +6,7 @@ use super::branch::{self, Ctx, SelfMask};
 use super::config::Seq2seqConfig;
 use super::params::Seq2seqLayout;
 use super::sublayer::{self, wb, wb_mut};
-use crate::backend::cpu::Cpu;
+use crate::backend::cpu::{AlignedBuf, Cpu};
 use crate::backend::{Backend, Mask};
 use crate::error::{Error, Result};
 use crate::ops::embedding::sinusoidal_table;
@@ -40,8 +40,8 @@ pub struct Seq2seq {
     pub(crate) cfg: Seq2seqConfig,
     pub(crate) layout: Seq2seqLayout,
     pub(crate) dev: Cpu,
-    pub(crate) params: Vec<f32>,
-    pub(crate) grads: Vec<f32>,
+    pub(crate) params: AlignedBuf,
+    pub(crate) grads: AlignedBuf,
     /// sinusoidal position tables `[src_block_size, C]`, `[tgt_block_size, C]`
     pub(crate) src_table: Vec<f32>,
     pub(crate) tgt_table: Vec<f32>,
@@ -118,8 +118,8 @@ impl Seq2seq {
             src_table: table(cfg.src_block_size),
             tgt_table: table(cfg.tgt_block_size),
             rope,
-            params: vec![0.0; layout.total],
-            grads: vec![0.0; layout.total],
+            params: AlignedBuf::zeros(layout.total),
+            grads: AlignedBuf::zeros(layout.total),
             layout,
             cfg,
             dev: {
@@ -200,7 +200,7 @@ impl Seq2seq {
         &self.grads
     }
     /// The parameters and gradients together (the optimizer's view).
-    pub fn params_and_grads(&mut self) -> (&mut Vec<f32>, &Vec<f32>) {
+    pub fn params_and_grads(&mut self) -> (&mut AlignedBuf, &AlignedBuf) {
         self.dev.weights_changed();
         (&mut self.params, &self.grads)
     }
