@@ -5,7 +5,7 @@
 use super::branch::{AttnActs, CrossActs, MlpActs};
 use super::config::Seq2seqConfig;
 use super::sublayer::Sub;
-use crate::backend::cpu::Cpu;
+use crate::backend::cpu::{AlignedBuf, Cpu};
 use crate::backend::{Backend, CrossDims};
 
 /// Forward activations. Sublayers are flat: encoder layer `l` owns `enc_subs[2l..2l+2]`
@@ -26,8 +26,8 @@ pub(crate) struct Acts {
     pub src: Vec<u32>,
     pub tgt_in: Vec<u32>,
     /// embeddings `[B·S,C]`, `[B·T,C]`
-    pub enc_in: Vec<f32>,
-    pub dec_in: Vec<f32>,
+    pub enc_in: AlignedBuf,
+    pub dec_in: AlignedBuf,
     pub enc_subs: Vec<Sub>,
     pub enc_attn: Vec<AttnActs>,
     pub enc_mlp: Vec<MlpActs>,
@@ -39,32 +39,32 @@ pub(crate) struct Acts {
     pub dec_mlp: Vec<MlpActs>,
     pub dec_final: Option<Sub>,
     /// `[B·T, Vt]`: logits, or after a loss forward the logits' gradient
-    pub logits: Vec<f32>,
-    pub row_loss: Vec<f32>,
+    pub logits: AlignedBuf,
+    pub row_loss: AlignedBuf,
 }
 
 /// Backward scratch and the attention workspaces (also used by the forward).
 #[derive(Debug)]
 pub(crate) struct Work {
     /// branch output `[max(N),C]`
-    pub branch: Vec<f32>,
+    pub branch: AlignedBuf,
     /// attention workspace (the largest of the three attentions')
-    pub attn: Vec<f32>,
+    pub attn: AlignedBuf,
     /// stream gradients, ping-pong: decoder `[B·T,C]`, encoder `[B·S,C]`
-    pub dec_a: Vec<f32>,
-    pub dec_b: Vec<f32>,
-    pub enc_a: Vec<f32>,
-    pub enc_b: Vec<f32>,
+    pub dec_a: AlignedBuf,
+    pub dec_b: AlignedBuf,
+    pub enc_a: AlignedBuf,
+    pub enc_b: AlignedBuf,
     /// gradient of the encoder output `[B·S,C]`
-    pub d_enc: Vec<f32>,
+    pub d_enc: AlignedBuf,
     /// branch-input gradient `[max(N),C]`, attention output gradient, `dqkv [max(N),3C]`
-    pub dh: Vec<f32>,
-    pub datt: Vec<f32>,
-    pub dqkv: Vec<f32>,
+    pub dh: AlignedBuf,
+    pub datt: AlignedBuf,
+    pub dqkv: AlignedBuf,
     /// `dq [B·T,C]`, `dkv [B·S,2C]`, `dfc [max(N),hidden]`
-    pub dq: Vec<f32>,
-    pub dkv: Vec<f32>,
-    pub dfc: Vec<f32>,
+    pub dq: AlignedBuf,
+    pub dkv: AlignedBuf,
+    pub dfc: AlignedBuf,
 }
 
 /// Stream buffers of a sublayer sequence with `per_layer` sublayers per block.
@@ -77,9 +77,9 @@ fn subs(cfg: &Seq2seqConfig, layers: usize, per_layer: usize, n: usize) -> Vec<S
 /// A final LayerNorm's buffers (its `out` is the normalised stream).
 fn final_ln(cfg: &Seq2seqConfig, n: usize) -> Option<Sub> {
     (cfg.norm == super::config::Norm::Pre).then(|| Sub {
-        mean: vec![0.0; n],
-        rstd: vec![0.0; n],
-        out: vec![0.0; n * cfg.n_embd],
+        mean: AlignedBuf::zeros(n),
+        rstd: AlignedBuf::zeros(n),
+        out: AlignedBuf::zeros(n * cfg.n_embd),
         ..Sub::default()
     })
 }
@@ -99,8 +99,8 @@ impl Acts {
             n_valid: 0,
             src: vec![0; ns],
             tgt_in: vec![0; nt],
-            enc_in: vec![0.0; ns * c],
-            dec_in: vec![0.0; nt * c],
+            enc_in: AlignedBuf::zeros(ns * c),
+            dec_in: AlignedBuf::zeros(nt * c),
             enc_subs: subs(cfg, le, 2, ns),
             enc_attn: (0..le).map(|_| AttnActs::new(ns, c, b, nh, s)).collect(),
             enc_mlp: (0..le).map(|_| MlpActs::new(ns, hid)).collect(),
@@ -112,8 +112,8 @@ impl Acts {
                 .collect(),
             dec_mlp: (0..ld).map(|_| MlpActs::new(nt, hid)).collect(),
             dec_final: final_ln(cfg, nt),
-            logits: vec![0.0; nt * cfg.tgt_vocab_size],
-            row_loss: vec![0.0; nt],
+            logits: AlignedBuf::zeros(nt * cfg.tgt_vocab_size),
+            row_loss: AlignedBuf::zeros(nt),
         }
     }
 
@@ -164,19 +164,19 @@ impl Work {
             .max(dev.cross_attention_workspace(enc, workers))
             .max(dev.cross_attention_workspace(cross, workers));
         Work {
-            branch: vec![0.0; n * c],
-            attn: vec![0.0; attn],
-            dec_a: vec![0.0; nt * c],
-            dec_b: vec![0.0; nt * c],
-            enc_a: vec![0.0; ns * c],
-            enc_b: vec![0.0; ns * c],
-            d_enc: vec![0.0; ns * c],
-            dh: vec![0.0; n * c],
-            datt: vec![0.0; n * c],
-            dqkv: vec![0.0; n * 3 * c],
-            dq: vec![0.0; nt * c],
-            dkv: vec![0.0; ns * 2 * c],
-            dfc: vec![0.0; n * hid],
+            branch: AlignedBuf::zeros(n * c),
+            attn: AlignedBuf::zeros(attn),
+            dec_a: AlignedBuf::zeros(nt * c),
+            dec_b: AlignedBuf::zeros(nt * c),
+            enc_a: AlignedBuf::zeros(ns * c),
+            enc_b: AlignedBuf::zeros(ns * c),
+            d_enc: AlignedBuf::zeros(ns * c),
+            dh: AlignedBuf::zeros(n * c),
+            datt: AlignedBuf::zeros(n * c),
+            dqkv: AlignedBuf::zeros(n * 3 * c),
+            dq: AlignedBuf::zeros(nt * c),
+            dkv: AlignedBuf::zeros(ns * 2 * c),
+            dfc: AlignedBuf::zeros(n * hid),
         }
     }
 }

@@ -7,7 +7,7 @@
 
 use super::params::{DecoderBlock, EncoderBlock};
 use super::sublayer::{wb, wb_mut};
-use crate::backend::cpu::Cpu;
+use crate::backend::cpu::{AlignedBuf, Cpu};
 use crate::backend::{Backend, CrossDims, Dims, Mask};
 use crate::config::Activation;
 use crate::ops::rope::{self, RopeTable};
@@ -16,17 +16,17 @@ use crate::params::TensorInfo;
 /// Self-attention activations: `qkv [N,3C]`, `att [N,C]`, `lse [B,H,T]`.
 #[derive(Debug, Default)]
 pub(crate) struct AttnActs {
-    pub qkv: Vec<f32>,
-    pub att: Vec<f32>,
-    pub lse: Vec<f32>,
+    pub qkv: AlignedBuf,
+    pub att: AlignedBuf,
+    pub lse: AlignedBuf,
 }
 
 impl AttnActs {
     pub fn new(n: usize, c: usize, b: usize, nh: usize, t: usize) -> Self {
         AttnActs {
-            qkv: vec![0.0; n * 3 * c],
-            att: vec![0.0; n * c],
-            lse: vec![0.0; b * nh * t],
+            qkv: AlignedBuf::zeros(n * 3 * c),
+            att: AlignedBuf::zeros(n * c),
+            lse: AlignedBuf::zeros(b * nh * t),
         }
     }
 }
@@ -34,19 +34,19 @@ impl AttnActs {
 /// Cross-attention activations: `q [B·T,C]`, `kv [B·S,2C]`, `att [B·T,C]`, `lse [B,H,T]`.
 #[derive(Debug, Default)]
 pub(crate) struct CrossActs {
-    pub q: Vec<f32>,
-    pub kv: Vec<f32>,
-    pub att: Vec<f32>,
-    pub lse: Vec<f32>,
+    pub q: AlignedBuf,
+    pub kv: AlignedBuf,
+    pub att: AlignedBuf,
+    pub lse: AlignedBuf,
 }
 
 impl CrossActs {
     pub fn new(nt: usize, ns: usize, c: usize, b: usize, nh: usize, t: usize) -> Self {
         CrossActs {
-            q: vec![0.0; nt * c],
-            kv: vec![0.0; ns * 2 * c],
-            att: vec![0.0; nt * c],
-            lse: vec![0.0; b * nh * t],
+            q: AlignedBuf::zeros(nt * c),
+            kv: AlignedBuf::zeros(ns * 2 * c),
+            att: AlignedBuf::zeros(nt * c),
+            lse: AlignedBuf::zeros(b * nh * t),
         }
     }
 }
@@ -55,15 +55,15 @@ impl CrossActs {
 /// `act [N,hidden]`.
 #[derive(Debug, Default)]
 pub(crate) struct MlpActs {
-    pub fc: Vec<f32>,
-    pub act: Vec<f32>,
+    pub fc: AlignedBuf,
+    pub act: AlignedBuf,
 }
 
 impl MlpActs {
     pub fn new(n: usize, hidden: usize) -> Self {
         MlpActs {
-            fc: vec![0.0; n * hidden],
-            act: vec![0.0; n * hidden],
+            fc: AlignedBuf::zeros(n * hidden),
+            act: AlignedBuf::zeros(n * hidden),
         }
     }
 }

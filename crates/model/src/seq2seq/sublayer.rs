@@ -7,7 +7,7 @@
 //! into its parameters' gradients.
 
 use super::config::Norm;
-use crate::backend::cpu::Cpu;
+use crate::backend::cpu::{AlignedBuf, Cpu};
 use crate::backend::Backend;
 use crate::backend::Mask;
 use crate::params::TensorInfo;
@@ -17,30 +17,30 @@ use crate::params::Wb;
 #[derive(Debug, Default)]
 pub(crate) struct Sub {
     /// pre-LN: `LN(x)` (the branch input) `[N,C]`; post-LN: unused
-    pub ln: Vec<f32>,
+    pub ln: AlignedBuf,
     /// LayerNorm row means `[N]`
-    pub mean: Vec<f32>,
+    pub mean: AlignedBuf,
     /// LayerNorm row reciprocal standard deviations `[N]`
-    pub rstd: Vec<f32>,
+    pub rstd: AlignedBuf,
     /// post-LN: `x + F(x)` (the LayerNorm input) `[N,C]`; pre-LN: unused
-    pub sum: Vec<f32>,
+    pub sum: AlignedBuf,
     /// the stream after the sublayer `[N,C]`
-    pub out: Vec<f32>,
+    pub out: AlignedBuf,
 }
 
 impl Sub {
     /// Buffers for `n` rows of `c` channels.
     pub fn new(norm: Norm, n: usize, c: usize) -> Self {
         let (ln, sum) = match norm {
-            Norm::Pre => (vec![0.0; n * c], Vec::new()),
-            Norm::Post => (Vec::new(), vec![0.0; n * c]),
+            Norm::Pre => (AlignedBuf::zeros(n * c), AlignedBuf::default()),
+            Norm::Post => (AlignedBuf::default(), AlignedBuf::zeros(n * c)),
         };
         Sub {
             ln,
-            mean: vec![0.0; n],
-            rstd: vec![0.0; n],
+            mean: AlignedBuf::zeros(n),
+            rstd: AlignedBuf::zeros(n),
             sum,
-            out: vec![0.0; n * c],
+            out: AlignedBuf::zeros(n * c),
         }
     }
 }
