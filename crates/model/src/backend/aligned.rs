@@ -3,9 +3,9 @@
 //! Why: the AMX kernel stores its 16×16 f32 tiles straight into C when C's rows start on
 //! 64-byte boundaries, and otherwise goes through a staging block and copies (`amx.rs`).
 //! A `Vec<f32>` is only as aligned as `malloc` makes it (16 bytes; a large block sits 16
-//! bytes past a page boundary), so most activations missed the direct path — bench-m in
-//! bf16 ran 5–8% faster with every large buffer 64-byte aligned. The floats live in a
-//! `Vec` of 64-byte lines, so alignment comes from the type, with no unsafe allocation code.
+//! bytes past a page boundary), so most activations missed the direct path (measurements in
+//! `docs/performance.md`). The floats live in a `Vec` of 64-byte lines, so the alignment
+//! comes from the element type and `Vec` frees the memory with the layout it was made with.
 
 use std::ops::{Deref, DerefMut};
 

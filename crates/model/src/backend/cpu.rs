@@ -1,6 +1,7 @@
-//! The CPU backend: host buffers ([`AlignedBuf`]: 64-byte aligned `f32`s) and the hand-written kernels of [`crate::ops`]
-//! (AVX2/FMA dispatched at run time, rayon for threads). It is the reference every other
-//! backend is tested against ([`conformance`](super::conformance)).
+//! The CPU backend: host buffers ([`AlignedBuf`]: `f32`s starting on a cache line) and the
+//! hand-written kernels of [`crate::ops`] (AVX2/FMA dispatched at run time, rayon for
+//! threads). It is the reference every other backend is tested against
+//! ([`conformance`](super::conformance)).
 //!
 //! Threads: ops split their work over the global rayon pool; inside a batch shard's pass
 //! ([`Backend::on_this_thread`]) every product stays on the calling thread, so a small model
