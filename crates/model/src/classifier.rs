@@ -148,11 +148,7 @@ pub(crate) fn run<B: Backend>(
 ) -> f64 {
     let (n, c, v) = (inp.targets.len(), inp.c, inp.v);
     let transposed = dev.head_grad_transposed(c, v);
-    let layout = if transposed {
-        GradLayout::Transposed
-    } else {
-        GradLayout::AsWeight
-    };
+    let layout = GradLayout::transposed_if(transposed);
     if grads {
         bufs.dw_transposed = transposed;
         dev.zero(B::dst(&mut bufs.dw, 0..v * c));

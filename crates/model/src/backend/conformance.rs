@@ -1047,11 +1047,7 @@ pub fn linear<B: Backend>(dev: &B, tol: Tolerance) -> Result<Report, String> {
             let dx_dst = dx_mode.map(|_| dx.dst());
             let db_dst = with_bias.then(|| db.dst());
             let (g, xs, ws, acc) = (dout_r.src(), xr.src(), wr.src(), dx_mode == Some(true));
-            let layout = if transposed {
-                GradLayout::Transposed
-            } else {
-                GradLayout::AsWeight
-            };
+            let layout = GradLayout::transposed_if(transposed);
             dev.linear_backward_with(layout, dx_dst, dw.dst(), db_dst, g, xs, ws, c, acc);
             let dx_init = if dx_mode == Some(true) { &dx0[..] } else { &[] };
             let (want, mag) = product_ref(

@@ -120,6 +120,17 @@ pub enum GradLayout {
     Transposed,
 }
 
+impl GradLayout {
+    /// [`Transposed`](Self::Transposed) when `transposed`, else [`AsWeight`](Self::AsWeight).
+    pub fn transposed_if(transposed: bool) -> Self {
+        if transposed {
+            Self::Transposed
+        } else {
+            Self::AsWeight
+        }
+    }
+}
+
 /// [`backward`] reading `w` as `weight` says (`dW = doutᵀ·x` in its precision), with `dw`
 /// laid out as `layout` says.
 #[allow(clippy::too_many_arguments)]
