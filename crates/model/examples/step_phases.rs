@@ -2,7 +2,9 @@
 //! AdamW), averaged over `STEPS` steps after 5 warm-up steps, on random-ish tokens.
 //! `cargo run --release -p lmforge-model --example step_phases -- bench-s [threads]`
 //! Environment: `B` batch (default: the preset's benchmark batch), `STEPS` (100),
-//! `SHARDS` batch shards (default automatic; 1 = every op over the whole batch).
+//! `SHARDS` batch shards (default automatic; 1 = every op over the whole batch), and the
+//! preset's shape overridden by `N_LAYER`, `N_EMBD`, `N_HEAD`, `BLOCK`, `VOCAB` (o200k_base's
+//! head: `N_LAYER=4 N_EMBD=256 N_HEAD=4 BLOCK=256 VOCAB=200019 B=8 STEPS=4 … bench-m`).
 use lmforge_model::{AdamW, AdamWConfig, Gpt, ModelConfig};
 use std::time::Instant;
 
@@ -27,6 +29,19 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // shape overrides, as `bench train`'s flags: N_LAYER, N_EMBD, N_HEAD, BLOCK, VOCAB
+    let mut cfg = cfg;
+    for (name, field) in [
+        ("N_LAYER", &mut cfg.n_layer),
+        ("N_EMBD", &mut cfg.n_embd),
+        ("N_HEAD", &mut cfg.n_head),
+        ("BLOCK", &mut cfg.block_size),
+        ("VOCAB", &mut cfg.vocab_size),
+    ] {
+        if let Some(x) = env(name) {
+            *field = x;
+        }
+    }
     let b = env("B").unwrap_or(lmforge_model::config::preset_batch_size(&preset));
     let steps = env("STEPS").unwrap_or(100).max(1);
     let t = cfg.block_size;

@@ -1,4 +1,4 @@
-//! The element-wise ops' SIMD tiers (baseline, AVX2+FMA) give the same bits: three
+//! The element-wise ops' SIMD tiers (baseline, AVX2+FMA, AVX-512 where a function has it) give the same bits: three
 //! training steps with dropout, GELU, LayerNorm, attention, the fused classifier and AdamW,
 //! once per tier the CPU has, compared bit for bit. Its own test binary: the tier cap is
 //! process-wide.
@@ -28,7 +28,7 @@ fn train(cap: SimdCap) -> (Vec<u32>, Vec<u32>) {
         opt.step(&mut m, 1e-2).expect("step");
     }
     let params = m.params().iter().map(|p| p.to_bits()).collect();
-    set_simd_cap(SimdCap::Avx2);
+    set_simd_cap(SimdCap::Avx512);
     (losses, params)
 }
 
@@ -36,7 +36,7 @@ fn train(cap: SimdCap) -> (Vec<u32>, Vec<u32>) {
 fn every_simd_tier_gives_the_same_bits() {
     let want = train(SimdCap::Baseline);
     let mut ran = vec!["baseline"];
-    for (cap, name) in [(SimdCap::Avx2, "avx2+fma")] {
+    for (cap, name) in [(SimdCap::Avx2, "avx2+fma"), (SimdCap::Avx512, "avx512")] {
         if !simd_allows(cap) {
             continue;
         }

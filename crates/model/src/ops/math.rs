@@ -4,8 +4,10 @@
 //! the same order (Rust never contracts `a*b+c` into an FMA or reassociates a sum by itself,
 //! and an explicit `mul_add` is a fused multiply-add in both: an instruction in one, libm's
 //! exact `fmaf` in the other), so they give the same bits; [`set_simd_cap`] caps the tier, and
-//! `tests/simd_tiers.rs` runs each and compares. (An AVX-512 tier measured no faster: these
-//! loops are bound by memory, not vector width.)
+//! `tests/simd_tiers.rs` runs each and compares. Most of these loops are bound by memory, not
+//! vector width (an AVX-512 copy of them all measured no faster), so only functions declared
+//! `simd_fn! { avx512 fn … }` get a third, AVX-512 copy: the classifier's softmax row, which
+//! runs over a vocabulary-long row already in L2.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -16,9 +18,11 @@ pub enum SimdCap {
     Baseline = 0,
     /// AVX2 + FMA, 8 floats per vector
     Avx2 = 1,
+    /// AVX-512F (with AVX2 + FMA), 16 floats per vector — for `simd_fn! { avx512 fn … }` only
+    Avx512 = 2,
 }
 
-static SIMD_CAP: AtomicU8 = AtomicU8::new(SimdCap::Avx2 as u8);
+static SIMD_CAP: AtomicU8 = AtomicU8::new(SimdCap::Avx512 as u8);
 
 /// Caps the tier [`simd_fn!`](crate::simd_fn) functions pick, process-wide (default: the
 /// widest the CPU has). For tests and benchmarks.
@@ -35,8 +39,12 @@ pub fn simd_allows(cap: SimdCap) -> bool {
     }
     #[cfg(target_arch = "x86_64")]
     {
-        cap == SimdCap::Baseline
-            || (std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"))
+        let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+        match cap {
+            SimdCap::Baseline => true,
+            SimdCap::Avx2 => avx2,
+            SimdCap::Avx512 => avx2 && std::is_x86_feature_detected!("avx512f"),
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -45,11 +53,18 @@ pub fn simd_allows(cap: SimdCap) -> bool {
 }
 
 /// Define `fn name(args) [-> ret] { body }` that runs an AVX2+FMA-compiled copy of `body` when
-/// the CPU has it (and [`set_simd_cap`] allows), else the baseline copy.
+/// the CPU has it (and [`set_simd_cap`] allows), else the baseline copy. Written
+/// `simd_fn! { avx512 fn … }`, it also gets an AVX-512F copy, tried first.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! simd_fn {
+    ($(#[$m:meta])* avx512 $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $crate::simd_fn!(@tiers [avx512] $(#[$m])* $vis fn $name($($arg: $ty),*) $(-> $ret)? $body);
+    };
     ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $crate::simd_fn!(@tiers [] $(#[$m])* $vis fn $name($($arg: $ty),*) $(-> $ret)? $body);
+    };
+    (@tiers [$($wide:ident)?] $(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),*) $(-> $ret:ty)? $body:block) => {
         $(#[$m])*
         #[allow(clippy::too_many_arguments)]
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
@@ -59,6 +74,7 @@ macro_rules! simd_fn {
             #[cfg(target_arch = "x86_64")]
             {
                 use $crate::ops::math::{simd_allows, SimdCap};
+                $crate::simd_fn!(@avx512 [$($wide)?] ($($arg: $ty),*) $(-> $ret)?);
                 #[target_feature(enable = "avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
                 unsafe fn fast($($arg: $ty),*) $(-> $ret)? { inner($($arg),*) }
@@ -68,6 +84,16 @@ macro_rules! simd_fn {
                 }
             }
             inner($($arg),*)
+        }
+    };
+    (@avx512 [] ($($arg:ident : $ty:ty),*) $(-> $ret:ty)?) => {};
+    (@avx512 [avx512] ($($arg:ident : $ty:ty),*) $(-> $ret:ty)?) => {
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn wide($($arg: $ty),*) $(-> $ret)? { inner($($arg),*) }
+        if simd_allows(SimdCap::Avx512) {
+            // SAFETY: the CPU supports the features `wide` was compiled for.
+            return unsafe { wide($($arg),*) };
         }
     };
 }
@@ -174,6 +200,47 @@ pub fn exp_sum(a: &mut [f32], scale: f32, shift: f32) -> f32 {
     sum(a)
 }
 
+/// Independent partial results of the long-row reductions ([`max_long`], [`exp_sum_long`]):
+/// four 16-float vectors, so a vocabulary-long row is not bound by the latency of one
+/// `max`/`add` chain (8 lanes left it at ~2.5 cycles a float, in L2).
+pub const LONG_LANES: usize = 64;
+
+/// Maximum over [`LONG_LANES`] lanes (`-inf` for an empty slice); the same value as [`max`].
+#[inline(always)]
+pub fn max_long(a: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LONG_LANES];
+    let c = a.chunks_exact(LONG_LANES);
+    let r = c.remainder();
+    for x in c {
+        for l in 0..LONG_LANES {
+            acc[l] = if x[l] > acc[l] { x[l] } else { acc[l] };
+        }
+    }
+    acc.iter()
+        .chain(r)
+        .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m })
+}
+
+/// `a[i] ← e^(a[i] − shift)`, returning the sum: one pass, [`LONG_LANES`] fixed partial sums
+/// added in lane order, then the remainder in order.
+#[inline(always)]
+pub fn exp_sum_long(a: &mut [f32], shift: f32) -> f32 {
+    let mut acc = [0.0f32; LONG_LANES];
+    let mut c = a.chunks_exact_mut(LONG_LANES);
+    for x in &mut c {
+        for l in 0..LONG_LANES {
+            x[l] = exp(x[l] - shift);
+            acc[l] += x[l];
+        }
+    }
+    let mut s = acc.iter().sum::<f32>();
+    for x in c.into_remainder() {
+        *x = exp(*x - shift);
+        s += *x;
+    }
+    s
+}
+
 /// `a[i] ← a[i]·s`.
 #[inline(always)]
 pub fn scale(a: &mut [f32], s: f32) {
@@ -247,5 +314,27 @@ mod tests {
         assert_eq!(max(&a[..3]), 2.0);
         let mut b = vec![0.0f32; 11];
         assert_eq!(exp_sum(&mut b, 1.0, 0.0), 11.0);
+    }
+
+    #[test]
+    fn long_row_reductions() {
+        // lengths below, at and past the lane count, with remainders
+        for n in [0, 1, 63, 64, 65, 200, 1000] {
+            let a: Vec<f32> = (0..n)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.1)
+                .collect();
+            assert_eq!(max_long(&a), max(&a), "max, {n} floats");
+            let mut e = a.clone();
+            let s = exp_sum_long(&mut e, 1.5);
+            let mut want = 0.0f64;
+            for (x, y) in a.iter().zip(&e) {
+                assert_eq!(*y, exp(x - 1.5));
+                want += *y as f64;
+            }
+            assert!(
+                ((s as f64) - want).abs() <= 1e-5 * want.max(1.0),
+                "sum, {n} floats"
+            );
+        }
     }
 }
