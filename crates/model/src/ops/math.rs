@@ -216,13 +216,27 @@ pub fn max_long(a: &[f32]) -> f32 {
             acc[l] = if x[l] > acc[l] { x[l] } else { acc[l] };
         }
     }
-    acc.iter()
-        .chain(r)
-        .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m })
+    let m = fold_lanes(acc, |a, b| if b > a { b } else { a });
+    r.iter().fold(m, |m, &x| if x > m { x } else { m })
+}
+
+/// Folds the [`LONG_LANES`] partial results pairwise (lane `l` with `l + w/2`, halving `w`),
+/// a fixed order whose first steps are whole-vector operations: a short row (a character
+/// vocabulary of 65) then costs a few instructions here, not a 64-long dependency chain.
+#[inline(always)]
+fn fold_lanes(mut acc: [f32; LONG_LANES], f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut w = LONG_LANES;
+    while w > 1 {
+        w /= 2;
+        for l in 0..w {
+            acc[l] = f(acc[l], acc[l + w]);
+        }
+    }
+    acc[0]
 }
 
 /// `a[i] ← e^(a[i] − shift)`, returning the sum: one pass, [`LONG_LANES`] fixed partial sums
-/// added in lane order, then the remainder in order.
+/// folded pairwise, then the remainder added in order.
 #[inline(always)]
 pub fn exp_sum_long(a: &mut [f32], shift: f32) -> f32 {
     let mut acc = [0.0f32; LONG_LANES];
@@ -233,7 +247,7 @@ pub fn exp_sum_long(a: &mut [f32], shift: f32) -> f32 {
             acc[l] += x[l];
         }
     }
-    let mut s = acc.iter().sum::<f32>();
+    let mut s = fold_lanes(acc, |a, b| a + b);
     for x in c.into_remainder() {
         *x = exp(*x - shift);
         s += *x;
