@@ -59,33 +59,28 @@ pub struct ShapeArgs {
 }
 
 impl ShapeArgs {
+    /// The override for one of [`ModelConfig::SHAPE_KEYS`].
+    fn get(&self, key: &str) -> Option<usize> {
+        match key {
+            "n_layer" => self.n_layer,
+            "n_embd" => self.n_embd,
+            "n_head" => self.n_head,
+            "block_size" => self.block_size,
+            "vocab_size" => self.vocab_size,
+            _ => None,
+        }
+    }
+
     /// Whether any field is overridden.
     fn any(&self) -> bool {
-        [
-            self.n_layer,
-            self.n_embd,
-            self.n_head,
-            self.block_size,
-            self.vocab_size,
-        ]
-        .iter()
-        .any(Option::is_some)
+        ModelConfig::SHAPE_KEYS
+            .iter()
+            .any(|key| self.get(key).is_some())
     }
 
     /// `cfg` with the overrides applied and checked; an error names the flag.
     fn apply(&self, mut cfg: ModelConfig) -> anyhow::Result<ModelConfig> {
-        let fields = [
-            (&mut cfg.n_layer, self.n_layer),
-            (&mut cfg.n_embd, self.n_embd),
-            (&mut cfg.n_head, self.n_head),
-            (&mut cfg.block_size, self.block_size),
-            (&mut cfg.vocab_size, self.vocab_size),
-        ];
-        for (field, value) in fields {
-            if let Some(v) = value {
-                *field = v;
-            }
-        }
+        cfg.override_shape(|key| self.get(key));
         match cfg.validate() {
             Ok(()) => Ok(cfg),
             Err(lmforge_model::Error::Config { field, msg }) => anyhow::bail!(

@@ -29,17 +29,9 @@ fn main() {
             std::process::exit(2);
         }
     };
-    for (name, field) in [
-        ("--n-layer", &mut cfg.n_layer),
-        ("--n-embd", &mut cfg.n_embd),
-        ("--n-head", &mut cfg.n_head),
-        ("--block-size", &mut cfg.block_size),
-        ("--vocab-size", &mut cfg.vocab_size),
-    ] {
-        if let Some(v) = flag(name).and_then(|s| s.parse().ok()) {
-            *field = v;
-        }
-    }
+    cfg.override_shape(|key| {
+        flag(&format!("--{}", key.replace('_', "-"))).and_then(|s| s.parse().ok())
+    });
     // the architecture switches, parsed as config.json spells them
     let switch = |name: &str, json_key: &str, cfg: &mut ModelConfig| {
         if let Some(v) = flag(name) {

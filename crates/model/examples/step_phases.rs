@@ -3,8 +3,9 @@
 //! `cargo run --release -p lmforge-model --example step_phases -- bench-s [threads]`
 //! Environment: `B` batch (default: the preset's benchmark batch), `STEPS` (100),
 //! `SHARDS` batch shards (default automatic; 1 = every op over the whole batch), and the
-//! preset's shape overridden by `N_LAYER`, `N_EMBD`, `N_HEAD`, `BLOCK`, `VOCAB` (o200k_base's
-//! head: `N_LAYER=4 N_EMBD=256 N_HEAD=4 BLOCK=256 VOCAB=200019 B=8 STEPS=4 … bench-m`).
+//! preset's shape overridden by `N_LAYER`, `N_EMBD`, `N_HEAD`, `BLOCK_SIZE`, `VOCAB_SIZE`
+//! (o200k_base's head: `N_LAYER=4 N_EMBD=256 N_HEAD=4 BLOCK_SIZE=256 VOCAB_SIZE=200019 B=8
+//! STEPS=4 … bench-m`).
 use lmforge_model::{AdamW, AdamWConfig, Gpt, ModelConfig};
 use std::time::Instant;
 
@@ -22,26 +23,15 @@ fn main() {
         .num_threads(threads)
         .build_global()
         .ok();
-    let cfg = match ModelConfig::preset(&preset) {
+    let mut cfg = match ModelConfig::preset(&preset) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
             std::process::exit(2);
         }
     };
-    // shape overrides, as `bench train`'s flags: N_LAYER, N_EMBD, N_HEAD, BLOCK, VOCAB
-    let mut cfg = cfg;
-    for (name, field) in [
-        ("N_LAYER", &mut cfg.n_layer),
-        ("N_EMBD", &mut cfg.n_embd),
-        ("N_HEAD", &mut cfg.n_head),
-        ("BLOCK", &mut cfg.block_size),
-        ("VOCAB", &mut cfg.vocab_size),
-    ] {
-        if let Some(x) = env(name) {
-            *field = x;
-        }
-    }
+    // shape overrides, as `bench train`'s flags: N_LAYER, N_EMBD, N_HEAD, BLOCK_SIZE, VOCAB_SIZE
+    cfg.override_shape(|key| env(&key.to_uppercase()));
     let b = env("B").unwrap_or(lmforge_model::config::preset_batch_size(&preset));
     let steps = env("STEPS").unwrap_or(100).max(1);
     let t = cfg.block_size;

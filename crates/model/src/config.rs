@@ -189,6 +189,27 @@ impl ModelConfig {
         }
     }
 
+    /// The size fields a benchmark may override, by their `config.json` names.
+    pub const SHAPE_KEYS: [&'static str; 5] =
+        ["n_layer", "n_embd", "n_head", "block_size", "vocab_size"];
+
+    /// Replaces each size field for which `value(key)` gives a number (keys as in
+    /// [`Self::SHAPE_KEYS`]); call [`Self::validate`] after.
+    pub fn override_shape(&mut self, mut value: impl FnMut(&str) -> Option<usize>) {
+        let fields = [
+            &mut self.n_layer,
+            &mut self.n_embd,
+            &mut self.n_head,
+            &mut self.block_size,
+            &mut self.vocab_size,
+        ];
+        for (key, field) in Self::SHAPE_KEYS.into_iter().zip(fields) {
+            if let Some(v) = value(key) {
+                *field = v;
+            }
+        }
+    }
+
     /// Named presets: `tiny` (tests), `baby`, `shakespeare-char`, `gpt2-124m`, `bench-s`, `bench-m`.
     pub fn preset(name: &str) -> Result<Self> {
         Ok(match name {
@@ -367,6 +388,25 @@ pub fn preset_batch_size(preset: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn override_shape_sets_only_the_given_fields() {
+        let mut m = ModelConfig::preset("bench-m").unwrap();
+        let mut asked = Vec::new();
+        m.override_shape(|key| {
+            asked.push(key.to_string());
+            match key {
+                "block_size" => Some(96),
+                "vocab_size" => Some(50257),
+                _ => None,
+            }
+        });
+        assert_eq!(asked, ModelConfig::SHAPE_KEYS);
+        assert_eq!(
+            (m.n_layer, m.n_head, m.n_embd, m.block_size, m.vocab_size),
+            (6, 6, 384, 96, 50257)
+        );
+    }
 
     #[test]
     fn presets_validate_and_have_documented_sizes() {

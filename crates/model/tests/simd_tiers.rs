@@ -1,7 +1,7 @@
-//! The element-wise ops' SIMD tiers (baseline, AVX2+FMA, AVX-512 where a function has it) give the same bits: three
-//! training steps with dropout, GELU, LayerNorm, attention, the fused classifier and AdamW,
-//! once per tier the CPU has, compared bit for bit. Its own test binary: the tier cap is
-//! process-wide.
+//! The element-wise ops' SIMD tiers (baseline, AVX2+FMA, AVX-512 where a function has it)
+//! give the same bits: three training steps with dropout, GELU, LayerNorm, attention, the
+//! fused classifier and AdamW, once per tier the CPU has, compared bit for bit. Its own test
+//! binary: the tier cap is process-wide.
 
 use lmforge_model::ops::math::{set_simd_cap, simd_allows, SimdCap};
 use lmforge_model::{AdamW, AdamWConfig, Gpt, ModelConfig, PosEncoding};
