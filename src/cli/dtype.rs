@@ -7,9 +7,10 @@ use lmforge_model::{DtypeArg, Precision};
 /// The `--dtype` flag (flattened into a subcommand's arguments).
 #[derive(Args, Debug, Clone)]
 pub struct DtypeFlag {
-    /// Precision of the Linear products: auto (bf16 where the CPU has native bf16 dot
-    /// products, else fp32), fp32, bf16 (emulated where not native: slower, same numbers),
-    /// bf16-native, bf16-emulated. Weights and checkpoints are fp32 in every case.
+    /// Precision of the Linear products: auto (bf16 where the CPU's native bf16 products
+    /// outpace f32 — AMX, or AVX-512 BF16 on AMD — else fp32), fp32, bf16 (the fastest bf16
+    /// kernel; emulated where native is missing or slower: same numbers), bf16-native,
+    /// bf16-emulated. Weights and checkpoints are fp32 in every case.
     #[arg(long, value_name = "DTYPE", default_value = "auto")]
     pub dtype: String,
 }

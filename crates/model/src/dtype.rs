@@ -8,23 +8,28 @@
 //! ([`crate::ops::matmul::matmul_bf16`]). Their outputs stay f32 (torch rounds them to bf16).
 //! A Linear weight is rounded once per optimizer step (see [`crate::ops::matmul::PreparedWeight`]).
 //! Native bf16 means AMX tiles where the CPU and OS allow them, else AVX-512 BF16 dot
-//! products; emulated runs anywhere with the same operand rounding.
+//! products; emulated runs anywhere with the same operand rounding, and is what `bf16` picks
+//! where the dot products are slower than the f32 FMAs ([`Precision::resolve`]).
 
-use crate::ops::matmul::{bf16_amx_available, bf16_native_available, Bf16Kernel};
+use crate::ops::matmul::{
+    bf16_amx_available, bf16_native_available, bf16_native_outpaces_f32, Bf16Kernel,
+};
 use std::fmt;
 use std::str::FromStr;
 
 /// The values `--dtype` accepts (a config's `dtype` key).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum DtypeArg {
-    /// bf16 where the CPU has native bf16 dot products, fp32 otherwise.
+    /// bf16 where the CPU's native bf16 products outpace its f32 ones (AMX tiles; AVX-512 BF16
+    /// on AMD), fp32 otherwise.
     #[default]
     Auto,
     /// Everything in f32.
     Fp32,
-    /// bf16 products: native where the CPU has them, emulated (slower) otherwise.
+    /// bf16 products on the fastest kernel: native where it outpaces f32, emulated otherwise.
     Bf16,
-    /// bf16 products on the native kernel; an error on a CPU without it.
+    /// bf16 products on a native kernel (AMX, else AVX-512 BF16), even where slower; an error
+    /// on a CPU without one.
     Bf16Native,
     /// bf16 products on the portable emulated kernel (same numbers anywhere).
     Bf16Emulated,
@@ -76,18 +81,26 @@ pub enum Precision {
 impl Precision {
     /// The precision `arg` means on this CPU; `Err` with a one-line reason when it cannot run
     /// here (`bf16-native` without AVX-512 BF16).
+    ///
+    /// `bf16` takes the fastest kernel: AMX tiles, else AVX-512 BF16 dot products where they
+    /// outpace the f32 FMAs ([`bf16_native_outpaces_f32`]), else the emulated kernel — on an
+    /// Intel core without AMX its f32 FMAs do bf16-rounded products faster than its dot
+    /// products do. `auto` is bf16 where that kernel is a native one, fp32 where bf16 would
+    /// only be emulated.
     pub fn resolve(arg: DtypeArg) -> Result<Precision, String> {
-        // the fastest native kernel: AMX tiles, else AVX-512 BF16 dot products
-        let native = if bf16_amx_available() {
+        let fast_native = if bf16_amx_available() {
             Some(Bf16Kernel::Amx)
         } else {
-            bf16_native_available().then_some(Bf16Kernel::Native)
+            bf16_native_outpaces_f32().then_some(Bf16Kernel::Native)
         };
-        Ok(match (arg, native) {
-            (DtypeArg::Fp32, _) => Precision::Fp32,
-            (DtypeArg::Auto | DtypeArg::Bf16 | DtypeArg::Bf16Native, Some(k)) => Precision::Bf16(k),
-            (DtypeArg::Auto, None) => Precision::Fp32,
+        Ok(match (arg, fast_native) {
+            (DtypeArg::Fp32, _) | (DtypeArg::Auto, None) => Precision::Fp32,
+            (DtypeArg::Auto | DtypeArg::Bf16, Some(k)) => Precision::Bf16(k),
             (DtypeArg::Bf16 | DtypeArg::Bf16Emulated, _) => Precision::Bf16(Bf16Kernel::Emulated),
+            (DtypeArg::Bf16Native, Some(k)) => Precision::Bf16(k),
+            (DtypeArg::Bf16Native, None) if bf16_native_available() => {
+                Precision::Bf16(Bf16Kernel::Native)
+            }
             (DtypeArg::Bf16Native, None) => {
                 return Err(
                     "dtype bf16-native: this CPU has no native bf16 dot products (AVX-512 BF16); \
@@ -122,13 +135,20 @@ impl Precision {
         }
     }
 
-    /// The one-line notice to print when bf16 was asked for but runs emulated because this
-    /// CPU lacks native bf16 (`None` otherwise).
+    /// The one-line notice to print when bf16 was asked for but runs emulated (`None`
+    /// otherwise): because this CPU lacks native bf16, or because its native bf16 is slower.
     pub fn notice(&self, arg: DtypeArg) -> Option<&'static str> {
-        (arg == DtypeArg::Bf16 && *self == Precision::Bf16(Bf16Kernel::Emulated)).then_some(
+        if arg != DtypeArg::Bf16 || *self != Precision::Bf16(Bf16Kernel::Emulated) {
+            return None;
+        }
+        Some(if bf16_native_available() {
+            "note: this CPU's AVX-512 BF16 dot products run at half its f32 FMA rate (no AMX): \
+             bf16 runs as bf16-rounded operands on the f32 kernel (same numbers, faster; \
+             fp32 is faster still); --dtype bf16-native forces the dot products"
+        } else {
             "note: this CPU has no native bf16 dot products (AVX-512 BF16): bf16 runs emulated, \
-             clearly slower than fp32, with the same numbers",
-        )
+             clearly slower than fp32, with the same numbers"
+        })
     }
 }
 
@@ -148,29 +168,49 @@ mod tests {
 
     #[test]
     fn resolves_by_cpu_features() {
-        let native = bf16_native_available();
-        assert_eq!(Precision::resolve(DtypeArg::Fp32), Ok(Precision::Fp32));
-        assert_eq!(
-            Precision::resolve(DtypeArg::Bf16Emulated),
-            Ok(Precision::Bf16(Bf16Kernel::Emulated))
+        let (amx, native, fast) = (
+            bf16_amx_available(),
+            bf16_native_available(),
+            bf16_native_outpaces_f32(),
         );
-        let bf16 = Precision::resolve(DtypeArg::Bf16).unwrap();
-        let auto = Precision::resolve(DtypeArg::Auto).unwrap();
-        if native {
-            let best = if crate::ops::matmul::bf16_amx_available() {
-                Bf16Kernel::Amx
-            } else {
-                Bf16Kernel::Native
-            };
-            assert_eq!(bf16, Precision::Bf16(best));
-            assert_eq!(auto, bf16);
-            assert!(Precision::resolve(DtypeArg::Bf16Native).is_ok());
+        let resolve = |a| Precision::resolve(a);
+        assert_eq!(resolve(DtypeArg::Fp32), Ok(Precision::Fp32));
+        let emulated = Precision::Bf16(Bf16Kernel::Emulated);
+        assert_eq!(resolve(DtypeArg::Bf16Emulated), Ok(emulated));
+        // the fastest bf16 kernel, and auto is bf16 only where that kernel is native
+        let best = if amx {
+            Precision::Bf16(Bf16Kernel::Amx)
+        } else if fast {
+            Precision::Bf16(Bf16Kernel::Native)
         } else {
-            assert_eq!(bf16, Precision::Bf16(Bf16Kernel::Emulated));
-            assert_eq!(auto, Precision::Fp32);
-            assert!(bf16.notice(DtypeArg::Bf16).is_some());
-            let e = Precision::resolve(DtypeArg::Bf16Native).unwrap_err();
-            assert!(e.contains("--dtype bf16"), "{e}");
+            emulated
+        };
+        assert_eq!(resolve(DtypeArg::Bf16), Ok(best));
+        let auto = if best == emulated {
+            Precision::Fp32
+        } else {
+            best
+        };
+        assert_eq!(resolve(DtypeArg::Auto), Ok(auto));
+        // bf16-native: a native kernel even where slower, else a one-line error
+        match resolve(DtypeArg::Bf16Native) {
+            Ok(p) => assert!(
+                native && (p == best || p == Precision::Bf16(Bf16Kernel::Native)),
+                "{p:?}"
+            ),
+            Err(e) => assert!(!native && e.contains("--dtype bf16"), "{e}"),
         }
+        // the notice says why bf16 runs emulated, and only then
+        let notice = best.notice(DtypeArg::Bf16);
+        assert_eq!(notice.is_some(), best == emulated);
+        if let Some(n) = notice {
+            let why = if native {
+                "half its f32 FMA rate"
+            } else {
+                "no native bf16"
+            };
+            assert!(n.contains(why) && !n.contains('\n'), "{n}");
+        }
+        assert_eq!(best.notice(DtypeArg::Bf16Emulated), None);
     }
 }

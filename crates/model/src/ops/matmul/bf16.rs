@@ -49,6 +49,32 @@ pub fn native_available() -> bool {
     }
 }
 
+/// Whether this CPU's AVX-512 BF16 dot products outpace its f32 FMAs, so that bf16 products
+/// on them are worth their casts: AMD's (Zen 4/5: `vdpbf16ps`, two products per lane, at the
+/// FMA's rate — PyTorch's bf16 `mm` 409 against 175 GFLOP/s fp32 on a 2-core Zen 4, `gemmkit`
+/// 288–401 against `gemm` f32 192–210). Intel cores run it at half the FMA rate: on a Xeon
+/// with AMX switched off (model 207) PyTorch's bf16 `mm` made 146–166 against 281–331 GFLOP/s
+/// fp32, `gemmkit` 131–155 against `gemm` f32 204–288 — there bf16 is faster as bf16-rounded
+/// operands on the f32 kernel ([`Bf16Kernel::Emulated`], the same numbers), and fp32 faster
+/// still. Measurements in `docs/performance.md`.
+pub fn native_outpaces_f32() -> bool {
+    native_available() && cpu_is_amd()
+}
+
+/// Whether the CPU's vendor string is AMD's.
+fn cpu_is_amd() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let id = std::arch::x86_64::__cpuid(0);
+        let vendor = [id.ebx, id.edx, id.ecx].map(u32::to_le_bytes).concat();
+        vendor == b"AuthenticAMD"
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Whether this CPU has AMX-BF16 tiles and the OS lets this process use them.
 pub fn amx_available() -> bool {
     super::amx::available()
@@ -77,16 +103,14 @@ const CAST_CHUNK: usize = 1 << 16;
 /// Products smaller than this (`m·n·k`) stay on the calling thread.
 const MIN_PARALLEL_VOLUME: usize = 32 * 32 * 32;
 
-/// Per-thread scratch: the cast operands, gathered copies of views with gaps, and the
-/// `gemmkit` packing workspace.
+/// Per-thread scratch: the cast operands (views with gaps gathered dense), the `gemmkit`
+/// packing workspace and the AMX packs.
 #[derive(Default)]
 struct Scratch {
     a: Vec<bf16>,
     b: Vec<bf16>,
     fa: Vec<f32>,
     fb: Vec<f32>,
-    ga: Vec<f32>,
-    gb: Vec<f32>,
     ws: gemmkit::Workspace,
     amx: super::amx::Packs,
 }
@@ -134,14 +158,50 @@ pub(super) fn product(
     })
 }
 
-/// A view's floats as a contiguous slice plus its strides (copied row-major if it has gaps).
-fn contiguous<'a>(m: Mat<'a>, copy: &'a mut Vec<f32>) -> (&'a [f32], usize, usize) {
+/// `dst = f(m)` elementwise into a reused buffer, and the strides `dst` holds `m` at: `m`'s own
+/// where it is contiguous, else row-major (column-major for a transposed view whose columns
+/// are contiguous) — the gather and the cast in one pass. Split over threads when large.
+fn cast_view<T: Copy + Default + Send>(
+    dst: &mut Vec<T>,
+    m: Mat<'_>,
+    threads: usize,
+    f: impl Fn(f32) -> T + Sync,
+) -> (usize, usize) {
     if let Some(d) = m.dense() {
-        return (d, m.row_stride(), m.col_stride());
+        cast_into(dst, d, threads, f);
+        return (m.row_stride(), m.col_stride());
     }
-    copy.clear();
-    copy.extend((0..m.rows()).flat_map(|i| (0..m.cols()).map(move |j| m.get(i, j))));
-    (copy, m.cols(), 1)
+    // lanes: the view's rows, or its columns where those are the contiguous runs
+    let lanes_are_cols = m.row_stride() == 1;
+    let lanes = if lanes_are_cols { m.t() } else { m };
+    let (n, len) = (lanes.rows(), lanes.cols());
+    dst.resize(n * len, T::default());
+    let cast_lanes = |(first, out): (usize, &mut [T])| {
+        for (l, o) in out.chunks_mut(len.max(1)).enumerate() {
+            let i = first + l;
+            match lanes.row(i) {
+                Some(src) => o.iter_mut().zip(src).for_each(|(o, &x)| *o = f(x)),
+                None => o
+                    .iter_mut()
+                    .enumerate()
+                    .for_each(|(j, o)| *o = f(lanes.get(i, j))),
+            }
+        }
+    };
+    let per_task = (CAST_CHUNK / len.max(1)).max(1);
+    if threads > 1 && n * len > CAST_CHUNK {
+        dst.par_chunks_mut(per_task * len)
+            .enumerate()
+            .for_each(|(t, out)| cast_lanes((t * per_task, out)));
+    } else {
+        cast_lanes((0, dst.as_mut_slice()));
+    }
+    // `len` floats per lane: the view's row length, or its column height
+    if lanes_are_cols {
+        (1, len)
+    } else {
+        (len, 1)
+    }
 }
 
 /// `dst[i] = f(src[i])` into a reused buffer, split over threads when large.
@@ -172,16 +232,14 @@ fn emulated(
     accumulate: bool,
     threads: usize,
 ) {
-    let (da, rsa, csa) = contiguous(a, &mut s.ga);
-    cast_into(&mut s.fa, da, threads, round_bf16);
+    let (rsa, csa) = cast_view(&mut s.fa, a, threads, round_bf16);
     let a = Mat::new(&s.fa, a.rows(), a.cols(), rsa, csa);
     let b = match prepared {
         Some(Prepared::Rounded(copy)) => {
             Mat::new(copy, b.rows(), b.cols(), b.row_stride(), b.col_stride())
         }
         _ => {
-            let (db, rsb, csb) = contiguous(b, &mut s.gb);
-            cast_into(&mut s.fb, db, threads, round_bf16);
+            let (rsb, csb) = cast_view(&mut s.fb, b, threads, round_bf16);
             Mat::new(&s.fb, b.rows(), b.cols(), rsb, csb)
         }
     };
@@ -205,14 +263,12 @@ fn native(
     threads: usize,
 ) {
     let (m, k, n) = (a.rows(), a.cols(), b.cols());
-    let (da, rsa, csa) = contiguous(a, &mut s.ga);
     let to_bf16 = |x| bf16::from_bits(bf16_bits(x));
-    cast_into(&mut s.a, da, threads, to_bf16);
+    let (rsa, csa) = cast_view(&mut s.a, a, threads, to_bf16);
     let (bb, rsb, csb): (&[bf16], _, _) = match prepared {
         Some(Prepared::Bf16(copy)) => (copy, b.row_stride(), b.col_stride()),
         _ => {
-            let (db, rsb, csb) = contiguous(b, &mut s.gb);
-            cast_into(&mut s.b, db, threads, to_bf16);
+            let (rsb, csb) = cast_view(&mut s.b, b, threads, to_bf16);
             (&s.b, rsb, csb)
         }
     };

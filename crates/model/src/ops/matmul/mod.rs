@@ -36,7 +36,7 @@ mod tests_bf16;
 
 pub use bf16::{
     amx_available as bf16_amx_available, bf16_bits, native_available as bf16_native_available,
-    round_bf16, Bf16Kernel,
+    native_outpaces_f32 as bf16_native_outpaces_f32, round_bf16, Bf16Kernel,
 };
 pub use operand::{Mat, MatMut};
 pub use prepared::{matmul_bf16_prepared, PreparedWeight};

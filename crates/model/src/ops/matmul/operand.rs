@@ -114,6 +114,16 @@ impl<'a> Mat<'a> {
         contiguous.then(|| unsafe { std::slice::from_raw_parts(self.ptr, r * c) })
     }
 
+    /// Row `i` as a slice, where the view's rows are contiguous (`col_stride == 1` or one
+    /// column); `None` otherwise. Panics outside the view.
+    pub fn row(&self, i: usize) -> Option<&'a [f32]> {
+        assert!(i < self.rows, "Mat::row({i}) outside {self:?}");
+        // SAFETY: row `i` of the view is readable (constructors' contract); with unit column
+        // stride (or one column) its `cols` elements are the floats from `ptr + i·rs`.
+        (self.cs == 1 || self.cols <= 1)
+            .then(|| unsafe { std::slice::from_raw_parts(self.ptr.add(i * self.rs), self.cols) })
+    }
+
     /// Element `(i, j)`; panics outside the view.
     pub fn get(&self, i: usize, j: usize) -> f32 {
         assert!(
