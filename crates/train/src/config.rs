@@ -123,7 +123,8 @@ pub struct TrainConfig {
     pub device: String,
     /// Precision of the Linear products: auto (bf16 where the CPU's native bf16 products
     /// outpace f32 — AMX, or AVX-512 BF16 on AMD — else fp32), fp32, bf16 (the fastest bf16
-    /// kernel; emulated where native is missing or slower), bf16-native, bf16-emulated. Weights, gradients, optimizer and checkpoints are fp32 in every case.
+    /// kernel; emulated where native is missing or slower), bf16-native, bf16-emulated.
+    /// Weights, gradients, optimizer and checkpoints are fp32 in every case.
     /// The saved config.toml records the dtype that ran (fp32 or bf16).
     pub dtype: String,
     /// Print a log line every this many steps (when not on a terminal).
