@@ -22,8 +22,7 @@ fn the_dashboard_shows_runs_and_charts_with_points_in_a_browser() {
     let d = tempfile::tempdir().unwrap();
     write_run(d.path(), "alpha", &[0, 10, 20, 30], 1.0);
     write_run(d.path(), "beta", &[0, 10, 20], 1.3);
-    // short-lived event streams: the page reconnects (and gets the whole state again) meanwhile
-    let url = start_with(d.path(), Duration::from_millis(2500));
+    let url = start(d.path());
     let mut b = Browser::launch(&bin, 1280, 1500);
     b.navigate(&url);
     // 5 series; alpha 4 records, beta 3

@@ -173,7 +173,7 @@ mod tests {
             bf16_native_available(),
             bf16_native_outpaces_f32(),
         );
-        let resolve = |a| Precision::resolve(a);
+        let resolve = Precision::resolve;
         assert_eq!(resolve(DtypeArg::Fp32), Ok(Precision::Fp32));
         let emulated = Precision::Bf16(Bf16Kernel::Emulated);
         assert_eq!(resolve(DtypeArg::Bf16Emulated), Ok(emulated));
